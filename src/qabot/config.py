@@ -1,0 +1,62 @@
+"""One Settings object: QABOT_* environment variables and an optional .env file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+
+def _id_list(value: object) -> object:
+    if isinstance(value, str):
+        return [int(v) for v in value.replace(";", ",").split(",") if v.strip()]
+    if isinstance(value, int):
+        return [value]
+    return value
+
+
+def _str_list(value: object) -> object:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="QABOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    docs_dir: Path = Path("data/reports")
+    index_dir: Path = Path("embeddings")
+    embedder: str = "bundled"
+    embedding_model: str | None = None  # for the sentence-transformers embedder
+    top_k: int = Field(5, ge=1, le=20)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    cors_origins: Annotated[list[str], NoDecode] = []
+    admin_token: SecretStr | None = None
+    max_upload_bytes: int = 10 * 1024 * 1024
+    reload_seconds: float = 2.0  # how often a running service looks for a new index
+    log_level: str = "INFO"
+
+    telegram_token: SecretStr | None = None
+    telegram_base_url: str = "https://api.telegram.org/bot"
+    telegram_allowed_chats: Annotated[list[int], NoDecode] = []
+    telegram_admins: Annotated[list[int], NoDecode] = []
+    telegram_rate_limit: int = 20  # questions per user per minute
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
+
+    _split_ids = field_validator("telegram_allowed_chats", "telegram_admins", mode="before")(
+        staticmethod(_id_list)
+    )
+    _split_origins = field_validator("cors_origins", mode="before")(staticmethod(_str_list))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

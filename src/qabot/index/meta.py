@@ -1,0 +1,153 @@
+"""Passage, paragraph and document metadata of one index version, in SQLite."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from qabot.ingest import Document
+from qabot.passages import Passage
+
+SCHEMA = """
+CREATE TABLE documents (
+    doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, date TEXT, source TEXT NOT NULL,
+    content_hash TEXT NOT NULL, paragraphs INTEGER NOT NULL, passages INTEGER NOT NULL
+);
+CREATE TABLE paragraphs (
+    doc_id TEXT NOT NULL, number INTEGER NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL,
+    PRIMARY KEY (doc_id, number)
+);
+CREATE TABLE passages (
+    row INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, ordinal INTEGER NOT NULL,
+    paragraph INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
+    kind TEXT NOT NULL, text TEXT NOT NULL, header TEXT NOT NULL
+);
+CREATE INDEX passages_by_doc ON passages (doc_id, ordinal);
+"""
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    doc_id: str
+    title: str
+    date: str | None
+    source: str
+    content_hash: str
+    paragraphs: int
+    passages: int
+
+
+@dataclass(frozen=True)
+class ParagraphRecord:
+    doc_id: str
+    number: int
+    kind: str
+    text: str
+
+
+@dataclass
+class DocumentRows:
+    """Everything one document contributes to a version, ready to be copied forward."""
+
+    info: DocumentInfo
+    paragraphs: list[ParagraphRecord]
+    passages: list[Passage]
+
+    @classmethod
+    def from_document(cls, document: Document, passages: list[Passage]) -> DocumentRows:
+        info = DocumentInfo(
+            doc_id=document.doc_id,
+            title=document.title,
+            date=document.date,
+            source=document.source,
+            content_hash=document.content_hash,
+            paragraphs=len(document.paragraphs),
+            passages=len(passages),
+        )
+        paragraphs = [
+            ParagraphRecord(document.doc_id, p.number, p.kind, p.text) for p in document.paragraphs
+        ]
+        return cls(info, paragraphs, passages)
+
+
+def connect(path: Path, *, read_only: bool = True) -> sqlite3.Connection:
+    if read_only:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    return sqlite3.connect(path)
+
+
+def write(path: Path, documents: list[DocumentRows]) -> None:
+    db = connect(path, read_only=False)
+    try:
+        db.executescript(SCHEMA)
+        row = 0
+        for doc in documents:
+            i = doc.info
+            db.execute(
+                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (i.doc_id, i.title, i.date, i.source, i.content_hash, i.paragraphs, i.passages),
+            )
+            db.executemany(
+                "INSERT INTO paragraphs VALUES (?, ?, ?, ?)",
+                [(p.doc_id, p.number, p.kind, p.text) for p in doc.paragraphs],
+            )
+            for p in doc.passages:
+                db.execute(
+                    "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (row, p.doc_id, p.ordinal, p.paragraph, p.start, p.end, p.kind, p.text, p.header),
+                )
+                row += 1
+        db.commit()
+    finally:
+        db.close()
+
+
+def read_documents(db: sqlite3.Connection) -> list[DocumentInfo]:
+    rows = db.execute(
+        "SELECT doc_id, title, date, source, content_hash, paragraphs, passages"
+        " FROM documents ORDER BY date IS NULL, date, doc_id"
+    )
+    return [DocumentInfo(*r) for r in rows]
+
+
+def read_passages(db: sqlite3.Connection) -> list[Passage]:
+    rows = db.execute(
+        "SELECT doc_id, ordinal, paragraph, start, end, kind, text, header FROM passages ORDER BY row"
+    )
+    return [Passage(*r) for r in rows]
+
+
+def read_document_rows(db: sqlite3.Connection, doc_id: str) -> DocumentRows:
+    info = DocumentInfo(
+        *db.execute(
+            "SELECT doc_id, title, date, source, content_hash, paragraphs, passages"
+            " FROM documents WHERE doc_id = ?",
+            (doc_id,),
+        ).fetchone()
+    )
+    paragraphs = [
+        ParagraphRecord(*r)
+        for r in db.execute(
+            "SELECT doc_id, number, kind, text FROM paragraphs WHERE doc_id = ? ORDER BY number",
+            (doc_id,),
+        )
+    ]
+    passages = [
+        Passage(*r)
+        for r in db.execute(
+            "SELECT doc_id, ordinal, paragraph, start, end, kind, text, header FROM passages"
+            " WHERE doc_id = ? ORDER BY ordinal",
+            (doc_id,),
+        )
+    ]
+    return DocumentRows(info, paragraphs, passages)
+
+
+def read_paragraphs(db: sqlite3.Connection, doc_id: str, first: int, last: int) -> list[ParagraphRecord]:
+    rows = db.execute(
+        "SELECT doc_id, number, kind, text FROM paragraphs"
+        " WHERE doc_id = ? AND number BETWEEN ? AND ? ORDER BY number",
+        (doc_id, first, last),
+    )
+    return [ParagraphRecord(*r) for r in rows]

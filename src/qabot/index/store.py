@@ -1,0 +1,204 @@
+"""Versioned index folders: layout, the CURRENT pointer, the writer lock, loading.
+
+    <index dir>/
+      CURRENT                  name of the live version (replaced atomically)
+      versions/<name>/         manifest.json, meta.sqlite, vectors.faiss, bm25.npz, ...
+      embedding_cache.sqlite   vectors by (embedder id, text hash), shared by versions
+      build.lock               held by the one writer
+
+A build writes a new folder beside the live one and only then swaps CURRENT, so a build
+killed at any moment leaves the previous version whole and live.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+
+from qabot.index import meta
+from qabot.index.bm25 import BM25Index
+from qabot.index.vectors import load_vector_index
+from qabot.passages import Passage
+
+FORMAT = 1
+CURRENT = "CURRENT"
+VERSIONS = "versions"
+CACHE = "embedding_cache.sqlite"
+LOCK = "build.lock"
+KEEP_VERSIONS = 2
+
+
+class IndexStoreError(Exception):
+    """Base for index problems that users can act on; the message says how."""
+
+
+class IndexMissingError(IndexStoreError):
+    pass
+
+
+class IndexMismatchError(IndexStoreError):
+    pass
+
+
+class IndexBusyError(IndexStoreError):
+    pass
+
+
+def current_version(index_dir: Path) -> str | None:
+    try:
+        name = (index_dir / CURRENT).read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return name if name and (index_dir / VERSIONS / name / "manifest.json").is_file() else None
+
+
+def read_manifest(index_dir: Path, version: str) -> dict:
+    return json.loads((index_dir / VERSIONS / version / "manifest.json").read_text())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish_version(index_dir: Path, staging: Path, name: str) -> None:
+    """Move a finished staging folder into place, then point CURRENT at it."""
+    for item in staging.iterdir():
+        with open(item, "rb") as handle:
+            os.fsync(handle.fileno())
+    final = index_dir / VERSIONS / name
+    os.replace(staging, final)
+    _fsync_dir(index_dir / VERSIONS)
+    pointer = index_dir / f".{CURRENT}.tmp"
+    with open(pointer, "w") as handle:
+        handle.write(name + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(pointer, index_dir / CURRENT)
+    _fsync_dir(index_dir)
+
+
+def prune_versions(index_dir: Path, keep: int = KEEP_VERSIONS) -> list[str]:
+    """Delete all but the newest ``keep`` versions (never the live one) and stale staging."""
+    versions_dir = index_dir / VERSIONS
+    if not versions_dir.is_dir():
+        return []
+    live = current_version(index_dir)
+    finished = sorted(
+        (p for p in versions_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.name,
+    )
+    doomed = [p for p in finished[:-keep] if p.name != live] if keep else []
+    doomed += [p for p in versions_dir.iterdir() if p.name.startswith(".")]
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+    return [p.name for p in doomed]
+
+
+def new_version_name() -> str:
+    # Sortable by time; the suffix keeps two builds in one second apart.
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid() % 100000:05d}"
+
+
+@contextlib.contextmanager
+def writer_lock(index_dir: Path, wait_seconds: float = 0.0) -> Iterator[None]:
+    """Hold the index folder's writer lock; raise IndexBusyError if another writer has it."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(index_dir / LOCK, "a+")  # noqa: SIM115 - held for the whole block
+    deadline = time.monotonic() + wait_seconds
+    try:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise IndexBusyError(
+                        f"another build is updating {index_dir}; wait for it to finish "
+                        "(or use --wait) and try again"
+                    ) from None
+                time.sleep(0.2)
+        yield
+    finally:
+        handle.close()
+
+
+@dataclass
+class LoadedIndex:
+    """One index version, read into memory for searching."""
+
+    index_dir: Path
+    version: str
+    manifest: dict
+    passages: list[Passage]
+    documents: list[meta.DocumentInfo]
+    vectors: faiss.Index
+    bm25: BM25Index
+
+    @property
+    def embedder_id(self) -> str:
+        return self.manifest["embedder_id"]
+
+    @property
+    def path(self) -> Path:
+        return self.index_dir / VERSIONS / self.version
+
+    def connect(self):
+        return meta.connect(self.path / "meta.sqlite")
+
+    def document(self, doc_id: str) -> meta.DocumentInfo | None:
+        return next((d for d in self.documents if d.doc_id == doc_id), None)
+
+    def paragraphs(self, doc_id: str, first: int, last: int) -> list[meta.ParagraphRecord]:
+        db = self.connect()
+        try:
+            return meta.read_paragraphs(db, doc_id, first, last)
+        finally:
+            db.close()
+
+
+def open_index(index_dir: Path, embedder_id: str | None = None) -> LoadedIndex:
+    version = current_version(index_dir)
+    if version is None:
+        raise IndexMissingError(
+            f"no index in {index_dir}; build one with: qabot index build --index {index_dir}"
+        )
+    manifest = read_manifest(index_dir, version)
+    if manifest.get("format") != FORMAT:
+        raise IndexMismatchError(
+            f"the index in {index_dir} has an older format; rebuild it with: qabot index build"
+        )
+    if embedder_id is not None and manifest["embedder_id"] != embedder_id:
+        raise IndexMismatchError(
+            f"the index in {index_dir} was built with embedder {manifest['embedder_id']!r}, "
+            f"but this run uses {embedder_id!r}. Use the same embedder (QABOT_EMBEDDER), or "
+            f"rebuild the index with it: qabot index build --index {index_dir}"
+        )
+    folder = index_dir / VERSIONS / version
+    db = meta.connect(folder / "meta.sqlite")
+    try:
+        passages = meta.read_passages(db)
+        documents = meta.read_documents(db)
+    finally:
+        db.close()
+    return LoadedIndex(
+        index_dir=index_dir,
+        version=version,
+        manifest=manifest,
+        passages=passages,
+        documents=documents,
+        vectors=load_vector_index(folder / "vectors.faiss"),
+        bm25=BM25Index.load(folder),
+    )

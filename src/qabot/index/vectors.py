@@ -1,0 +1,35 @@
+"""The FAISS vector index, its type chosen in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+# Exact search is fast enough up to this many passages; past it, a graph index.
+EXACT_LIMIT = 200_000
+
+
+def make_vector_index(dim: int, size: int) -> faiss.Index:
+    """Inner product on normalised vectors (cosine). Exact at report-corpus sizes."""
+    if size <= EXACT_LIMIT:
+        return faiss.IndexFlatIP(dim)
+    index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efSearch = 128
+    return index
+
+
+def build_vector_index(vectors: np.ndarray) -> faiss.Index:
+    index = make_vector_index(vectors.shape[1], vectors.shape[0])
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def save_vector_index(index: faiss.Index, path: Path) -> None:
+    faiss.write_index(index, str(path))
+
+
+def load_vector_index(path: Path) -> faiss.Index:
+    return faiss.read_index(str(path))

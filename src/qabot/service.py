@@ -1,0 +1,175 @@
+"""QAService: the one object interfaces talk to. Owns the embedder and the live index."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from qabot.answer import Answer, compose
+from qabot.embedding import Embedder
+from qabot.index import IndexMissingError, LoadedIndex, open_index
+from qabot.index.meta import DocumentInfo, ParagraphRecord
+from qabot.index.store import current_version
+from qabot.search import Searcher
+
+log = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 1000
+MAX_TOP_K = 20
+
+
+class QuestionError(ValueError):
+    """A question that cannot be asked; ``code`` is stable, the message is for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class NotReadyError(RuntimeError):
+    """No index is loaded yet."""
+
+
+class NotFoundError(LookupError):
+    pass
+
+
+def clean_question(question: str | None) -> str:
+    """Control characters out, spaces collapsed; raises QuestionError when nothing is left."""
+    if question is None:
+        raise QuestionError("empty_question", "Vui lòng nhập câu hỏi.")
+    text = "".join(
+        " " if unicodedata.category(ch).startswith("C") else ch
+        for ch in unicodedata.normalize("NFC", question)
+    )
+    text = " ".join(text.split())
+    if not text:
+        raise QuestionError("empty_question", "Câu hỏi đang để trống, vui lòng nhập nội dung.")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise QuestionError(
+            "question_too_long",
+            f"Câu hỏi dài quá {MAX_QUESTION_CHARS} ký tự, vui lòng rút gọn.",
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class ParagraphContext:
+    document: DocumentInfo
+    paragraph: int
+    paragraphs: list[ParagraphRecord]  # the cited paragraph with its neighbours
+
+
+class QAService:
+    def __init__(self, index_dir: Path, embedder: Embedder) -> None:
+        self.index_dir = Path(index_dir)
+        self.embedder = embedder
+        self.started = time.monotonic()
+        self._searcher: Searcher | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.reload()
+
+    # --- index lifecycle ---------------------------------------------------------------
+
+    @property
+    def index(self) -> LoadedIndex | None:
+        searcher = self._searcher
+        return searcher.index if searcher else None
+
+    def reload(self) -> bool:
+        """Load the live index version if it differs from the one in use. True if switched."""
+        with self._lock:
+            live = current_version(self.index_dir)
+            current = self._searcher.index.version if self._searcher else None
+            if live is None or live == current:
+                return False
+            try:
+                index = open_index(self.index_dir, self.embedder.id)
+            except IndexMissingError:
+                return False
+            # Requests in flight keep the Searcher they started with.
+            self._searcher = Searcher(index, self.embedder)
+            log.info("serving index version %s (%d passages)", index.version, len(index.passages))
+            return True
+
+    def watch(self, interval: float) -> None:
+        """Poll for new index versions in a background thread."""
+        if self._watcher is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.reload()
+                except Exception:  # keep serving the old version
+                    log.exception("reloading the index failed")
+
+        self._watcher = threading.Thread(target=loop, name="qabot-index-watch", daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+            self._watcher = None
+
+    def _require(self) -> Searcher:
+        searcher = self._searcher
+        if searcher is None:
+            raise NotReadyError(
+                f"Chưa có chỉ mục trong {self.index_dir}. Hãy tạo bằng lệnh: qabot index build"
+            )
+        return searcher
+
+    # --- questions ---------------------------------------------------------------------
+
+    def ask(self, question: str, top_k: int = 5) -> Answer:
+        text = clean_question(question)
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise QuestionError("invalid_top_k", f"top_k phải nằm trong khoảng 1 đến {MAX_TOP_K}.")
+        searcher = self._require()
+        started = time.perf_counter()
+        result = searcher.search(text, top_k)
+        took_ms = (time.perf_counter() - started) * 1000
+        return compose(result, searcher.index, took_ms)
+
+    # --- documents ---------------------------------------------------------------------
+
+    def documents(self) -> list[DocumentInfo]:
+        return list(self._require().index.documents)
+
+    def paragraph_context(self, doc_id: str, paragraph: int, radius: int = 1) -> ParagraphContext:
+        index = self._require().index
+        document = index.document(doc_id)
+        if document is None:
+            raise NotFoundError(f"Không có tài liệu {doc_id!r}.")
+        if not 1 <= paragraph <= document.paragraphs:
+            raise NotFoundError(
+                f"Tài liệu {doc_id!r} có {document.paragraphs} đoạn; không có đoạn {paragraph}."
+            )
+        rows = index.paragraphs(doc_id, paragraph - radius, paragraph + radius)
+        return ParagraphContext(document, paragraph, rows)
+
+    def status(self) -> dict:
+        index = self.index
+        base = {
+            "index_dir": str(self.index_dir),
+            "embedder": self.embedder.id,
+            "uptime_seconds": round(time.monotonic() - self.started, 1),
+        }
+        if index is None:
+            return {**base, "status": "no_index", "version": None, "documents": 0, "passages": 0}
+        return {
+            **base,
+            "status": "ok",
+            "version": index.version,
+            "created_at": index.manifest.get("created_at"),
+            "documents": len(index.documents),
+            "passages": len(index.passages),
+        }

@@ -1,0 +1,151 @@
+"""Vietnamese text helpers: normalisation, accent folding, tokens and sentences.
+
+Everything here is a pure function over strings so that ingestion, indexing, search and
+answer extraction all see text the same way.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Characters that scraped pages use as spaces, or that are invisible but split words.
+_SPACE_LIKE = dict.fromkeys(
+    map(ord, "\u00a0\u2007\u202f\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2008\u2009\u200a\u3000"),
+    " ",
+)
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), " ")
+
+# Combining marks of the five Vietnamese tones (grave, acute, tilde, hook above, dot below).
+_TONE_MARKS = "\u0300\u0301\u0303\u0309\u0323"
+# "oa", "oe" and "uy" closing a syllable take the tone on their first vowel ("hòa", "khỏe",
+# "thủy"); the newer style puts it on the second ("hoà", "khoẻ", "thuỷ"). Rewrite to the
+# first so one word has one spelling. "qu" is a consonant, so "quý" is left alone.
+_TONE_ON_SECOND = re.compile(rf"(?<![qQ])([oO])([aAeE])([{_TONE_MARKS}])(?![^\W\d_])")
+_TONE_ON_Y = re.compile(rf"(?<![qQ])([uU])([yY])([{_TONE_MARKS}])(?![^\W\d_])")
+
+
+def normalize(text: str) -> str:
+    """NFC, one tone-mark placement, and plain spaces instead of NBSP and zero-width marks."""
+    text = text.translate(_SPACE_LIKE).translate(_INVISIBLE)
+    decomposed = unicodedata.normalize("NFD", text)
+    decomposed = _TONE_ON_SECOND.sub(r"\1\3\2", decomposed)
+    decomposed = _TONE_ON_Y.sub(r"\1\3\2", decomposed)
+    return unicodedata.normalize("NFC", decomposed)
+
+
+def fold(text: str) -> str:
+    """Lower case without diacritics: "Đảng viên" -> "dang vien"."""
+    text = text.lower().replace("đ", "d")
+    stripped = "".join(
+        ch for ch in unicodedata.normalize("NFD", text) if unicodedata.category(ch) != "Mn"
+    )
+    return unicodedata.normalize("NFC", stripped)
+
+
+def has_diacritics(text: str) -> bool:
+    """True when the text carries any Vietnamese accent (or đ), i.e. it was typed with them."""
+    return fold(text) != text.lower()
+
+
+def match_key(text: str) -> str:
+    """The comparison form of the evaluation protocol: folded, letters and digits only."""
+    return "".join(ch for ch in fold(unicodedata.normalize("NFC", text)) if ch.isalnum())
+
+
+# A number keeps its thousands and decimal separators as one token ("1.062", "19.309",
+# "5,4"); words are runs of letters and digits.
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W_]+")
+
+
+def _token_form(raw: str) -> str:
+    if raw[0].isdigit():
+        digits = raw.replace(".", "").replace(",", "")
+        # "04" and "4" are the same count; keep a single zero.
+        return digits.lstrip("0") or "0"
+    return raw.lower()
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case syllables and numbers, in order."""
+    return [_token_form(m.group()) for m in _TOKEN.finditer(text)]
+
+
+def token_spans(text: str) -> list[tuple[str, int, int]]:
+    """Tokens with their character offsets, for highlighting."""
+    return [(_token_form(m.group()), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+
+
+# --- sentences -----------------------------------------------------------------------------
+
+# Abbreviations that end with a period inside a sentence. Titles and units, not content.
+_ABBREVIATIONS = frozenset(
+    {
+        "ths", "ts", "pgs", "gs", "bs", "ks", "cn", "ls", "nxb", "tp", "tt", "q", "p", "tx",
+        "st", "mr", "mrs", "ms", "dr", "vs", "no", "tr", "th", "đ", "v.v", "vv", "ct", "cty",
+        "hđqt", "tgđ", "gđ", "pgđ", "ubnd",
+    }
+)  # fmt: skip
+_SENTENCE_END = re.compile(r"(\./\.|\.{3}|…|[.!?])([\"”’)\]]*)(?=\s)")
+_OPENERS = "\"“‘([–—-"
+
+
+def _next_sentence_start(text: str, end: int) -> int | None:
+    """Offset of the next sentence when one plausibly starts after ``end``, else None."""
+    start = end
+    while start < len(text) and text[start].isspace():
+        start += 1
+    if start == end or start >= len(text):
+        return None
+    first = text[start]
+    if first in _OPENERS or first.isdigit() or first.isupper():
+        return start
+    return None
+
+
+def _word_before(text: str, end: int) -> str:
+    start = end
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "."):
+        start -= 1
+    return text[start:end]
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Sentence boundaries as (start, end) offsets into ``text``, whitespace trimmed.
+
+    A sentence ends at ".", "!", "?", "…", "..." or "./." followed by white space and an
+    upper-case letter, a digit or an opening quote. Periods inside tokens ("TP.HCM",
+    "1.062") never qualify, and neither do known abbreviations ("ThS.") or initials.
+    """
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        end = match.end()
+        following = _next_sentence_start(text, end)
+        if following is None:
+            continue
+        if match.group(1) == ".":
+            word = _word_before(text, match.start()).lower()
+            if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+                continue
+        spans.append((start, end))
+        start = following
+    spans.append((start, len(text)))
+    return [_trim(text, s, e) for s, e in spans if text[s:e].strip()]
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def sentences(text: str) -> list[str]:
+    return [text[s:e] for s, e in sentence_spans(text)]
+
+
+def ends_sentence(line: str) -> bool:
+    """True when a line ends like a finished sentence or a lead-in to a list."""
+    return bool(re.search(r"[.!?…:;][\"”’)\]]*\s*$", line))
