@@ -185,6 +185,31 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def service_from_settings(settings: Settings, index: str | None = None, embedder: str | None = None) -> QAService:
+    """The QAService that `serve` and `bot` run: configured embedder, index and docs folder."""
+    return QAService(
+        Path(index or settings.index_dir),
+        create_embedder(embedder or settings.embedder, settings.embedding_model),
+        docs_dir=Path(settings.docs_dir),
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from qabot.api import serve
+
+    service = service_from_settings(settings, args.index, args.embedder)
+    return serve(service, settings, host=args.host or settings.host, port=args.port or settings.port,
+                 watch_docs=args.watch)
+
+
+def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
+    from qabot.telegram import run_bot
+
+    service = service_from_settings(settings, args.index, args.embedder)
+    return run_bot(service, settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qabot", description="Hỏi đáp tiếng Việt trên các báo cáo, có trích dẫn nguồn."
@@ -222,6 +247,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--top-k", type=int, default=10)
     common(evaluate)
     evaluate.set_defaults(handler=cmd_eval)
+
+    serve = commands.add_parser("serve", help="chạy HTTP API")
+    serve.add_argument("--host", help="địa chỉ lắng nghe (mặc định QABOT_HOST hoặc 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="cổng (mặc định QABOT_PORT hoặc 8000)")
+    serve.add_argument("--watch", action="store_true",
+                       help="theo dõi thư mục tài liệu và tự cập nhật chỉ mục")
+    common(serve, json_flag=False)
+    serve.set_defaults(handler=cmd_serve)
+
+    bot = commands.add_parser("bot", help="chạy bot Telegram")
+    common(bot, json_flag=False)
+    bot.set_defaults(handler=cmd_bot)
     return parser
 
 

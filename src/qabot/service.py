@@ -11,9 +11,11 @@ from pathlib import Path
 
 from qabot.answer import Answer, compose
 from qabot.embedding import Embedder
-from qabot.index import IndexMissingError, LoadedIndex, open_index
+from qabot.index import BuildSummary, IndexMissingError, LoadedIndex, build_index, open_index
 from qabot.index.meta import DocumentInfo, ParagraphRecord
 from qabot.index.store import current_version
+from qabot.ingest import discover
+from qabot.library import DEFAULT_MAX_BYTES, AddedFile, LibraryError, add_file, remove_files
 from qabot.search import Searcher
 
 log = logging.getLogger(__name__)
@@ -65,14 +67,23 @@ class ParagraphContext:
 
 
 class QAService:
-    def __init__(self, index_dir: Path, embedder: Embedder) -> None:
+    def __init__(
+        self,
+        index_dir: Path,
+        embedder: Embedder,
+        docs_dir: Path | None = None,
+        max_upload_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         self.index_dir = Path(index_dir)
+        self.docs_dir = Path(docs_dir) if docs_dir is not None else None
         self.embedder = embedder
+        self.max_upload_bytes = max_upload_bytes
         self.started = time.monotonic()
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._docs_watcher: threading.Thread | None = None
         self.reload()
 
     # --- index lifecycle ---------------------------------------------------------------
@@ -113,11 +124,47 @@ class QAService:
         self._watcher = threading.Thread(target=loop, name="qabot-index-watch", daemon=True)
         self._watcher.start()
 
+    def watch_docs(self, interval: float) -> None:
+        """Rebuild the index when files in the docs folder appear, change or disappear."""
+        docs = self._docs()
+        if self._docs_watcher is not None:
+            return
+
+        def snapshot() -> dict[str, tuple[int, int]]:
+            state = {}
+            for path in discover(docs) if docs.is_dir() else []:
+                try:
+                    stat = path.stat()
+                except OSError:
+                    continue
+                state[str(path)] = (stat.st_mtime_ns, stat.st_size)
+            return state
+
+        def loop() -> None:
+            seen = snapshot()
+            while not self._stop.wait(interval):
+                current = snapshot()
+                if current == seen:
+                    continue
+                seen = current
+                try:
+                    summary = self.rebuild(wait_seconds=interval * 10)
+                    log.info(
+                        "docs folder changed: %d added, %d changed, %d removed",
+                        summary.added, summary.changed, summary.removed,
+                    )
+                except Exception:
+                    log.exception("updating the index after a docs change failed")
+
+        self._docs_watcher = threading.Thread(target=loop, name="qabot-docs-watch", daemon=True)
+        self._docs_watcher.start()
+
     def close(self) -> None:
         self._stop.set()
-        if self._watcher is not None:
-            self._watcher.join(timeout=5)
-            self._watcher = None
+        for thread in (self._watcher, self._docs_watcher):
+            if thread is not None:
+                thread.join(timeout=5)
+        self._watcher = self._docs_watcher = None
 
     def _require(self) -> Searcher:
         searcher = self._searcher
@@ -173,3 +220,34 @@ class QAService:
             "documents": len(index.documents),
             "passages": len(index.passages),
         }
+
+    # --- updating the library ------------------------------------------------------------
+
+    def _docs(self) -> Path:
+        if self.docs_dir is None:
+            raise LibraryError("no_docs_dir", "Dịch vụ này không được cấu hình thư mục tài liệu.")
+        return self.docs_dir
+
+    def rebuild(self, wait_seconds: float = 60.0) -> BuildSummary:
+        """Bring the index up to date with the docs folder and switch to it."""
+        summary = build_index(self._docs(), self.index_dir, self.embedder, wait_seconds=wait_seconds)
+        self.reload()
+        return summary
+
+    def add_documents(self, files: list[tuple[str, bytes]]) -> tuple[list[AddedFile], BuildSummary]:
+        """Validate and store uploaded files, then update the index. All or nothing on errors
+        of validation: a bad file in the batch leaves the folder as it was."""
+        docs = self._docs()
+        added: list[AddedFile] = []
+        try:
+            for name, data in files:
+                added.append(add_file(docs, name, data, self.max_upload_bytes))
+        except LibraryError:
+            for item in added:
+                item.path.unlink(missing_ok=True)
+            raise
+        return added, self.rebuild()
+
+    def remove_documents(self, doc_ids: list[str]) -> BuildSummary:
+        remove_files(self._docs(), doc_ids)
+        return self.rebuild()
