@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass
 
@@ -80,6 +81,7 @@ def extract_answer(result: SearchResult, index: LoadedIndex) -> tuple[str, int |
     weight = {t: float(idf[vocabulary[t]]) if t in vocabulary else 0.0 for t in query_terms}
     total = sum(weight.values()) or 1.0
     best: tuple[float, int, int, int] | None = None
+    relative = _relative_scores(result)
     for rank, hit in enumerate(result.hits[:SENTENCE_SOURCES]):
         if hit.passage.kind == CAPTION:
             continue
@@ -89,7 +91,7 @@ def extract_answer(result: SearchResult, index: LoadedIndex) -> tuple[str, int |
             matched = _sentence_terms(sentence, query.folded) & query_terms
             score = sum(weight[t] for t in matched) / total
             score += 0.25 * answer_type_match(query.answer_type, sentence)
-            score += 0.5 * hit.score - 0.05 * rank
+            score += 0.5 * relative[rank] - 0.05 * rank
             if best is None or score > best[0]:
                 best = (score, rank, start, end)
     if best is None:
@@ -103,12 +105,23 @@ def extract_answer(result: SearchResult, index: LoadedIndex) -> tuple[str, int |
     return short, rank, (start, end)
 
 
+def _relative_scores(result: SearchResult) -> list[float]:
+    """Each hit's likelihood relative to the best one (1.0 for the best)."""
+    if not result.hits:
+        return []
+    best = max(hit.score for hit in result.hits)
+    return [math.exp(hit.score - best) for hit in result.hits]
+
+
 def compose(result: SearchResult, index: LoadedIndex, took_ms: float) -> Answer:
     found = result.found
     short, source_rank, span = extract_answer(result, index) if found else ("", None, None)
-    passages = []
-    for rank, hit in enumerate(result.hits, start=1):
-        passages.append(_cite(hit, rank, index, span if source_rank == rank - 1 else None))
+    # A passage's score: the confidence that the corpus answers, shared out by the ranker.
+    scores = [result.confidence * r for r in _relative_scores(result)]
+    passages = [
+        _cite(hit, rank, index, scores[rank - 1], span if source_rank == rank - 1 else None)
+        for rank, hit in enumerate(result.hits, start=1)
+    ]
     return Answer(
         question=result.query.text,
         found=found,
@@ -118,12 +131,14 @@ def compose(result: SearchResult, index: LoadedIndex, took_ms: float) -> Answer:
     )
 
 
-def _cite(hit: Hit, rank: int, index: LoadedIndex, span: tuple[int, int] | None) -> CitedPassage:
+def _cite(
+    hit: Hit, rank: int, index: LoadedIndex, score: float, span: tuple[int, int] | None
+) -> CitedPassage:
     document = index.document(hit.passage.doc_id)
     return CitedPassage(
         rank=rank,
         text=hit.passage.text,
-        score=round(hit.score, 4),
+        score=round(score, 4),
         doc_id=hit.passage.doc_id,
         title=document.title if document else hit.passage.doc_id,
         date=document.date if document else None,

@@ -90,12 +90,18 @@ class SentenceTransformerEmbedder:
             self._model = SentenceTransformer(model, device=device)
         except Exception as exc:
             raise EmbedderError(f"cannot load sentence-transformers model {model!r}: {exc}") from None
-        prompts = getattr(self._model, "prompts", {}) or {}
+        # Prompts the model declares win; newer sentence-transformers declare empty ones.
+        prompts = {k: v for k, v in (getattr(self._model, "prompts", None) or {}).items() if v}
         is_e5 = "e5" in Path(model).name.lower()
         self._query_prefix = prompts.get("query", "query: " if is_e5 else "")
-        self._passage_prefix = prompts.get("passage", prompts.get("document", "passage: " if is_e5 else ""))
+        self._passage_prefix = prompts.get(
+            "passage", prompts.get("document", "passage: " if is_e5 else "")
+        )
         self._batch_size = batch_size
-        self._dim = int(self._model.get_sentence_embedding_dimension())
+        dimension = getattr(self._model, "get_embedding_dimension", None) or getattr(
+            self._model, "get_sentence_embedding_dimension"
+        )
+        self._dim = int(dimension())
         self._id = f"{SENTENCE_TRANSFORMERS}/{Path(model).name if Path(model).exists() else model}"
 
     @property

@@ -57,7 +57,11 @@ def _split_long(paragraph: Paragraph, config: PassageConfig) -> list[tuple[int, 
         if current and piece[1] - current[0][0] > config.max_chars:
             spans.append((current[0][0], current[-1][1]))
             last = current[-1]
-            overlap = last[1] - last[0] <= config.overlap_chars and len(current) > 1
+            overlap = (
+                len(current) > 1
+                and last[1] - last[0] <= config.overlap_chars
+                and piece[1] - last[0] <= config.max_chars
+            )
             current = [last] if overlap else []
         current.append(piece)
     if current:

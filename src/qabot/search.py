@@ -1,12 +1,14 @@
 """Hybrid retrieval: BM25 and dense candidates, features, a linear reranker, confidence.
 
-The reranker's weights were fitted by bench/fit_ranker.py on the UIT train files only (a
-logistic regression over the features below, regularisation chosen by held-out folds).
+Both models here are linear and were fitted by bench/fit_ranker.py on the UIT train files
+only: the ranker with a listwise (softmax) loss over each question's candidates, the
+confidence model as a logistic regression separating questions the corpus answers from
+questions asked against a corpus of another domain. Regularisation was chosen on held-out
+folds; the script prints the numbers.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
@@ -17,24 +19,31 @@ from qabot.index import LoadedIndex
 from qabot.ingest import CAPTION
 from qabot.passages import Passage
 from qabot.query import DATE, NUMBER, ORGANISATION, PERSON, PLACE, Query, analyse
+from qabot.text import sentence_spans, tokens
 
 CANDIDATES = 40  # from each retriever
 VARIANT_WEIGHT = 0.5  # abbreviation variants count half as much as the words typed
+RRF_K = 60
 
 FEATURES = (
     "dense",  # cosine similarity of question and passage
-    "dense_gap",  # cosine minus the best cosine among candidates
     "bm25",  # BM25 divided by the best BM25 among candidates
     "coverage",  # idf share of the question's syllables found in the passage
     "bigram_coverage",  # the same for syllable bigrams
+    "sentence_coverage",  # the best single sentence's idf share of the question's syllables
+    "title_coverage",  # idf share of the question's syllables found in the title
     "answer_type",  # the passage holds the kind of thing asked for (number, date, name)
-    "caption",  # the passage is a photo caption
-    "rrf",  # reciprocal-rank fusion of both retrievers
+    "rrf_dense",  # 1 / (RRF_K + rank) in the dense ranking, times RRF_K
+    "rrf_bm25",  # the same in the BM25 ranking
 )
-# Logistic-regression weights, in FEATURES order, then the intercept.
-WEIGHTS = np.array([8.0, 10.0, 2.0, 3.0, 1.5, 0.4, -2.0, 30.0], dtype=np.float32)
-INTERCEPT = -12.0
-# found = true when the best passage's probability is at least this (see bench/abstention).
+RANKER_WEIGHTS = np.array(
+    [42.1, 2.04, -0.12, 2.73, 6.25, 0.78, 0.18, -0.02, 4.9], dtype=np.float32
+)
+# Confidence: logistic regression over CONFIDENCE_FEATURES of the best candidate.
+CONFIDENCE_FEATURES = ("score", "margin", "dense", "coverage", "sentence_coverage")
+CONFIDENCE_WEIGHTS = np.array([0.0, 0.0, 30.0, 4.0, 2.0], dtype=np.float32)
+CONFIDENCE_INTERCEPT = -27.0
+# found = true when the confidence is at least this (chosen in bench/fit_ranker.py).
 FOUND_THRESHOLD = 0.5
 
 
@@ -42,22 +51,26 @@ FOUND_THRESHOLD = 0.5
 class Hit:
     row: int
     passage: Passage
-    score: float  # probability that the passage answers, 0..1
-    features: tuple[float, ...]
+    score: float  # ranker score (a logit; higher is better)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    query: Query
+    rows: np.ndarray
+    passages: list[Passage]
+    features: np.ndarray  # (len(rows), len(FEATURES))
 
 
 @dataclass(frozen=True)
 class SearchResult:
     query: Query
     hits: list[Hit]
-
-    @property
-    def confidence(self) -> float:
-        return self.hits[0].score if self.hits else 0.0
+    confidence: float  # probability that the corpus answers the question
 
     @property
     def found(self) -> bool:
-        return self.confidence >= FOUND_THRESHOLD
+        return bool(self.hits) and self.confidence >= FOUND_THRESHOLD
 
 
 _NUMBER = re.compile(r"\d")
@@ -65,8 +78,10 @@ _DATE = re.compile(
     r"\b\d{1,2}[/-]\d{1,2}(?:[/-]\d{2,4})?\b|\b(?:ngày|tháng|năm|quý)\s+\d|\b(?:19|20)\d{2}\b",
     re.IGNORECASE,
 )
-_NAME = re.compile(r"\b[A-ZĐ][\w]*(?:\s+[A-ZĐ][\w]*){1,3}\b")
-_ORGANISATION = re.compile(r"\b(?:Ban|Văn phòng|Sở|Bộ|Ủy ban|Hội|Đoàn|Phòng|Trung tâm|Công ty)\s+[A-ZĐ]")
+_NAME = re.compile(r"\b[A-ZĐ]\w*(?:\s+[A-ZĐ]\w*){1,3}\b")
+_ORGANISATION = re.compile(
+    r"\b(?:Ban|Văn phòng|Sở|Bộ|Ủy ban|Hội|Đoàn|Phòng|Trung tâm|Công ty|Trường|Khoa)\s+[A-ZĐ]"
+)
 
 
 def answer_type_match(kind: str | None, text: str) -> float:
@@ -81,90 +96,117 @@ def answer_type_match(kind: str | None, text: str) -> float:
     return 0.0
 
 
-def _rank_of(scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    order = np.argsort(-scores, kind="stable")
-    ranks = np.empty(len(scores), dtype=np.int64)
-    ranks[order] = np.arange(len(scores))
-    return ranks[rows]
+def _softmax_margin(scores: np.ndarray) -> float:
+    if len(scores) < 2:
+        return 10.0
+    top = np.sort(scores)[::-1]
+    return float(top[0] - top[1])
 
 
 class Searcher:
     def __init__(self, index: LoadedIndex, embedder: Embedder) -> None:
         self.index = index
         self.embedder = embedder
-        self._max_idf = float(index.bm25.idf.max()) if len(index.bm25.idf) else 1.0
+        bm25 = index.bm25
+        self._max_idf = float(bm25.idf.max()) if len(bm25.idf) else 1.0
+        titles = {d.doc_id: d.title for d in index.documents}
+        self._title_terms = {doc_id: set(tokens(t)) for doc_id, t in titles.items()}
 
-    def _coverage(self, terms: tuple[str, ...]) -> tuple[np.ndarray, float]:
-        """Matched idf per passage, and the question's total idf (unknown terms count fully)."""
-        bm25 = self.index.bm25
-        ids = bm25.term_ids(list(terms))
-        known = set(ids)
-        total = sum(float(bm25.idf[i]) for i in known)
-        total += self._max_idf * sum(1 for t in dict.fromkeys(terms) if t not in bm25.vocabulary)
-        return bm25.matched_idf(ids), max(total, 1e-9)
+    def _idf(self, term: str) -> float:
+        """idf of a term; a term the corpus never uses counts as much as the rarest one."""
+        term_id = self.index.bm25.vocabulary.get(term)
+        return float(self.index.bm25.idf[term_id]) if term_id is not None else self._max_idf
 
-    def search(self, question: str, top_k: int = 5) -> SearchResult:
+    def candidates(self, question: str) -> Candidates:
         query = analyse(question)
         n = len(self.index.passages)
         if n == 0:
-            return SearchResult(query, [])
+            return Candidates(query, np.zeros(0, np.int64), [], np.zeros((0, len(FEATURES))))
         bm25 = self.index.bm25
         term_ids = bm25.term_ids(list(query.terms))
         variant_ids = [t for t in bm25.term_ids(list(query.variant_terms)) if t not in term_ids]
-        lexical = bm25.scores(
-            term_ids + variant_ids, [1.0] * len(term_ids) + [VARIANT_WEIGHT] * len(variant_ids)
-        )
+        weights = [1.0] * len(term_ids) + [VARIANT_WEIGHT] * len(variant_ids)
+        lexical = bm25.scores(term_ids + variant_ids, weights)
 
         query_vector = self.embedder.embed_queries([question])
         k = min(n, CANDIDATES)
-        dense_scores, dense_rows = self.index.vectors.search(query_vector, k)
-        dense_rows = dense_rows[0][dense_rows[0] >= 0]
-        lexical_rows = np.argsort(-lexical, kind="stable")[:k]
-        rows = np.array(sorted(set(dense_rows.tolist()) | set(lexical_rows.tolist())), dtype=np.int64)
-        rows = rows[(lexical[rows] > 0) | np.isin(rows, dense_rows)]
+        _, found_rows = self.index.vectors.search(query_vector, k)
+        dense_rows = [int(r) for r in found_rows[0] if r >= 0]
+        lexical_order = np.argsort(-lexical, kind="stable")
+        lexical_rows = [int(r) for r in lexical_order[:k] if lexical[r] > 0]
+        rows = np.array(sorted(set(dense_rows) | set(lexical_rows)), dtype=np.int64)
+        passages = [self.index.passages[int(r)] for r in rows]
 
         vectors = np.stack([self.index.vectors.reconstruct(int(r)) for r in rows])
         dense = vectors @ query_vector[0]
-        unigrams = tuple(t for t in query.terms if "_" not in t)
-        bigrams = tuple(t for t in query.terms if "_" in t)
-        uni_matched, uni_total = self._coverage(unigrams)
-        bi_matched, bi_total = self._coverage(bigrams)
+        dense_rank = {r: i for i, r in enumerate(dense_rows)}
+        lexical_rank = np.empty(n, dtype=np.int64)
+        lexical_rank[lexical_order] = np.arange(n)
+
+        unigrams = [t for t in query.terms if "_" not in t]
+        bigrams = [t for t in query.terms if "_" in t]
+        uni_idf = {t: self._idf(t) for t in unigrams}
+        bi_idf = {t: self._idf(t) for t in bigrams}
+        uni_total = sum(uni_idf.values()) or 1.0
+        bi_total = sum(bi_idf.values()) or 1.0
+        uni_matched = bm25.matched_idf(bm25.term_ids(unigrams))
+        bi_matched = bm25.matched_idf(bm25.term_ids(bigrams))
         best_lexical = float(lexical[rows].max()) or 1.0
-        # Dense ranks among all passages: a passage outside the dense top-k ranks after it.
-        dense_rank = np.full(len(rows), k, dtype=np.int64)
-        position = {int(r): i for i, r in enumerate(dense_rows)}
-        for i, r in enumerate(rows):
-            dense_rank[i] = position.get(int(r), k)
-        lexical_rank = _rank_of(lexical, rows)
+        plain_unigrams = {t.lstrip("~") for t in unigrams}
 
         features = np.zeros((len(rows), len(FEATURES)), dtype=np.float32)
         features[:, 0] = dense
-        features[:, 1] = dense - dense.max()
-        features[:, 2] = lexical[rows] / best_lexical
-        features[:, 3] = uni_matched[rows] / uni_total
-        features[:, 4] = bi_matched[rows] / bi_total if bigrams else 0.0
-        passages = [self.index.passages[int(r)] for r in rows]
-        features[:, 5] = [answer_type_match(query.answer_type, p.text) for p in passages]
-        features[:, 6] = [float(p.kind == CAPTION) for p in passages]
-        features[:, 7] = 1.0 / (60 + dense_rank) + 1.0 / (60 + lexical_rank)
+        features[:, 1] = lexical[rows] / best_lexical
+        features[:, 2] = uni_matched[rows] / uni_total
+        features[:, 3] = bi_matched[rows] / bi_total if bigrams else 0.0
+        for i, passage in enumerate(passages):
+            features[i, 4] = self._best_sentence(passage.text, uni_idf, query.folded) / uni_total
+            title_terms = self._title_terms.get(passage.doc_id, set())
+            features[i, 5] = (
+                sum(uni_idf[t] for t in unigrams if t.lstrip("~") in title_terms) / uni_total
+                if not query.folded
+                else len(plain_unigrams & title_terms) / max(len(plain_unigrams), 1)
+            )
+            features[i, 6] = answer_type_match(query.answer_type, passage.text)
+            features[i, 7] = RRF_K / (RRF_K + dense_rank.get(int(rows[i]), k))
+            features[i, 8] = RRF_K / (RRF_K + lexical_rank[rows[i]])
+        return Candidates(query, rows, passages, features)
 
-        logits = features @ WEIGHTS + INTERCEPT
-        probabilities = 1.0 / (1.0 + np.exp(-logits))
+    @staticmethod
+    def _best_sentence(text: str, idf: dict[str, float], folded: bool) -> float:
+        from qabot.text import fold
+
+        best = 0.0
+        for start, end in sentence_spans(text):
+            sentence = text[start:end]
+            words = set(tokens(fold(sentence) if folded else sentence))
+            if folded:
+                words = {"~" + w for w in words}
+            best = max(best, sum(v for t, v in idf.items() if t in words))
+        return best
+
+    def search(self, question: str, top_k: int = 5) -> SearchResult:
+        candidates = self.candidates(question)
+        if not len(candidates.rows):
+            return SearchResult(candidates.query, [], 0.0)
+        scores = candidates.features @ RANKER_WEIGHTS
+        passages = candidates.passages
         # Captions never outrank body text: they sort after every body passage.
         order = sorted(
-            range(len(rows)), key=lambda i: (passages[i].kind == CAPTION, -probabilities[i])
-        )[:top_k]
-        hits = [
-            Hit(
-                row=int(rows[i]),
-                passage=passages[i],
-                score=float(probabilities[i]),
-                features=tuple(float(x) for x in features[i]),
-            )
-            for i in order
-        ]
-        return SearchResult(query, hits)
-
-
-def sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
+            range(len(passages)), key=lambda i: (passages[i].kind == CAPTION, -scores[i])
+        )
+        best = order[0]
+        confidence_inputs = np.array(
+            [
+                scores[best],
+                _softmax_margin(scores),
+                candidates.features[best, 0],
+                candidates.features[best, 2],
+                candidates.features[best, 4],
+            ],
+            dtype=np.float32,
+        )
+        logit = float(confidence_inputs @ CONFIDENCE_WEIGHTS + CONFIDENCE_INTERCEPT)
+        confidence = 1.0 / (1.0 + np.exp(-logit))
+        hits = [Hit(int(candidates.rows[i]), passages[i], float(scores[i])) for i in order[:top_k]]
+        return SearchResult(candidates.query, hits, float(confidence))

@@ -245,7 +245,12 @@ def load_pdf(data: bytes) -> RawDocument:
         meta_title = (reader.metadata.title if reader.metadata else None) or None
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         raise IngestError(f"not a readable PDF ({exc})") from None
+    if meta_title and _PLACEHOLDER_TITLE.match(meta_title.strip()):
+        meta_title = None  # what PDF writers put there when nobody set a title
     return RawDocument(text="\n\n".join(pages), title=meta_title)
+
+
+_PLACEHOLDER_TITLE = re.compile(r"^(untitled|document\d*|microsoft word\b.*|\(?anonymous\)?)?$", re.I)
 
 
 LOADERS = {

@@ -1,0 +1,190 @@
+"""Fit the reranker and the confidence model of qabot.search on the UIT train files.
+
+    python bench/fit_ranker.py [--work /tmp/qabot-fit] [--refresh]
+
+Only the train files are used. Folds group questions by their context, so no context is in
+both the fitting and the scoring part of a fold. Prints held-out hit@1 per regularisation
+strength, the chosen weights (to paste into src/qabot/search.py), and the found/not-found
+curve the threshold is chosen from. Negatives for the confidence model are questions asked
+against a corpus of the other domain (regulation questions against Wikipedia contexts and
+the reverse): the corpus cannot answer them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize
+
+from qabot import evaluation, search
+from qabot.embedding import BundledEmbedder
+from qabot.index import build_index, open_index
+from qabot.index.store import CACHE
+from qabot.passages import PassageConfig
+from qabot.text import match_key
+
+ROOT = Path(__file__).resolve().parents[1]
+UIT = ROOT.parent / "shared" / "eval" / "uit"
+FILES = [UIT / "train_reg.json", UIT / "train_wiki.json"]
+
+
+def build(sets, work: Path, name: str, embedder, cache_from: Path | None, config=None):
+    docs = evaluation.write_context_corpus(sets, work / name)
+    index_dir = docs.parent / "index"
+    if cache_from is not None and not (index_dir / CACHE).exists() and cache_from.exists():
+        index_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(cache_from, index_dir / CACHE)
+    build_index(docs, index_dir, embedder, config)
+    return index_dir
+
+
+def collect(searcher, items):
+    """Per question: candidate features, labels, and the query's doc context."""
+    out = []
+    for item in items:
+        c = searcher.candidates(item.question)
+        answers = [match_key(a) for a in item.answers]
+        labels = np.array(
+            [
+                p.doc_id == item.context_doc and any(a and a in match_key(p.text) for a in answers)
+                for p in c.passages
+            ],
+            dtype=bool,
+        )
+        out.append((item.context_doc, c.features.astype(np.float64), labels))
+    return out
+
+
+def ranker_loss(w, groups, lam):
+    loss, grad = 0.0, np.zeros_like(w)
+    for x, y in groups:
+        s = x @ w
+        s = s - s.max()
+        p = np.exp(s) / np.exp(s).sum()
+        pos = p[y].sum()
+        loss -= np.log(pos + 1e-12)
+        # d/dw -log(sum_pos p) = E_p[x] - E_{p|pos}[x]
+        grad += p @ x - (p[y] / (pos + 1e-12)) @ x[y]
+    loss /= len(groups)
+    grad /= len(groups)
+    loss += lam * (w @ w)
+    grad += 2 * lam * w
+    return loss, grad
+
+
+def fit_ranker(groups, lam):
+    w0 = np.zeros(groups[0][0].shape[1])
+    result = minimize(ranker_loss, w0, args=(groups, lam), jac=True, method="L-BFGS-B")
+    return result.x
+
+
+def hit_at_1(w, data):
+    hits = [y[np.argmax(x @ w)] for _, x, y in data if len(y)]
+    return float(np.mean(hits)) if hits else 0.0
+
+
+def folds_of(data, k=5):
+    contexts = sorted({c for c, _, _ in data})
+    rng = np.random.default_rng(7)
+    order = rng.permutation(len(contexts))
+    fold_of = {contexts[j]: i % k for i, j in enumerate(order)}
+    return [fold_of[c] for c, _, _ in data]
+
+
+def confidence_inputs(w, x):
+    s = x @ w
+    best = int(np.argmax(s))
+    top = np.sort(s)[::-1]
+    margin = float(top[0] - top[1]) if len(top) > 1 else 10.0
+    return np.array([s[best], margin, x[best, 0], x[best, 2], x[best, 4]])
+
+
+def fit_logistic(X, y, lam):
+    def loss(params):
+        w, b = params[:-1], params[-1]
+        z = X @ w + b
+        p = 1 / (1 + np.exp(-z))
+        l = -np.mean(y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12)) + lam * (w @ w)
+        g = X.T @ (p - y) / len(y)
+        return l, np.append(g + 2 * lam * w, np.mean(p - y))
+
+    result = minimize(loss, np.zeros(X.shape[1] + 1), jac=True, method="L-BFGS-B")
+    return result.x[:-1], result.x[-1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--work", type=Path, default=Path("/tmp/qabot-fit"))
+    parser.add_argument("--refresh", action="store_true", help="recompute candidate features")
+    parser.add_argument("--max-chars", type=int, default=PassageConfig().max_chars)
+    args = parser.parse_args()
+    config = PassageConfig(max_chars=args.max_chars)
+    args.work = args.work / config.fingerprint()
+    args.work.mkdir(parents=True, exist_ok=True)
+    features_file = args.work / "features.pkl"
+
+    if args.refresh or not features_file.exists():
+        embedder = BundledEmbedder()
+        sets = [evaluation.load_set(f) for f in FILES]
+        combined = build(sets, args.work, "both", embedder, None, config)
+        cache = combined / CACHE
+        reg_only = build([sets[0]], args.work, "reg", embedder, cache, config)
+        wiki_only = build([sets[1]], args.work, "wiki", embedder, cache, config)
+        searcher = search.Searcher(open_index(combined), embedder)
+        positives = collect(searcher, [i for s in sets for i in s.items])
+        negatives = []
+        for index_dir, s in ((wiki_only, sets[0]), (reg_only, sets[1])):
+            other = search.Searcher(open_index(index_dir), embedder)
+            negatives += [other.candidates(i.question).features.astype(np.float64) for i in s.items]
+        features_file.write_bytes(pickle.dumps((positives, negatives)))
+    positives, negatives = pickle.loads(features_file.read_bytes())
+    print(f"{len(positives)} questions, {len(negatives)} cross-domain negatives", file=sys.stderr)
+
+    names = search.FEATURES
+    folds = folds_of(positives)
+    current = search.RANKER_WEIGHTS.astype(np.float64)
+    print(f"current weights: hit@1 {hit_at_1(current, positives):.4f} (all data)")
+    trainable = [(x, y) for _, x, y in positives if y.any()]
+    recall = len(trainable) / len(positives)
+    print(f"candidate recall (a gold passage among candidates): {recall:.4f}")
+
+    best_lam, best_score = None, -1.0
+    for lam in (0.0, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1):
+        scores = []
+        for f in range(5):
+            train = [(x, y) for (c, x, y), g in zip(positives, folds, strict=True) if g != f and y.any()]
+            test = [d for d, g in zip(positives, folds, strict=True) if g == f]
+            scores.append(hit_at_1(fit_ranker(train, lam), test))
+        mean = float(np.mean(scores))
+        print(f"ranker lambda {lam:g}: held-out hit@1 {mean:.4f} (folds {np.round(scores, 3)})")
+        if mean > best_score:
+            best_lam, best_score = lam, mean
+    w = fit_ranker(trainable, best_lam)
+    print(f"chosen lambda {best_lam:g}; all-data hit@1 {hit_at_1(w, positives):.4f}")
+    print("RANKER_WEIGHTS = " + np.array2string(w, precision=4, separator=", "))
+    for name, value in zip(names, w, strict=True):
+        print(f"   {name:18s} {value:+.4f}")
+
+    # Confidence: in-domain questions (1) against cross-domain ones (0).
+    X_pos = np.stack([confidence_inputs(w, x) for _, x, _ in positives])
+    X_neg = np.stack([confidence_inputs(w, x) for x in negatives])
+    X = np.vstack([X_pos, X_neg])
+    y = np.concatenate([np.ones(len(X_pos)), np.zeros(len(X_neg))])
+    a, b = fit_logistic(X, y, 1e-3)
+    print("CONFIDENCE_WEIGHTS = " + np.array2string(a, precision=4, separator=", "))
+    print(f"CONFIDENCE_INTERCEPT = {b:.4f}")
+    p_pos = 1 / (1 + np.exp(-(X_pos @ a + b)))
+    p_neg = 1 / (1 + np.exp(-(X_neg @ a + b)))
+    print("threshold  found(answerable)  not-found(cross-domain)")
+    for t in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+        print(f"   {t:.2f}      {np.mean(p_pos >= t):.4f}            {np.mean(p_neg < t):.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

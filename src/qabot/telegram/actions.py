@@ -1,0 +1,339 @@
+"""What the bot does, shared by the handlers: answer a question, page through sources, show
+a paragraph, list reports, add a document, rebuild the index.
+
+Service calls are CPU- or disk-bound, so they run in worker threads (asyncio.to_thread) and
+the event loop keeps serving other chats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from telegram import InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatType
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from qabot.answer import Answer
+from qabot.index import IndexBusyError
+from qabot.index.meta import DocumentInfo
+from qabot.library import LibraryError, safe_name
+from qabot.service import (
+    MAX_TOP_K,
+    NotFoundError,
+    NotReadyError,
+    QuestionError,
+    clean_question,
+)
+from qabot.telegram import formatting as fmt
+from qabot.telegram import keyboards
+from qabot.telegram.examples import choose_examples
+from qabot.telegram.sending import edit_html, send_html, show_typing, with_flood_retry
+from qabot.telegram.state import AnswerState, BotDeps, Examples, deps, passage_key, recall, remember
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 3  # sources per message; "Xem thêm" shows the next ones
+
+Context = ContextTypes.DEFAULT_TYPE
+
+
+# --- small helpers ------------------------------------------------------------------------
+
+
+def _chat_id(update: Update) -> int:
+    chat = update.effective_chat
+    if chat is None:
+        raise ValueError("update without a chat")
+    return chat.id
+
+
+def reply_to_for(update: Update) -> int | None:
+    """The message to reply to: the button's message for a button; the question in groups
+    (where several conversations mix); nothing in private chats."""
+    if update.callback_query is not None:
+        message = update.callback_query.message
+        return message.message_id if message is not None else None
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or chat is None or chat.type == ChatType.PRIVATE:
+        return None
+    return message.message_id
+
+
+async def _reply(
+    update: Update,
+    context: Context,
+    text: str,
+    keyboard: InlineKeyboardMarkup | None = None,
+) -> list[Message]:
+    return await send_html(context.bot, _chat_id(update), text, keyboard, reply_to_for(update))
+
+
+def mention_pattern(username: str) -> re.Pattern[str]:
+    return re.compile(rf"@{re.escape(username)}(?!\w)", re.IGNORECASE)
+
+
+def addressed_question(text: str, bot_username: str | None, replied_to_bot: bool) -> str | None:
+    """In a group: the question if the message mentions the bot or replies to it, else None."""
+    if bot_username:
+        pattern = mention_pattern(bot_username)
+        if pattern.search(text):
+            return pattern.sub(" ", text).strip()
+    return text.strip() if replied_to_bot else None
+
+
+def command_argument(text: str, bot_username: str | None) -> str:
+    """What follows "/ask" (or "/ask@bot"), with a mention of the bot removed."""
+    rest = re.sub(r"^/\S*", "", text.strip(), count=1)
+    if bot_username:
+        rest = mention_pattern(bot_username).sub(" ", rest)
+    return rest.strip()
+
+
+async def _within_rate_limit(update: Update, context: Context, d: BotDeps) -> bool:
+    user = update.effective_user
+    decision = d.limiter.hit(user.id if user else _chat_id(update))
+    if decision.allowed:
+        return True
+    user_id = user.id if user else None
+    log.info("rate limit: user %s must wait %.0f s", user_id, decision.wait_seconds)
+    if decision.notify:
+        limit = d.settings.telegram_rate_limit
+        await _reply(update, context, fmt.format_rate_limited(limit, decision.wait_seconds))
+    return False
+
+
+# --- questions ----------------------------------------------------------------------------
+
+
+async def _ask(update: Update, context: Context, question: str, top_k: int) -> Answer | None:
+    """The service's answer, or None after telling the user why there is none."""
+    d = deps(context.bot_data)
+    await show_typing(context.bot, _chat_id(update))
+    try:
+        return await asyncio.to_thread(d.service.ask, question, top_k)
+    except NotReadyError:
+        await _reply(update, context, fmt.NOT_READY)
+    except QuestionError as error:
+        await _reply(update, context, fmt.escape(str(error)))
+    return None
+
+
+async def answer_question(
+    update: Update, context: Context, question: str, *, echo: bool = False
+) -> None:
+    """One reply: the short answer and the first sources, with buttons for more."""
+    d = deps(context.bot_data)
+    try:
+        question = clean_question(question)
+    except QuestionError as error:
+        await _reply(update, context, fmt.escape(str(error)))
+        return
+    if not await _within_rate_limit(update, context, d):
+        return
+    answer = await _ask(update, context, question, PAGE_SIZE)
+    if answer is None:
+        return
+    if not answer.found:
+        await _reply(update, context, fmt.format_not_found(question if echo else None))
+        return
+    passages = list(answer.passages[:PAGE_SIZE])
+    answer_id = remember(context.chat_data, AnswerState(question, passages))
+    more = len(answer.passages) >= PAGE_SIZE
+    keyboard = keyboards.answer_keyboard(answer_id, 1, len(passages), more)
+    await _reply(update, context, fmt.format_answer(answer, passages, echo_question=echo), keyboard)
+
+
+async def show_more(update: Update, context: Context, answer_id: str) -> None:
+    """ "Xem thêm": ask again with a larger top_k and show the passages not shown yet."""
+    d = deps(context.bot_data)
+    state = recall(context.chat_data, answer_id)
+    if state is None:
+        await _reply(update, context, fmt.EXPIRED)
+        return
+    if state.busy:  # a second press while the first is being answered
+        return
+    if len(state.shown) >= MAX_TOP_K:
+        await _reply(update, context, fmt.NO_MORE)
+        return
+    if not await _within_rate_limit(update, context, d):
+        return
+    state.busy = True
+    try:
+        top_k = min(MAX_TOP_K, len(state.shown) + PAGE_SIZE)
+        answer = await _ask(update, context, state.question, top_k)
+        if answer is None:
+            return
+        seen = {passage_key(p) for p in state.shown}
+        fresh = [p for p in answer.passages if passage_key(p) not in seen][:PAGE_SIZE]
+        if not answer.found or not fresh:
+            await _reply(update, context, fmt.NO_MORE)
+            return
+        first = len(state.shown) + 1
+        state.shown.extend(fresh)
+        more = len(answer.passages) >= top_k and len(state.shown) < MAX_TOP_K
+        keyboard = keyboards.answer_keyboard(answer_id, first, len(fresh), more)
+        await _reply(update, context, fmt.format_more(state.question, fresh, first), keyboard)
+        await _drop_more_button(update, context)
+    finally:
+        state.busy = False
+
+
+async def _drop_more_button(update: Update, context: Context) -> None:
+    """The pressed message keeps its source buttons but loses "Xem thêm"."""
+    query = update.callback_query
+    message = query.message if query is not None else None
+    if not isinstance(message, Message) or message.reply_markup is None:
+        return
+    rows = [
+        [b for b in row if not str(b.callback_data or "").startswith(keyboards.MORE + ":")]
+        for row in message.reply_markup.inline_keyboard
+    ]
+    markup = InlineKeyboardMarkup([row for row in rows if row])
+    try:
+        await with_flood_retry(
+            lambda: context.bot.edit_message_reply_markup(
+                message.chat_id, message.message_id, reply_markup=markup
+            )
+        )
+    except Exception as error:  # cosmetic only
+        log.debug("could not remove the Xem thêm button: %s", error)
+
+
+async def show_source(update: Update, context: Context, answer_id: str, number: int) -> None:
+    """A source button: the whole cited paragraph with its neighbours."""
+    d = deps(context.bot_data)
+    state = recall(context.chat_data, answer_id)
+    if state is None or not 1 <= number <= len(state.shown):
+        await _reply(update, context, fmt.EXPIRED)
+        return
+    passage = state.shown[number - 1]
+    # a passage may run from a short heading into the next paragraphs: fetch enough around it
+    radius = 1 + passage.text.strip().count("\n\n")
+    try:
+        paragraphs = await asyncio.to_thread(
+            d.service.paragraph_context, passage.doc_id, passage.paragraph, radius
+        )
+    except (NotFoundError, NotReadyError):
+        await _reply(update, context, fmt.SOURCE_GONE)
+        return
+    cited = fmt.cited_paragraphs(paragraphs, passage.text)
+    emphasis = passage.text[slice(*passage.highlight)].strip() if passage.highlight else None
+    await _reply(update, context, fmt.format_context(paragraphs, cited, emphasis))
+
+
+# --- welcome, examples, reports -------------------------------------------------------------
+
+
+async def _documents(d: BotDeps) -> list[DocumentInfo] | None:
+    try:
+        return await asyncio.to_thread(d.service.documents)
+    except NotReadyError:
+        return None
+
+
+async def current_examples(d: BotDeps) -> list[str]:
+    """Example questions for the live index version, chosen once per version."""
+    version = d.service.status().get("version")
+    if d.examples is not None and d.examples.version == version:
+        return d.examples.questions
+    documents = await _documents(d)
+    if documents is None:
+        return []
+
+    def answerable(question: str) -> bool:
+        return d.service.ask(question, 1).found
+
+    titles = [doc.title for doc in documents]
+    questions = await asyncio.to_thread(choose_examples, answerable, titles)
+    d.examples = Examples(version, questions)
+    return questions
+
+
+async def welcome(update: Update, context: Context) -> None:
+    d = deps(context.bot_data)
+    documents = await _documents(d)
+    examples = await current_examples(d)
+    user = update.effective_user
+    text = fmt.format_welcome(
+        user.first_name if user else None, documents, context.bot.username, bool(examples)
+    )
+    await _reply(update, context, text, keyboards.examples_keyboard(examples))
+
+
+async def ask_example(update: Update, context: Context, index: int) -> None:
+    d = deps(context.bot_data)
+    questions = d.examples.questions if d.examples is not None else []
+    if not 0 <= index < len(questions):
+        await _reply(update, context, fmt.EXPIRED)
+        return
+    await answer_question(update, context, questions[index], echo=True)
+
+
+async def list_documents(update: Update, context: Context) -> None:
+    documents = await _documents(deps(context.bot_data))
+    text = fmt.NOT_READY if documents is None else fmt.format_documents(documents)
+    await _reply(update, context, text)
+
+
+# --- admin: the library ---------------------------------------------------------------------
+
+
+async def add_document(update: Update, context: Context) -> None:
+    """Download an admin's document, add it to the library and report what was indexed."""
+    d = deps(context.bot_data)
+    message = update.effective_message
+    document = message.document if message is not None else None
+    if document is None:
+        return
+    name = document.file_name or "tai-lieu"
+    try:
+        safe_name(name)
+        if document.file_size is not None and document.file_size > d.service.max_upload_bytes:
+            limit_mb = d.service.max_upload_bytes // (1024 * 1024)
+            raise LibraryError("too_large", f"Tệp {name} lớn hơn giới hạn {limit_mb} MB.")
+    except LibraryError as error:
+        await _reply(update, context, "⚠️ " + fmt.escape(str(error)))
+        return
+    progress = await _reply(update, context, fmt.escape(fmt.ADDING.format(name=name)))
+    try:
+        telegram_file = await with_flood_retry(lambda: context.bot.get_file(document.file_id))
+        data = bytes(await telegram_file.download_as_bytearray())
+    except TelegramError as error:
+        log.warning("downloading %s failed: %s", name, error)
+        await edit_html(context.bot, progress[0], fmt.DOWNLOAD_FAILED)
+        return
+    try:
+        added, summary = await asyncio.to_thread(d.service.add_documents, [(name, data)])
+    except LibraryError as error:
+        await edit_html(context.bot, progress[0], "⚠️ " + fmt.escape(str(error)))
+        return
+    except IndexBusyError:
+        await edit_html(context.bot, progress[0], fmt.INDEX_BUSY)
+        return
+    log.info("admin %s added %s", update.effective_user.id, added[0].doc_id)
+    documents = await _documents(d) or []
+    info = next((doc for doc in documents if doc.doc_id == added[0].doc_id), None)
+    reason = next((s.reason for s in summary.skipped_files if s.source == added[0].doc_id), None)
+    await edit_html(context.bot, progress[0], fmt.format_added(info, name, reason))
+
+
+async def reindex(update: Update, context: Context) -> None:
+    d = deps(context.bot_data)
+    progress = await _reply(update, context, fmt.REINDEXING)
+    try:
+        summary = await asyncio.to_thread(d.service.rebuild)
+    except LibraryError as error:
+        await edit_html(context.bot, progress[0], "⚠️ " + fmt.escape(str(error)))
+        return
+    except IndexBusyError:
+        await edit_html(context.bot, progress[0], fmt.INDEX_BUSY)
+        return
+    log.info("admin %s rebuilt the index", update.effective_user.id)
+    text = fmt.format_reindexed(
+        summary.documents, summary.passages, summary.added, summary.changed, summary.removed
+    )
+    await edit_html(context.bot, progress[0], text)

@@ -1,0 +1,75 @@
+"""What the bot keeps between updates: its dependencies in ``bot_data`` and recent answers
+(for the "Xem thêm" and source buttons) in ``chat_data``."""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from qabot.answer import CitedPassage
+from qabot.config import Settings
+from qabot.service import QAService
+from qabot.telegram.ratelimit import RateLimiter
+
+DEPS_KEY = "qabot"
+ANSWERS_KEY = "qabot_answers"
+MAX_ANSWERS_PER_CHAT = 50
+
+
+@dataclass
+class Examples:
+    version: str | None
+    questions: list[str]
+
+
+@dataclass
+class BotDeps:
+    service: QAService
+    settings: Settings
+    limiter: RateLimiter
+    examples: Examples | None = None
+    refused_chats: set[int] = field(default_factory=set)
+
+    def is_admin(self, user_id: int | None) -> bool:
+        return user_id is not None and user_id in self.settings.telegram_admins
+
+    def chat_allowed(self, chat_id: int, user_id: int | None, private: bool) -> bool:
+        """Every chat when there is no allow-list; otherwise listed chats, and admins in
+        their private chats."""
+        allowed = self.settings.telegram_allowed_chats
+        return not allowed or chat_id in allowed or (private and self.is_admin(user_id))
+
+
+def deps(bot_data: MutableMapping[Any, Any]) -> BotDeps:
+    return bot_data[DEPS_KEY]
+
+
+@dataclass
+class AnswerState:
+    """A question answered in a chat and the passages shown for it so far."""
+
+    question: str
+    shown: list[CitedPassage]
+    busy: bool = False  # a "Xem thêm" for it is being answered
+
+
+def passage_key(passage: CitedPassage) -> tuple[str, int, str]:
+    return passage.doc_id, passage.paragraph, passage.text
+
+
+def remember(chat_data: MutableMapping[Any, Any], state: AnswerState) -> str:
+    """Keep an answer under a new short id; the oldest ones are forgotten."""
+    answers: OrderedDict[str, AnswerState] = chat_data.setdefault(ANSWERS_KEY, OrderedDict())
+    answer_id = secrets.token_urlsafe(6)
+    answers[answer_id] = state
+    while len(answers) > MAX_ANSWERS_PER_CHAT:
+        answers.popitem(last=False)
+    return answer_id
+
+
+def recall(chat_data: MutableMapping[Any, Any] | None, answer_id: str) -> AnswerState | None:
+    answers = (chat_data or {}).get(ANSWERS_KEY) or {}
+    return answers.get(answer_id)

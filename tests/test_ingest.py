@@ -1,0 +1,190 @@
+"""Loaders for every format, cleaning rules and dates, on real files written to disk."""
+
+from pathlib import Path
+
+import pytest
+
+from qabot.ingest import BODY, CAPTION, IngestError, discover, load_document
+from qabot.ingest.dates import find_date
+
+from .conftest import REPORTS
+
+REPORT = (
+    "Khu công nghiệp Tràng Duệ tổ chức lớp tập huấn an toàn lao động\n\n"
+    "Ngày 5/9/2025, Ban Quản lý Khu công nghiệp Tràng Duệ tổ chức lớp tập huấn an toàn lao động "
+    "cho 120 công nhân. Lớp học kéo dài hai ngày.\n\n"
+    "Các học viên được hướng dẫn sơ cứu và phòng cháy chữa cháy tại nơi làm việc.\n"
+)
+
+
+def write(folder: Path, name: str, data: bytes | str) -> Path:
+    path = folder / name
+    path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return path
+
+
+def test_plain_text_report(tmp_path):
+    document = load_document(write(tmp_path, "bao-cao.txt", REPORT), tmp_path)
+    assert document.doc_id == "bao-cao.txt"
+    assert document.title == "Khu công nghiệp Tràng Duệ tổ chức lớp tập huấn an toàn lao động"
+    assert document.date == "2025-09-05"
+    assert [p.number for p in document.paragraphs] == [1, 2]
+    assert document.paragraphs[0].text.startswith("Ngày 5/9/2025")
+    first = document.paragraphs[1]
+    assert document.text[first.start : first.end] == first.text
+    assert len(document.content_hash) == 64
+
+
+def test_doc_id_comes_from_the_relative_path(tmp_path):
+    (tmp_path / "2025").mkdir()
+    document = load_document(write(tmp_path / "2025", "thang-9.txt", REPORT), tmp_path)
+    assert document.doc_id == "2025/thang-9.txt"
+    assert document.source == "2025/thang-9.txt"
+
+
+def test_markdown_with_front_matter(tmp_path):
+    text = "---\ntitle: Báo cáo quý III\ndate: 2025-10-01\n---\n# Tiêu đề khác\n\nNội dung **chính** của [báo cáo](http://x) năm nay được trình bày đầy đủ.\n"
+    document = load_document(write(tmp_path, "q3.md", text), tmp_path)
+    assert document.title == "Báo cáo quý III"
+    assert document.date == "2025-10-01"
+    assert "Nội dung chính của báo cáo năm nay" in document.text
+    assert "**" not in document.text and "http" not in document.text
+
+
+def test_html_keeps_the_article_and_drops_page_chrome(tmp_path):
+    html = """<html><head><title>Trang tin | Báo cáo</title>
+    <meta property="article:published_time" content="2024-03-29T08:00:00+07:00">
+    <script>var tracking = "không được lọt vào";</script><style>p {color: red}</style></head>
+    <body><nav><a href="/">Trang chủ</a> <a href="/tin">Tin tức</a></nav>
+    <article><h1>Hội nghị tiếp đoàn Hà Tĩnh</h1>
+    <p>Sáng ngày 29/3/2024 tại hội trường Ban Quản lý diễn ra hội nghị&nbsp;tiếp đoàn.</p>
+    <figure><img src="a.jpg"><figcaption>Quang cảnh hội nghị</figcaption></figure>
+    <p>Hội nghị đã diễn ra sôi nổi với tinh thần trao đổi kinh nghiệm.</p>
+    <div class="share-buttons">Chia sẻ Facebook Zalo</div></article>
+    <aside class="related">Bài viết liên quan: Một bài khác</aside>
+    <footer>Bản quyền thuộc về cổng thông tin</footer></body></html>"""
+    document = load_document(write(tmp_path, "tin.html", html), tmp_path)
+    assert document.title == "Hội nghị tiếp đoàn Hà Tĩnh"
+    assert document.date == "2024-03-29"
+    texts = [p.text for p in document.paragraphs]
+    assert "Sáng ngày 29/3/2024 tại hội trường Ban Quản lý diễn ra hội nghị tiếp đoàn." in texts
+    joined = "\n".join(texts)
+    for chrome in ("tracking", "color", "Trang chủ", "Chia sẻ", "Bài viết liên quan", "Bản quyền"):
+        assert chrome not in joined
+    caption = next(p for p in document.paragraphs if p.text == "Quang cảnh hội nghị")
+    assert caption.kind == CAPTION
+
+
+def test_docx(tmp_path):
+    import docx
+
+    d = docx.Document()
+    d.add_heading("Báo cáo công tác Đảng năm 2025", level=1)
+    d.add_paragraph("Ngày 12/6/2025, Đảng ủy tổ chức hội nghị sơ kết công tác xây dựng Đảng.")
+    d.add_paragraph("Toàn Đảng bộ hiện có 23 tổ chức cơ sở đảng trực thuộc.")
+    d.save(tmp_path / "bao-cao.docx")
+    document = load_document(tmp_path / "bao-cao.docx", tmp_path)
+    assert document.title == "Báo cáo công tác Đảng năm 2025"
+    assert document.date == "2025-06-12"
+    assert "23 tổ chức cơ sở đảng" in document.text
+
+
+def test_pdf_text_layer(tmp_path):
+    from reportlab.pdfgen import canvas
+
+    pdf = canvas.Canvas(str(tmp_path / "report.pdf"))
+    pdf.drawString(72, 760, "Bao cao so ket nam 2025")
+    pdf.drawString(72, 740, "Ngay 11/7/2025, Dang uy to chuc hoi nghi so ket sau thang dau nam.")
+    pdf.save()
+    document = load_document(tmp_path / "report.pdf", tmp_path)
+    assert document.title == "Bao cao so ket nam 2025"
+    assert document.date == "2025-07-11"
+    assert "hoi nghi so ket" in document.text
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("rong.txt", b"", "empty"),
+        ("trang.txt", b"  \n\n ", "empty"),
+        ("latin1.txt", "Báo cáo".encode("cp1258"), "UTF-8"),
+        ("hong.docx", b"PK\x03\x04 not really a zip", ".docx"),
+        ("hong.pdf", b"%PDF-1.4 garbage", "PDF"),
+    ],
+)
+def test_broken_files_raise_a_clear_error(tmp_path, name, data, message):
+    with pytest.raises(IngestError, match=message):
+        load_document(write(tmp_path, name, data), tmp_path)
+
+
+def test_discover_skips_hidden_and_unsupported(tmp_path):
+    write(tmp_path, "a.txt", REPORT)
+    write(tmp_path, "b.csv", "x,y")
+    write(tmp_path, ".nhap.txt", REPORT)
+    assert [p.name for p in discover(tmp_path)] == ["a.txt"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Ngày 11/7/2018, Đảng ủy Khu kinh tế", "2018-07-11"),
+        ("17:06 - 14/06/2018", "2018-06-14"),
+        ("Sáng ngày 29/3/2024 tại hội trường", "2024-03-29"),
+        ("1/18/23 5:48 PM", "2023-01-18"),
+        ("11:29 05/11/2021 Chiều 3-11, đồng chí", "2021-11-05"),
+        ("ngày 12 tháng 6 năm 2018", "2018-06-12"),
+        ("Chiều 3-11, đồng chí", None),
+    ],
+)
+def test_dates(text, expected):
+    assert find_date(text) == expected
+
+
+# --- the sample reports -------------------------------------------------------------------
+
+
+def sample(name_part: str):
+    path = next(p for p in REPORTS.iterdir() if name_part in p.name)
+    return load_document(path, REPORTS)
+
+
+def test_sample_report_cleaning_tails_and_widgets():
+    hai_phong = sample("so-ket-6-thang")
+    texts = [p.text for p in hai_phong.paragraphs]
+    assert not any(t.startswith("Chia sẻ") for t in texts)
+    assert "vietinbank" not in hai_phong.text
+    assert texts[-1].endswith("UBND thành phố giao./.")
+
+    tphcm = sample("tphcm")
+    assert "Bài viết liên quan" not in tphcm.text
+    assert tphcm.text.count("Ngày 12/10, Đảng ủy Ban Quản lý") == 1  # the cut-off teaser is gone
+    assert tphcm.title.startswith("Hội nghị sơ kết công tác Đảng bộ 9 tháng")
+    assert tphcm.text.count("Hội nghị sơ kết công tác Đảng bộ 9 tháng") == 0  # repeated title
+    assert tphcm.date == "2023-01-18"
+
+    can_tho = sample("can-tho")
+    assert "Tin, ảnh" not in can_tho.text and not can_tho.text.rstrip().endswith("44")
+    assert can_tho.date == "2018-06-14"
+
+    khoi = sample("bi-thu")
+    assert "Phấn đấu ngày 15/9" not in khoi.text  # related articles after the time stamps
+    assert khoi.paragraphs[0].text.startswith("Chiều 3-11")  # stamp moved to the date
+    assert khoi.date == "2021-11-05"
+
+
+def test_sample_report_captions_and_paragraph_styles():
+    can_tho = sample("can-tho")
+
+    def kind_of(start: str) -> str:
+        return next(p.kind for p in can_tho.paragraphs if p.text.startswith(start))
+
+    assert kind_of("Đồng chí Mai Thanh Dân, Ủy viên") == CAPTION  # wrapped over two lines
+    assert kind_of("Ngay sau khi thành lập (19/5/2016)") == BODY
+    # Single-newline style: each line is a paragraph of its own.
+    khoi = sample("bi-thu")
+    assert len(khoi.paragraphs) >= 12
+    assert khoi.paragraphs[1].kind == CAPTION
+    ha_tinh = sample("ha-tinh")
+    assert any(p.text == "Quang cảnh hội nghị" and p.kind == CAPTION for p in ha_tinh.paragraphs)
+    assert "Đảng ủy Khu kinh tế Hải Phòng" in ha_tinh.text
+    assert "uỷ" not in ha_tinh.text  # one tone-mark placement

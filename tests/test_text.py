@@ -1,0 +1,77 @@
+"""Normalisation, folding, tokens and sentence splitting, on strings from the sample reports."""
+
+import unicodedata
+
+import pytest
+
+from qabot.text import fold, has_diacritics, match_key, normalize, sentences, tokens
+
+
+def test_normalize_composes_and_unifies_tone_marks():
+    decomposed = unicodedata.normalize("NFD", "Đảng ủy Khu kinh tế")
+    assert normalize(decomposed) == "Đảng ủy Khu kinh tế"
+    assert normalize("mối quan hệ hài hoà") == "mối quan hệ hài hòa"
+    assert normalize("Văn phòng Đảng uỷ Khu kinh tế") == "Văn phòng Đảng ủy Khu kinh tế"
+    assert normalize("Thành uỷ và Văn phòng Thành ủy") == "Thành ủy và Văn phòng Thành ủy"
+    assert normalize("sức khoẻ, thuỷ sản") == "sức khỏe, thủy sản"
+    assert normalize("UỶ BAN") == "ỦY BAN"
+
+
+@pytest.mark.parametrize("word", ["quý", "quỷ", "hoàng", "toán", "thuyền", "khuya", "Hòa"])
+def test_normalize_leaves_other_syllables_alone(word):
+    assert normalize(word) == word
+
+
+def test_normalize_turns_nbsp_and_zero_width_into_spaces():
+    assert normalize("Đảng\u00a0bộ\u200bKhu") == "Đảng bộ Khu"
+    assert normalize("\ufeffNgày") == " Ngày"
+
+
+def test_fold_and_match_key():
+    assert fold("Đảng viên") == "dang vien"
+    assert has_diacritics("đảng viên") and not has_diacritics("dang vien")
+    assert match_key("TP. HCM") == match_key("TP.HCM") == "tphcm"
+    assert match_key("1.062") == match_key("1062")
+    assert match_key("Hoà") == match_key("hòa")
+
+
+def test_tokens_keep_numbers_whole():
+    assert tokens("tăng lên 1.062 đồng chí") == ["tăng", "lên", "1062", "đồng", "chí"]
+    assert tokens("19.309 tỷ đồng") == ["19309", "tỷ", "đồng"]
+    assert tokens("5,4 tỷ") == ["54", "tỷ"]
+    assert tokens("04 lớp") == ["4", "lớp"]
+    assert tokens("28-NQ/TU") == ["28", "nq", "tu"]
+
+
+def test_sentences_do_not_break_inside_tokens():
+    text = (
+        "Số lượng đảng viên từ 98 đồng chí đảng viên (năm 2010) tăng lên 1.062 đồng chí "
+        "(tháng 3/2024). Một số chỉ tiêu đáng chú ý đạt được là: tổng doanh thu 19.309 tỷ "
+        "đồng, tăng 23%. Kỷ niệm 30 năm xây dựng và phát triển các KCX, KCN TP.HCM. "
+        "Thực hiện Nghị quyết 28-NQ/TU của Ban Thường vụ Thành ủy."
+    )
+    assert sentences(text) == [
+        "Số lượng đảng viên từ 98 đồng chí đảng viên (năm 2010) tăng lên 1.062 đồng chí "
+        "(tháng 3/2024).",
+        "Một số chỉ tiêu đáng chú ý đạt được là: tổng doanh thu 19.309 tỷ đồng, tăng 23%.",
+        "Kỷ niệm 30 năm xây dựng và phát triển các KCX, KCN TP.HCM.",
+        "Thực hiện Nghị quyết 28-NQ/TU của Ban Thường vụ Thành ủy.",
+    ]
+
+
+def test_sentences_end_marker_ellipsis_and_abbreviations():
+    text = "hoàn thành các chỉ tiêu, nhiệm vụ được UBND thành phố giao./. Thực hiện: TL"
+    assert sentences(text) == [
+        "hoàn thành các chỉ tiêu, nhiệm vụ được UBND thành phố giao./.",
+        "Thực hiện: TL",
+    ]
+    text = "tổng huy động vốn 60.157 tỷ đồng, tăng 11,4%... so với cùng kỳ năm 2020. Bên cạnh đó"
+    assert sentences(text) == [
+        "tổng huy động vốn 60.157 tỷ đồng, tăng 11,4%... so với cùng kỳ năm 2020.",
+        "Bên cạnh đó",
+    ]
+    text = "thực hiện tốt công tác cải cách hành chính, … và các chỉ tiêu khác."
+    assert len(sentences(text)) == 1
+    text = "Báo cáo do ThS. Nguyễn Văn An trình bày. Hội nghị thống nhất."
+    assert sentences(text) == ["Báo cáo do ThS. Nguyễn Văn An trình bày.", "Hội nghị thống nhất."]
+    assert sentences("Ông Nguyễn V. An phát biểu.") == ["Ông Nguyễn V. An phát biểu."]
