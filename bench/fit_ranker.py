@@ -101,7 +101,7 @@ def confidence_inputs(w, x):
     best = int(np.argmax(s))
     top = np.sort(s)[::-1]
     margin = float(top[0] - top[1]) if len(top) > 1 else 10.0
-    return np.array([s[best], margin, x[best, 0], x[best, 2], x[best, 4]])
+    return np.array([s[best], margin, x[best, 0], x[best, 3], x[best, 5]])
 
 
 def fit_logistic(X, y, lam):
@@ -115,6 +115,48 @@ def fit_logistic(X, y, lam):
 
     result = minimize(loss, np.zeros(X.shape[1] + 1), jac=True, method="L-BFGS-B")
     return result.x[:-1], result.x[-1]
+
+
+def fit_sentences(work: Path, ranker_weights: np.ndarray) -> None:
+    """The short-answer sentence model: listwise over the sentences of the top passages."""
+    from qabot import answer
+
+    search.RANKER_WEIGHTS = ranker_weights.astype(np.float32)
+    embedder = BundledEmbedder()
+    sets = [evaluation.load_set(f) for f in FILES]
+    index = open_index(next((work / "both").glob("*/index")))
+    searcher = search.Searcher(index, embedder)
+    data = []
+    for item in (i for s in sets for i in s.items):
+        result = searcher.search(item.question, 5)
+        candidates = answer.sentence_candidates(result, index)
+        if not candidates:
+            continue
+        keys = [match_key(a) for a in item.answers]
+        labels = np.array(
+            [
+                result.hits[c.rank].passage.doc_id == item.context_doc
+                and any(k and k in match_key(result.hits[c.rank].passage.text[c.start : c.end]) for k in keys)
+                for c in candidates
+            ]
+        )
+        data.append((item.context_doc, np.stack([c.features for c in candidates]).astype(np.float64), labels))
+    folds = folds_of(data)
+    best_lam, best_score = 0.0, -1.0
+    for lam in (0.0, 1e-3, 1e-2, 1e-1):
+        scores = []
+        for f in range(5):
+            train = [(x, y) for (c, x, y), g in zip(data, folds, strict=True) if g != f and y.any()]
+            test = [d for d, g in zip(data, folds, strict=True) if g == f]
+            scores.append(hit_at_1(fit_ranker(train, lam), test) * len(test))
+        mean = sum(scores) / len(data)
+        print(f"sentence lambda {lam:g}: held-out best-sentence accuracy {mean:.4f}")
+        if mean > best_score:
+            best_lam, best_score = lam, mean
+    ws = fit_ranker([(x, y) for _, x, y in data if y.any()], best_lam)
+    current = answer.SENTENCE_WEIGHTS.astype(np.float64)
+    print(f"current sentence weights: {hit_at_1(current, data):.4f}; fitted (all data): {hit_at_1(ws, data):.4f}")
+    print("SENTENCE_WEIGHTS = " + np.array2string(ws, precision=4, separator=", "))
 
 
 def main() -> int:
@@ -178,6 +220,7 @@ def main() -> int:
     a, b = fit_logistic(X, y, 1e-3)
     print("CONFIDENCE_WEIGHTS = " + np.array2string(a, precision=4, separator=", "))
     print(f"CONFIDENCE_INTERCEPT = {b:.4f}")
+    fit_sentences(args.work, w)
     p_pos = 1 / (1 + np.exp(-(X_pos @ a + b)))
     p_neg = 1 / (1 + np.exp(-(X_neg @ a + b)))
     print("threshold  found(answerable)  not-found(cross-domain)")

@@ -17,9 +17,10 @@ def test_passages_point_back_into_the_document():
         for passage in passages:
             assert document.text[passage.start : passage.end] == passage.text
             assert passage.doc_id == document.doc_id
-            number = passage.paragraph
-            paragraph = document.paragraphs[number - 1]
-            assert paragraph.start <= passage.start < paragraph.end + 2
+            paragraph = document.paragraphs[passage.paragraph - 1]
+            assert passage.start <= paragraph.start + 2 and paragraph.end <= passage.end + 2 or (
+                paragraph.start <= passage.start < passage.end <= paragraph.end
+            )
             assert document.title in passage.header
             assert passage.header not in passage.text
             assert passage.indexed_text.startswith(passage.header)
@@ -48,6 +49,8 @@ def test_short_fragments_join_the_next_paragraph():
     passages = split_document(document)
     lead_in = next(p for p in passages if p.text.startswith("Tiếp và làm việc với đoàn"))
     assert "Chu Đức Anh" in lead_in.text  # the list it introduces is in the same passage
+    cited = document.paragraphs[lead_in.paragraph - 1]
+    assert cited.text.startswith("Chu Đức Anh")  # the citation names the paragraph with the text
     heading = next(p for p in passages if p.text.startswith("I.Đặc điểm tình hình:"))
     assert "Tình hình chung" in heading.text and len(heading.text) > 200
 

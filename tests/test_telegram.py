@@ -4,6 +4,7 @@ python-telegram-bot Application polling a stand-in Bot API server on 127.0.0.1."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import logging
@@ -213,15 +214,14 @@ class FakeBotAPI:
 
     def _reply(self, request: BaseHTTPRequestHandler, status: int, body: Any) -> None:
         data = json.dumps(body).encode() if not isinstance(body, bytes) else body
-        request.send_response(status)
         kind = "application/json" if not isinstance(body, bytes) else "application/octet-stream"
-        request.send_header("Content-Type", kind)
-        request.send_header("Content-Length", str(len(data)))
-        request.end_headers()
-        try:
+        # the bot may have stopped waiting (it is shutting down): nothing to answer then
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            request.send_response(status)
+            request.send_header("Content-Type", kind)
+            request.send_header("Content-Length", str(len(data)))
+            request.end_headers()
             request.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):  # the bot stopped waiting (shutdown)
-            pass
 
     def _handle_get(self, request: BaseHTTPRequestHandler) -> None:
         prefix = f"/file/bot{self.token}/"
@@ -1128,7 +1128,10 @@ def test_run_bot_reports_a_rejected_token(
     api: FakeBotAPI, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stub = StubService(long_answer)
-    result = run_bot(stub, make_settings(api, telegram_token="999:WRONG", reload_seconds=5))
+    try:
+        result = run_bot(stub, make_settings(api, telegram_token="999:WRONG", reload_seconds=5))
+    finally:
+        asyncio.set_event_loop(None)  # run_polling closed the loop it made current
     assert result == 1
     assert "không chấp nhận QABOT_TELEGRAM_TOKEN" in capsys.readouterr().err
     assert stub.closed

@@ -6,14 +6,30 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from qabot.index import LoadedIndex
-from qabot.index.bm25 import FOLDED_PREFIX, unit_terms
 from qabot.ingest import CAPTION
 from qabot.search import Hit, SearchResult, answer_type_match
-from qabot.text import fold, sentence_spans, tokens
+from qabot.text import fold, tokens
 
 MAX_ANSWER_CHARS = 300
 SENTENCE_SOURCES = 3  # the short answer comes from one of the first passages
+
+SENTENCE_FEATURES = (
+    "dense",  # cosine of question and sentence
+    "dense_gap",  # that cosine minus the best one among the sentences considered
+    "coverage",  # idf share of the question's syllables in the sentence
+    "bigram_coverage",  # the same for syllable bigrams
+    "answer_type",  # the sentence holds the kind of thing asked for
+    "passage_likelihood",  # the passage's ranker likelihood relative to the best passage
+    "first_passage",  # the sentence is in the best passage
+    "length",  # sentence length / MAX_ANSWER_CHARS
+)
+# Logistic-regression weights fitted by bench/fit_ranker.py on the UIT train files.
+SENTENCE_WEIGHTS = np.array(
+    [13.4128, 13.4128, 3.8914, 1.74, 1.6336, 2.3041, 0.0248, -0.029], dtype=np.float32
+)
 
 
 @dataclass(frozen=True)
@@ -44,22 +60,86 @@ class Answer:
         return data
 
 
-def _sentence_terms(text: str, folded: bool) -> set[str]:
+@dataclass(frozen=True)
+class SentenceCandidate:
+    rank: int  # of the hit the sentence is in
+    start: int  # offsets in that hit's passage text
+    end: int
+    features: np.ndarray
+
+
+def _terms(text: str, folded: bool) -> tuple[set[str], set[str]]:
     syllables = tokens(fold(text) if folded else text)
-    terms = unit_terms(syllables)
-    return {FOLDED_PREFIX + t for t in terms} if folded else set(terms)
+    prefix = "~" if folded else ""
+    unigrams = {prefix + s for s in syllables}
+    bigrams = {f"{prefix}{a}_{b}" for a, b in zip(syllables, syllables[1:], strict=False)}
+    return unigrams, bigrams
 
 
-def _clause_window(
-    text: str, start: int, end: int, query_terms: set[str], folded: bool
-) -> tuple[int, int]:
+def relative_likelihoods(result: SearchResult) -> list[float]:
+    """Each hit's likelihood relative to the best one (1.0 for the best)."""
+    if not result.hits:
+        return []
+    best = max(hit.score for hit in result.hits)
+    return [math.exp(hit.score - best) for hit in result.hits]
+
+
+def sentence_candidates(result: SearchResult, index: LoadedIndex) -> list[SentenceCandidate]:
+    query = result.query
+    vocabulary, idf = index.bm25.vocabulary, index.bm25.idf
+    max_idf = float(idf.max()) if len(idf) else 1.0
+
+    def weight(term: str) -> float:
+        return float(idf[vocabulary[term]]) if term in vocabulary else max_idf
+
+    unigrams = {t: weight(t) for t in query.terms if "_" not in t}
+    bigrams = {t: weight(t) for t in query.terms if "_" in t}
+    uni_total, bi_total = sum(unigrams.values()) or 1.0, sum(bigrams.values()) or 1.0
+    likelihood = relative_likelihoods(result)
+    found: list[SentenceCandidate] = []
+    for rank, hit in enumerate(result.hits[:SENTENCE_SOURCES]):
+        if hit.passage.kind == CAPTION:
+            continue
+        spans, vectors = index.sentences_of(hit.row)
+        cosines = vectors @ result.query_vector if len(vectors) else []
+        terms = index.sentence_terms(hit.row, query.folded)
+        for (start, end), cosine, (words, pairs) in zip(spans.tolist(), cosines, terms, strict=True):
+            sentence = hit.passage.text[start:end]
+            found.append(
+                SentenceCandidate(
+                    rank,
+                    start,
+                    end,
+                    np.array(
+                        [
+                            float(cosine),
+                            0.0,
+                            sum(v for t, v in unigrams.items() if t in words) / uni_total,
+                            sum(v for t, v in bigrams.items() if t in pairs) / bi_total,
+                            answer_type_match(query.answer_type, sentence),
+                            likelihood[rank],
+                            float(rank == 0),
+                            min(len(sentence), 2 * MAX_ANSWER_CHARS) / MAX_ANSWER_CHARS,
+                        ],
+                        dtype=np.float32,
+                    ),
+                )
+            )
+    if found:
+        best = max(c.features[0] for c in found)
+        for c in found:
+            c.features[1] = c.features[0] - best
+    return found
+
+
+def _clause_window(text: str, start: int, end: int, query_terms: set[str], folded: bool) -> tuple[int, int]:
     """Shorten a long sentence to about MAX_ANSWER_CHARS from its best-matching clause on."""
     if end - start <= MAX_ANSWER_CHARS:
         return start, end
     clause_starts = [start] + [start + m.end() for m in re.finditer(r"[;,:]\s+", text[start:end])]
     best = max(
         clause_starts,
-        key=lambda b: len(_sentence_terms(text[b : min(end, b + 120)], folded) & query_terms),
+        key=lambda b: len(_terms(text[b : min(end, b + 120)], folded)[0] & query_terms),
     )
     window_start, window_end = best, min(end, best + MAX_ANSWER_CHARS)
     if window_end - window_start < MAX_ANSWER_CHARS:  # close to the end: reach back instead
@@ -72,52 +152,28 @@ def _clause_window(
     return window_start, window_end
 
 
-def extract_answer(result: SearchResult, index: LoadedIndex) -> tuple[str, int | None, tuple[int, int] | None]:
+def extract_answer(
+    result: SearchResult, index: LoadedIndex
+) -> tuple[str, int | None, tuple[int, int] | None]:
     """The sentence (or clause) that best answers, the hit it came from, and its span."""
-    query = result.query
-    idf = index.bm25.idf
-    vocabulary = index.bm25.vocabulary
-    query_terms = set(query.terms) | set(query.variant_terms)
-    weight = {t: float(idf[vocabulary[t]]) if t in vocabulary else 0.0 for t in query_terms}
-    total = sum(weight.values()) or 1.0
-    best: tuple[float, int, int, int] | None = None
-    relative = _relative_scores(result)
-    for rank, hit in enumerate(result.hits[:SENTENCE_SOURCES]):
-        if hit.passage.kind == CAPTION:
-            continue
-        text = hit.passage.text
-        for start, end in sentence_spans(text):
-            sentence = text[start:end]
-            matched = _sentence_terms(sentence, query.folded) & query_terms
-            score = sum(weight[t] for t in matched) / total
-            score += 0.25 * answer_type_match(query.answer_type, sentence)
-            score += 0.5 * relative[rank] - 0.05 * rank
-            if best is None or score > best[0]:
-                best = (score, rank, start, end)
-    if best is None:
+    candidates = sentence_candidates(result, index)
+    if not candidates:
         return "", None, None
-    _, rank, start, end = best
-    text = result.hits[rank].passage.text
-    start, end = _clause_window(text, start, end, query_terms, query.folded)
+    best = max(candidates, key=lambda c: float(c.features @ SENTENCE_WEIGHTS))
+    text = result.hits[best.rank].passage.text
+    query_terms = {t for t in result.query.terms if "_" not in t}
+    start, end = _clause_window(text, best.start, best.end, query_terms, result.query.folded)
     short = text[start:end].strip()
-    if end < len(text) and not re.search(r"[.!?…]$", short) and len(short) >= MAX_ANSWER_CHARS - 40:
+    if end < best.end:
         short += " …"
-    return short, rank, (start, end)
-
-
-def _relative_scores(result: SearchResult) -> list[float]:
-    """Each hit's likelihood relative to the best one (1.0 for the best)."""
-    if not result.hits:
-        return []
-    best = max(hit.score for hit in result.hits)
-    return [math.exp(hit.score - best) for hit in result.hits]
+    return short, best.rank, (start, end)
 
 
 def compose(result: SearchResult, index: LoadedIndex, took_ms: float) -> Answer:
     found = result.found
     short, source_rank, span = extract_answer(result, index) if found else ("", None, None)
     # A passage's score: the confidence that the corpus answers, shared out by the ranker.
-    scores = [result.confidence * r for r in _relative_scores(result)]
+    scores = [result.confidence * r for r in relative_likelihoods(result)]
     passages = [
         _cite(hit, rank, index, scores[rank - 1], span if source_rank == rank - 1 else None)
         for rank, hit in enumerate(result.hits, start=1)

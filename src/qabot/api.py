@@ -10,12 +10,13 @@ import logging
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Annotated, Any
 
 import uvicorn
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -324,7 +325,7 @@ class AccessLogMiddleware:
                 path,
                 status,
                 elapsed_ms,
-                extra={"method": scope["method"], "path": path, "status": status},
+                extra={"method": scope["method"], "path": path, "status": status, "ms": elapsed_ms},
             )
 
 
@@ -438,6 +439,15 @@ class ErrorOut(BaseModel):
     code: str = Field(description="Mã lỗi ổn định (tiếng Anh), dùng cho chương trình.")
 
 
+DocIdParam = Annotated[
+    str,
+    Path(
+        description="Mã tài liệu (tên tệp trong thư mục tài liệu), như trong `/documents`.",
+        examples=[EXAMPLE_DOC_ID],
+    ),
+]
+
+
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
         401: "Thiếu hoặc sai mã quản trị.",
@@ -488,7 +498,7 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def admin_guard(settings: Settings):
+def admin_guard(settings: Settings) -> Callable[..., Awaitable[None]]:
     """A dependency that lets a request through only with the configured admin token."""
     secret = settings.admin_token.get_secret_value() if settings.admin_token else ""
     expected = secret.encode("utf-8")
@@ -725,8 +735,8 @@ def _add_document_routes(app: FastAPI, service: QAService) -> None:
         responses=_errors(404, 422, 503),
     )
     def paragraph(
-        doc_id: str,
-        n: int,
+        doc_id: DocIdParam,
+        n: Annotated[int, Path(description="Số thứ tự đoạn văn, bắt đầu từ 1.", examples=[2])],
         radius: Annotated[
             int,
             Query(ge=0, le=MAX_RADIUS, description="Số đoạn lân cận mỗi phía (0–5)."),
@@ -787,7 +797,7 @@ def _add_admin_routes(app: FastAPI, service: QAService, settings: Settings) -> N
         response_model=ChangeOut,
         responses={**admin_errors, **_errors(404, 422)},
     )
-    def delete_document(doc_id: str) -> JSONResponse:
+    def delete_document(doc_id: DocIdParam) -> JSONResponse:
         summary = service.remove_documents([doc_id])
         return JSONResponse(change_dict([doc_id], summary))
 

@@ -12,6 +12,7 @@ from qabot.config import Settings, get_settings
 from qabot.embedding import Embedder, EmbedderError, create_embedder
 from qabot.index import BuildSummary, IndexStoreError, build_index
 from qabot.index.store import current_version, read_manifest
+from qabot.library import LibraryError
 from qabot.service import NotReadyError, QAService, QuestionError
 
 log = logging.getLogger("qabot")
@@ -87,6 +88,45 @@ def cmd_index_build(args: argparse.Namespace, settings: Settings) -> int:
     else:
         _print_build_summary(summary)
     return 0
+
+
+def cmd_index_add(args: argparse.Namespace, settings: Settings) -> int:
+    files = []
+    for name in args.files:
+        path = Path(name)
+        if not path.is_file():
+            raise CommandError(f"không tìm thấy tệp {name}")
+        files.append((path.name, path.read_bytes()))
+    service = _library_service(args, settings)
+    added, summary = service.add_documents(files)
+    if args.json:
+        _print_json({"added": [a.doc_id for a in added], **_build_json(summary)})
+    else:
+        for item in added:
+            print(f"Đã thêm {item.doc_id}")
+        _print_build_summary(summary)
+    return 0
+
+
+def cmd_index_remove(args: argparse.Namespace, settings: Settings) -> int:
+    service = _library_service(args, settings)
+    summary = service.remove_documents(args.doc_ids)
+    if args.json:
+        _print_json({"removed_ids": args.doc_ids, **_build_json(summary)})
+    else:
+        for doc_id in args.doc_ids:
+            print(f"Đã xóa {doc_id}")
+        _print_build_summary(summary)
+    return 0
+
+
+def _library_service(args: argparse.Namespace, settings: Settings) -> QAService:
+    return QAService(
+        Path(args.index or settings.index_dir),
+        _embedder(args, settings),
+        docs_dir=Path(args.docs or settings.docs_dir),
+        max_upload_bytes=settings.max_upload_bytes,
+    )
 
 
 def cmd_index_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -205,7 +245,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
     from qabot.telegram import run_bot
+    from qabot.telegram.app import token_of
 
+    token_of(settings)  # no token: fail before loading any model
     service = service_from_settings(settings, args.index, args.embedder)
     return run_bot(service, settings)
 
@@ -232,6 +274,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="chờ bản dựng khác chạy xong tối đa ngần này giây")
     common(build)
     build.set_defaults(handler=cmd_index_build)
+    add = index.add_parser("add", help="thêm tệp báo cáo vào thư mục tài liệu và cập nhật chỉ mục")
+    add.add_argument("files", nargs="+", metavar="FILE")
+    add.add_argument("--docs", help="thư mục tài liệu (mặc định QABOT_DOCS_DIR hoặc data/reports)")
+    common(add)
+    add.set_defaults(handler=cmd_index_add)
+    remove = index.add_parser("remove", help="xóa tài liệu khỏi thư mục và chỉ mục")
+    remove.add_argument("doc_ids", nargs="+", metavar="DOC_ID")
+    remove.add_argument("--docs", help="thư mục tài liệu (mặc định QABOT_DOCS_DIR hoặc data/reports)")
+    common(remove)
+    remove.set_defaults(handler=cmd_index_remove)
     status = index.add_parser("status", help="xem chỉ mục hiện tại")
     common(status)
     status.set_defaults(handler=cmd_index_status)
@@ -262,16 +314,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _settings() -> Settings:
+    from pydantic import ValidationError
+
     try:
-        return args.handler(args, get_settings())
-    except (CommandError, IndexStoreError, EmbedderError, NotReadyError) as exc:
+        return get_settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = "_".join(str(part) for part in first["loc"]).upper()
+        raise CommandError(f"cấu hình không hợp lệ: QABOT_{field} ({first['msg']})") from None
+
+
+def _configure_logging(args: argparse.Namespace, settings: Settings | None) -> None:
+    # Services log at their configured level; one-shot commands only warn unless -v.
+    level = logging.INFO if args.verbose else logging.WARNING
+    if settings is not None and args.command in ("serve", "bot") and not args.verbose:
+        level = logging.getLevelName(settings.log_level.upper())
+        level = level if isinstance(level, int) else logging.INFO
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from qabot.telegram.app import BotConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings()
+    except CommandError as exc:
+        _configure_logging(args, None)
+        print(f"Lỗi: {exc}", file=sys.stderr)
+        return 1
+    _configure_logging(args, settings)
+    try:
+        return args.handler(args, settings)
+    except (
+        CommandError, IndexStoreError, EmbedderError, NotReadyError, LibraryError, BotConfigError
+    ) as exc:
         print(f"Lỗi: {exc}", file=sys.stderr)
         return 1
     except QuestionError as exc:

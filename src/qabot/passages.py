@@ -22,7 +22,7 @@ class PassageConfig:
 class Passage:
     doc_id: str
     ordinal: int  # position within the document, from 0
-    paragraph: int  # 1-based number of the paragraph the passage starts in
+    paragraph: int  # 1-based number of the paragraph holding most of the passage
     start: int  # offsets into Document.text
     end: int
     kind: str
@@ -87,7 +87,9 @@ def split_document(document: Document, config: PassageConfig | None = None) -> l
             merged.append(chunk)
             continue
         if pending is not None:
-            chunk = (pending[0], chunk[1], pending[2], BODY)
+            # Cite the paragraph that carries the text, not the heading before it.
+            longer = chunk if chunk[1] - chunk[0] >= pending[1] - pending[0] else pending
+            chunk = (pending[0], chunk[1], longer[2], BODY)
             pending = None
         if chunk[1] - chunk[0] < config.min_chars:
             pending = chunk

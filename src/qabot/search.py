@@ -19,7 +19,7 @@ from qabot.index import LoadedIndex
 from qabot.ingest import CAPTION
 from qabot.passages import Passage
 from qabot.query import DATE, NUMBER, ORGANISATION, PERSON, PLACE, Query, analyse
-from qabot.text import sentence_spans, tokens
+from qabot.text import tokens
 
 CANDIDATES = 40  # from each retriever
 VARIANT_WEIGHT = 0.5  # abbreviation variants count half as much as the words typed
@@ -27,6 +27,7 @@ RRF_K = 60
 
 FEATURES = (
     "dense",  # cosine similarity of question and passage
+    "sentence_dense",  # the best cosine of question and one sentence of the passage
     "bm25",  # BM25 divided by the best BM25 among candidates
     "coverage",  # idf share of the question's syllables found in the passage
     "bigram_coverage",  # the same for syllable bigrams
@@ -37,12 +38,13 @@ FEATURES = (
     "rrf_bm25",  # the same in the BM25 ranking
 )
 RANKER_WEIGHTS = np.array(
-    [42.1, 2.04, -0.12, 2.73, 6.25, 0.78, 0.18, -0.02, 4.9], dtype=np.float32
+    [55.3634, 51.0836, 1.804, -0.1691, 2.6996, 5.1531, 1.3118, -0.4656, 0.4021, 6.4501],
+    dtype=np.float32,
 )
 # Confidence: logistic regression over CONFIDENCE_FEATURES of the best candidate.
 CONFIDENCE_FEATURES = ("score", "margin", "dense", "coverage", "sentence_coverage")
-CONFIDENCE_WEIGHTS = np.array([0.0, 0.0, 30.0, 4.0, 2.0], dtype=np.float32)
-CONFIDENCE_INTERCEPT = -27.0
+CONFIDENCE_WEIGHTS = np.array([1.2602, -0.0731, 0.0388, 0.3314, 0.4734], dtype=np.float32)
+CONFIDENCE_INTERCEPT = -128.0137
 # found = true when the confidence is at least this (chosen in bench/fit_ranker.py).
 FOUND_THRESHOLD = 0.5
 
@@ -57,6 +59,7 @@ class Hit:
 @dataclass(frozen=True)
 class Candidates:
     query: Query
+    query_vector: np.ndarray  # (dim,)
     rows: np.ndarray
     passages: list[Passage]
     features: np.ndarray  # (len(rows), len(FEATURES))
@@ -65,6 +68,7 @@ class Candidates:
 @dataclass(frozen=True)
 class SearchResult:
     query: Query
+    query_vector: np.ndarray
     hits: list[Hit]
     confidence: float  # probability that the corpus answers the question
 
@@ -121,7 +125,8 @@ class Searcher:
         query = analyse(question)
         n = len(self.index.passages)
         if n == 0:
-            return Candidates(query, np.zeros(0, np.int64), [], np.zeros((0, len(FEATURES))))
+            empty = np.zeros((0, len(FEATURES)), dtype=np.float32)
+            return Candidates(query, np.zeros(0, np.float32), np.zeros(0, np.int64), [], empty)
         bm25 = self.index.bm25
         term_ids = bm25.term_ids(list(query.terms))
         variant_ids = [t for t in bm25.term_ids(list(query.variant_terms)) if t not in term_ids]
@@ -156,39 +161,34 @@ class Searcher:
 
         features = np.zeros((len(rows), len(FEATURES)), dtype=np.float32)
         features[:, 0] = dense
-        features[:, 1] = lexical[rows] / best_lexical
-        features[:, 2] = uni_matched[rows] / uni_total
-        features[:, 3] = bi_matched[rows] / bi_total if bigrams else 0.0
+        features[:, 2] = lexical[rows] / best_lexical
+        features[:, 3] = uni_matched[rows] / uni_total
+        features[:, 4] = bi_matched[rows] / bi_total if bigrams else 0.0
         for i, passage in enumerate(passages):
-            features[i, 4] = self._best_sentence(passage.text, uni_idf, query.folded) / uni_total
+            _, sentence_vectors = self.index.sentences_of(int(rows[i]))
+            features[i, 1] = (
+                float((sentence_vectors @ query_vector[0]).max()) if len(sentence_vectors) else dense[i]
+            )
+            features[i, 5] = max(
+                (sum(v for t, v in uni_idf.items() if t in words) for words, _ in
+                 self.index.sentence_terms(int(rows[i]), query.folded)),
+                default=0.0,
+            ) / uni_total
             title_terms = self._title_terms.get(passage.doc_id, set())
-            features[i, 5] = (
+            features[i, 6] = (
                 sum(uni_idf[t] for t in unigrams if t.lstrip("~") in title_terms) / uni_total
                 if not query.folded
                 else len(plain_unigrams & title_terms) / max(len(plain_unigrams), 1)
             )
-            features[i, 6] = answer_type_match(query.answer_type, passage.text)
-            features[i, 7] = RRF_K / (RRF_K + dense_rank.get(int(rows[i]), k))
-            features[i, 8] = RRF_K / (RRF_K + lexical_rank[rows[i]])
-        return Candidates(query, rows, passages, features)
-
-    @staticmethod
-    def _best_sentence(text: str, idf: dict[str, float], folded: bool) -> float:
-        from qabot.text import fold
-
-        best = 0.0
-        for start, end in sentence_spans(text):
-            sentence = text[start:end]
-            words = set(tokens(fold(sentence) if folded else sentence))
-            if folded:
-                words = {"~" + w for w in words}
-            best = max(best, sum(v for t, v in idf.items() if t in words))
-        return best
+            features[i, 7] = answer_type_match(query.answer_type, passage.text)
+            features[i, 8] = RRF_K / (RRF_K + dense_rank.get(int(rows[i]), k))
+            features[i, 9] = RRF_K / (RRF_K + lexical_rank[rows[i]])
+        return Candidates(query, query_vector[0], rows, passages, features)
 
     def search(self, question: str, top_k: int = 5) -> SearchResult:
         candidates = self.candidates(question)
         if not len(candidates.rows):
-            return SearchResult(candidates.query, [], 0.0)
+            return SearchResult(candidates.query, candidates.query_vector, [], 0.0)
         scores = candidates.features @ RANKER_WEIGHTS
         passages = candidates.passages
         # Captions never outrank body text: they sort after every body passage.
@@ -201,12 +201,12 @@ class Searcher:
                 scores[best],
                 _softmax_margin(scores),
                 candidates.features[best, 0],
-                candidates.features[best, 2],
-                candidates.features[best, 4],
+                candidates.features[best, 3],
+                candidates.features[best, 5],
             ],
             dtype=np.float32,
         )
         logit = float(confidence_inputs @ CONFIDENCE_WEIGHTS + CONFIDENCE_INTERCEPT)
         confidence = 1.0 / (1.0 + np.exp(-logit))
         hits = [Hit(int(candidates.rows[i]), passages[i], float(scores[i])) for i in order[:top_k]]
-        return SearchResult(candidates.query, hits, float(confidence))
+        return SearchResult(candidates.query, candidates.query_vector, hits, float(confidence))

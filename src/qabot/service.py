@@ -235,18 +235,19 @@ class QAService:
         return summary
 
     def add_documents(self, files: list[tuple[str, bytes]]) -> tuple[list[AddedFile], BuildSummary]:
-        """Validate and store uploaded files, then update the index. All or nothing on errors
-        of validation: a bad file in the batch leaves the folder as it was."""
+        """Validate and store uploaded files, then update the index. All or nothing: a bad
+        file in the batch, or a failed build, leaves the docs folder as it was."""
         docs = self._docs()
         added: list[AddedFile] = []
         try:
             for name, data in files:
                 added.append(add_file(docs, name, data, self.max_upload_bytes))
-        except LibraryError:
+            return added, self.rebuild()
+        except BaseException:
+            # Nothing half-done: the files go when they cannot all be stored and indexed.
             for item in added:
                 item.path.unlink(missing_ok=True)
             raise
-        return added, self.rebuild()
 
     def remove_documents(self, doc_ids: list[str]) -> BuildSummary:
         remove_files(self._docs(), doc_ids)

@@ -110,27 +110,49 @@ def _word_before(text: str, end: int) -> str:
     return text[start:end]
 
 
+_BLOCK_BREAK = re.compile(r"\n\s*\n")
+# "1.", "2.1.", "IV.", "a." opening a line number a list item; they end no sentence.
+_ENUMERATOR = re.compile(r"(?:\d+(?:\.\d+)*|[IVXLCivxlc]+|[a-zđ])")
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """Sentence boundaries as (start, end) offsets into ``text``, whitespace trimmed.
 
-    A sentence ends at ".", "!", "?", "…", "..." or "./." followed by white space and an
-    upper-case letter, a digit or an opening quote. Periods inside tokens ("TP.HCM",
-    "1.062") never qualify, and neither do known abbreviations ("ThS.") or initials.
+    Paragraph breaks (blank lines) always end a sentence. Otherwise a sentence ends at ".",
+    "!", "?", "…", "..." or "./." followed by white space and an upper-case letter, a digit
+    or an opening quote. Periods inside tokens ("TP.HCM", "1.062") never qualify, and
+    neither do known abbreviations ("ThS."), initials, or list numbers opening a line.
     """
     spans: list[tuple[int, int]] = []
-    start = 0
-    for match in _SENTENCE_END.finditer(text):
+    block_start = 0
+    for brk in [*_BLOCK_BREAK.finditer(text), None]:
+        block_end = brk.start() if brk else len(text)
+        spans.extend(_block_sentences(text, block_start, block_end))
+        block_start = brk.end() if brk else block_end
+    return spans
+
+
+def _block_sentences(text: str, block_start: int, block_end: int) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    start = block_start
+    for match in _SENTENCE_END.finditer(text, block_start, block_end):
         end = match.end()
-        following = _next_sentence_start(text, end)
+        following = _next_sentence_start(text[:block_end], end)
         if following is None:
             continue
         if match.group(1) == ".":
-            word = _word_before(text, match.start()).lower()
-            if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+            word = _word_before(text, match.start())
+            line_start = text.rfind("\n", 0, match.start()) + 1
+            opens_line = not text[max(line_start, block_start) : match.start() - len(word)].strip()
+            if (
+                word.lower() in _ABBREVIATIONS
+                or (len(word) == 1 and word.isalpha())
+                or (opens_line and _ENUMERATOR.fullmatch(word))
+            ):
                 continue
         spans.append((start, end))
         start = following
-    spans.append((start, len(text)))
+    spans.append((start, block_end))
     return [_trim(text, s, e) for s, e in spans if text[s:e].strip()]
 
 

@@ -31,14 +31,15 @@ from qabot.index.store import (
     read_manifest,
     writer_lock,
 )
-from qabot.index.vectors import build_vector_index, save_vector_index
+from qabot.index.vectors import build_vector_index, save_sentences, save_vector_index
 from qabot.ingest import IngestError, content_hash, discover, doc_id_for, load_document
 from qabot.passages import PassageConfig, split_document
+from qabot.text import sentence_spans
 
 log = logging.getLogger(__name__)
 
 # Bump when cleaning or splitting changes, so every document is processed again.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -159,6 +160,14 @@ def _build_locked(
         [p.indexed_text for p in passages], index_dir, embedder, progress
     )
     summary.reused = len(passages) - summary.embedded
+    # Sentence vectors let the ranker and the short answer see which sentence answers.
+    sentences = np.array(
+        [(row, s, e) for row, p in enumerate(passages) for s, e in sentence_spans(p.text)],
+        dtype=np.int32,
+    ).reshape(-1, 3)
+    sentence_vectors, _ = _vectors_for(
+        [passages[r].text[s:e] for r, s, e in sentences], index_dir, embedder, progress
+    )
 
     nothing_changed = (
         reusable and not (summary.added or summary.changed or summary.removed)
@@ -177,6 +186,7 @@ def _build_locked(
         progress("writing", 0, 1)
         meta.write(staging / "meta.sqlite", documents)
         save_vector_index(build_vector_index(vectors), staging / "vectors.faiss")
+        save_sentences(staging, sentences, sentence_vectors)
         BM25Index.build([p.indexed_text for p in passages]).save(staging)
         manifest = {
             "format": FORMAT,

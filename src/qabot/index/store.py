@@ -19,17 +19,19 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import faiss
+import numpy as np
 
 from qabot.index import meta
-from qabot.index.bm25 import BM25Index
-from qabot.index.vectors import load_vector_index
+from qabot.index.bm25 import FOLDED_PREFIX, BM25Index
+from qabot.index.vectors import load_sentences, load_vector_index
 from qabot.passages import Passage
+from qabot.text import fold, tokens
 
-FORMAT = 1
+FORMAT = 2
 CURRENT = "CURRENT"
 VERSIONS = "versions"
 CACHE = "embedding_cache.sqlite"
@@ -146,6 +148,32 @@ class LoadedIndex:
     documents: list[meta.DocumentInfo]
     vectors: faiss.Index
     bm25: BM25Index
+    sentence_spans: np.ndarray  # (n, 3): passage row, start, end; ordered by passage row
+    sentence_vectors: np.ndarray  # (n, dim), float16, memory-mapped
+
+    _terms_cache: dict = field(default_factory=dict, repr=False)
+
+    def sentence_terms(self, row: int, folded: bool) -> list[tuple[frozenset[str], frozenset[str]]]:
+        """Per sentence of a passage: its syllables and syllable bigrams (folded: "~dang").
+
+        Cached, since ranking and answer extraction look at the same few passages often.
+        """
+        key = (row, folded)
+        cached = self._terms_cache.get(key)
+        if cached is None:
+            if len(self._terms_cache) > 200_000:
+                self._terms_cache.clear()
+            text = self.passages[row].text
+            spans, _ = self.sentences_of(row)
+            cached = [_terms(text[s:e], folded) for s, e in spans.tolist()]
+            self._terms_cache[key] = cached
+        return cached
+
+    def sentences_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """Spans (start, end) and vectors of one passage's sentences."""
+        rows = self.sentence_spans[:, 0]
+        lo, hi = np.searchsorted(rows, row, "left"), np.searchsorted(rows, row, "right")
+        return self.sentence_spans[lo:hi, 1:], np.asarray(self.sentence_vectors[lo:hi], dtype=np.float32)
 
     @property
     def embedder_id(self) -> str:
@@ -167,6 +195,15 @@ class LoadedIndex:
             return meta.read_paragraphs(db, doc_id, first, last)
         finally:
             db.close()
+
+
+def _terms(sentence: str, folded: bool) -> tuple[frozenset[str], frozenset[str]]:
+    syllables = tokens(fold(sentence) if folded else sentence)
+    prefix = FOLDED_PREFIX if folded else ""
+    return (
+        frozenset(prefix + s for s in syllables),
+        frozenset(f"{prefix}{a}_{b}" for a, b in zip(syllables, syllables[1:], strict=False)),
+    )
 
 
 def open_index(index_dir: Path, embedder_id: str | None = None) -> LoadedIndex:
@@ -193,6 +230,7 @@ def open_index(index_dir: Path, embedder_id: str | None = None) -> LoadedIndex:
         documents = meta.read_documents(db)
     finally:
         db.close()
+    sentence_spans, sentence_vectors = load_sentences(folder)
     return LoadedIndex(
         index_dir=index_dir,
         version=version,
@@ -201,4 +239,6 @@ def open_index(index_dir: Path, embedder_id: str | None = None) -> LoadedIndex:
         documents=documents,
         vectors=load_vector_index(folder / "vectors.faiss"),
         bm25=BM25Index.load(folder),
+        sentence_spans=sentence_spans,
+        sentence_vectors=sentence_vectors,
     )

@@ -33,3 +33,17 @@ def save_vector_index(index: faiss.Index, path: Path) -> None:
 
 def load_vector_index(path: Path) -> faiss.Index:
     return faiss.read_index(str(path))
+
+
+def save_sentences(folder: Path, spans: np.ndarray, vectors: np.ndarray) -> None:
+    """Sentence spans (passage row, start, end) and their vectors, half precision."""
+    np.save(folder / "sentence_spans.npy", spans.astype(np.int32))
+    np.save(folder / "sentence_vectors.npy", vectors.astype(np.float16))
+
+
+def load_sentences(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    # Memory-mapped: only the sentences of candidate passages are ever read.
+    return (
+        np.load(folder / "sentence_spans.npy"),
+        np.load(folder / "sentence_vectors.npy", mmap_mode="r"),
+    )

@@ -182,7 +182,10 @@ def _fallback_title(text: str) -> str:
     first = sentences(text)[0] if text else text
     if len(first) <= _FALLBACK_TITLE_CHARS:
         return first.rstrip(".")
-    cut = first[:_FALLBACK_TITLE_CHARS].rsplit(" ", 1)[0]
+    cut = first[:_FALLBACK_TITLE_CHARS]
+    # End on a clause when one ends late enough, else on a word.
+    clause = max(cut.rfind(","), cut.rfind(";"))
+    cut = cut[:clause] if clause >= _FALLBACK_TITLE_CHARS // 2 else cut.rsplit(" ", 1)[0]
     return cut.rstrip(",;:- ") + "…"
 
 

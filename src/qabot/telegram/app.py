@@ -109,7 +109,10 @@ async def post_init(application: Application) -> None:
             )
         except TelegramError as error:  # e.g. the admin never opened a chat with the bot
             log.warning("could not register the admin commands for %s: %s", admin, error)
-    await current_examples(d)
+    try:
+        await current_examples(d)
+    except Exception:  # /start will try again; the bot itself can run
+        log.exception("choosing the example questions failed")
     log.info("Telegram bot @%s is ready", bot.username)
 
 
@@ -142,7 +145,7 @@ def run_bot(service: QAService, settings: Settings) -> int:
 
             run_webhook(application, settings)
         else:
-            application.run_polling(allowed_updates=ALLOWED_UPDATES, close_loop=False)
+            application.run_polling(allowed_updates=ALLOWED_UPDATES)
     except InvalidToken:
         print(
             "Lỗi: Telegram không chấp nhận QABOT_TELEGRAM_TOKEN; hãy kiểm tra lại token.",
