@@ -56,7 +56,7 @@ def collect(searcher, items):
             ],
             dtype=bool,
         )
-        out.append((item.context_doc, c.features.astype(np.float64), labels))
+        out.append((item.context_doc, c.features.astype(np.float64), labels, c.signals))
     return out
 
 
@@ -96,12 +96,9 @@ def folds_of(data, k=5):
     return [fold_of[c] for c, _, _ in data]
 
 
-def confidence_inputs(w, x):
+def confidence_inputs(w, x, signals):
     s = x @ w
-    best = int(np.argmax(s))
-    top = np.sort(s)[::-1]
-    margin = float(top[0] - top[1]) if len(top) > 1 else 10.0
-    return np.array([s[best], margin, x[best, 0], x[best, 3], x[best, 5]])
+    return search.confidence_features(s, x, signals, int(np.argmax(s))).astype(np.float64)
 
 
 def fit_logistic(X, y, lam):
@@ -109,9 +106,10 @@ def fit_logistic(X, y, lam):
         w, b = params[:-1], params[-1]
         z = X @ w + b
         p = 1 / (1 + np.exp(-z))
-        l = -np.mean(y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12)) + lam * (w @ w)
+        nll = -np.mean(y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12))
+        value = nll + lam * (w @ w)
         g = X.T @ (p - y) / len(y)
-        return l, np.append(g + 2 * lam * w, np.mean(p - y))
+        return value, np.append(g + 2 * lam * w, np.mean(p - y))
 
     result = minimize(loss, np.zeros(X.shape[1] + 1), jac=True, method="L-BFGS-B")
     return result.x[:-1], result.x[-1]
@@ -136,11 +134,20 @@ def fit_sentences(work: Path, ranker_weights: np.ndarray) -> None:
         labels = np.array(
             [
                 result.hits[c.rank].passage.doc_id == item.context_doc
-                and any(k and k in match_key(result.hits[c.rank].passage.text[c.start : c.end]) for k in keys)
+                and any(
+                    k and k in match_key(result.hits[c.rank].passage.text[c.start : c.end])
+                    for k in keys
+                )
                 for c in candidates
             ]
         )
-        data.append((item.context_doc, np.stack([c.features for c in candidates]).astype(np.float64), labels))
+        data.append(
+            (
+                item.context_doc,
+                np.stack([c.features for c in candidates]).astype(np.float64),
+                labels,
+            )
+        )
     folds = folds_of(data)
     best_lam, best_score = 0.0, -1.0
     for lam in (0.0, 1e-3, 1e-2, 1e-1):
@@ -155,7 +162,10 @@ def fit_sentences(work: Path, ranker_weights: np.ndarray) -> None:
             best_lam, best_score = lam, mean
     ws = fit_ranker([(x, y) for _, x, y in data if y.any()], best_lam)
     current = answer.SENTENCE_WEIGHTS.astype(np.float64)
-    print(f"current sentence weights: {hit_at_1(current, data):.4f}; fitted (all data): {hit_at_1(ws, data):.4f}")
+    print(
+        f"current sentence weights: {hit_at_1(current, data):.4f}; "
+        f"fitted (all data): {hit_at_1(ws, data):.4f}"
+    )
     print("SENTENCE_WEIGHTS = " + np.array2string(ws, precision=4, separator=", "))
 
 
@@ -182,39 +192,44 @@ def main() -> int:
         negatives = []
         for index_dir, s in ((wiki_only, sets[0]), (reg_only, sets[1])):
             other = search.Searcher(open_index(index_dir), embedder)
-            negatives += [other.candidates(i.question).features.astype(np.float64) for i in s.items]
+            for i in s.items:
+                c = other.candidates(i.question)
+                negatives.append((c.features.astype(np.float64), c.signals))
         features_file.write_bytes(pickle.dumps((positives, negatives)))
     positives, negatives = pickle.loads(features_file.read_bytes())
+    ranked = [(c, x, y) for c, x, y, _ in positives]
     print(f"{len(positives)} questions, {len(negatives)} cross-domain negatives", file=sys.stderr)
 
     names = search.FEATURES
-    folds = folds_of(positives)
+    folds = folds_of(ranked)
     current = search.RANKER_WEIGHTS.astype(np.float64)
-    print(f"current weights: hit@1 {hit_at_1(current, positives):.4f} (all data)")
-    trainable = [(x, y) for _, x, y in positives if y.any()]
-    recall = len(trainable) / len(positives)
+    print(f"current weights: hit@1 {hit_at_1(current, ranked):.4f} (all data)")
+    trainable = [(x, y) for _, x, y in ranked if y.any()]
+    recall = len(trainable) / len(ranked)
     print(f"candidate recall (a gold passage among candidates): {recall:.4f}")
 
     best_lam, best_score = None, -1.0
     for lam in (0.0, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1):
         scores = []
         for f in range(5):
-            train = [(x, y) for (c, x, y), g in zip(positives, folds, strict=True) if g != f and y.any()]
-            test = [d for d, g in zip(positives, folds, strict=True) if g == f]
+            train = [
+                (x, y) for (c, x, y), g in zip(ranked, folds, strict=True) if g != f and y.any()
+            ]
+            test = [d for d, g in zip(ranked, folds, strict=True) if g == f]
             scores.append(hit_at_1(fit_ranker(train, lam), test))
         mean = float(np.mean(scores))
         print(f"ranker lambda {lam:g}: held-out hit@1 {mean:.4f} (folds {np.round(scores, 3)})")
         if mean > best_score:
             best_lam, best_score = lam, mean
     w = fit_ranker(trainable, best_lam)
-    print(f"chosen lambda {best_lam:g}; all-data hit@1 {hit_at_1(w, positives):.4f}")
+    print(f"chosen lambda {best_lam:g}; all-data hit@1 {hit_at_1(w, ranked):.4f}")
     print("RANKER_WEIGHTS = " + np.array2string(w, precision=4, separator=", "))
     for name, value in zip(names, w, strict=True):
         print(f"   {name:18s} {value:+.4f}")
 
     # Confidence: in-domain questions (1) against cross-domain ones (0).
-    X_pos = np.stack([confidence_inputs(w, x) for _, x, _ in positives])
-    X_neg = np.stack([confidence_inputs(w, x) for x in negatives])
+    X_pos = np.stack([confidence_inputs(w, x, sig) for _, x, _, sig in positives])
+    X_neg = np.stack([confidence_inputs(w, x, sig) for x, sig in negatives])
     X = np.vstack([X_pos, X_neg])
     y = np.concatenate([np.ones(len(X_pos)), np.zeros(len(X_neg))])
     a, b = fit_logistic(X, y, 1e-3)

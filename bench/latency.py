@@ -33,7 +33,9 @@ def main() -> int:
     build_index(ROOT / "data" / "reports", args.index, embedder)
     service = QAService(args.index, embedder)
     load_seconds = time.perf_counter() - started
-    questions = [json.loads(line)["q"] for line in SEEDS.read_text(encoding="utf-8").splitlines() if line]
+    questions = [
+        json.loads(line)["q"] for line in SEEDS.read_text(encoding="utf-8").splitlines() if line
+    ]
     service.ask(questions[0])  # warm-up
     times = []
     for _ in range(args.repeat):

@@ -24,7 +24,14 @@ def test_build_json_is_one_object_with_the_summary(docs_copy, index_copy):
     result = qabot("index", "build", "--docs", str(docs_copy), "--index", str(index_copy), "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)  # exactly one JSON document on stdout
-    assert list(summary)[:6] == ["documents", "passages", "embedded", "reused", "skipped", "seconds"]
+    assert list(summary)[:6] == [
+        "documents",
+        "passages",
+        "embedded",
+        "reused",
+        "skipped",
+        "seconds",
+    ]
     assert summary["documents"] == 5 and summary["embedded"] == 0 and summary["skipped"] == 0
 
 
@@ -39,8 +46,13 @@ def test_build_human_summary_and_status(docs_copy, index_copy):
 
 def test_ask_json_contract(reports_index):
     result = qabot(
-        "ask", "Đảng ủy Khu kinh tế Hải Phòng có những cơ quan tham mưu giúp việc nào?",
-        "--index", str(reports_index), "--json", "--top-k", "3",
+        "ask",
+        "Đảng ủy Khu kinh tế Hải Phòng có những cơ quan tham mưu giúp việc nào?",
+        "--index",
+        str(reports_index),
+        "--json",
+        "--top-k",
+        "3",
     )
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
@@ -66,7 +78,10 @@ def test_ask_human_output(reports_index):
         (["ask", "   ", "--index", "{index}"], "Câu hỏi đang để trống"),
         (["ask", "Câu hỏi?", "--index", "{empty}"], "qabot index build"),
         (["index", "status", "--index", "{empty}"], "qabot index build"),
-        (["index", "build", "--docs", "{empty}/khong-co", "--index", "{empty}"], "không có thư mục"),
+        (
+            ["index", "build", "--docs", "{empty}/khong-co", "--index", "{empty}"],
+            "không có thư mục",
+        ),
     ],
 )
 def test_errors_are_one_clear_line(args, message, reports_index, tmp_path):

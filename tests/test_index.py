@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from qabot.index import IndexBusyError, IndexMismatchError, IndexMissingError, build_index, open_index
+from qabot.index import (
+    IndexBusyError,
+    IndexMismatchError,
+    IndexMissingError,
+    build_index,
+    open_index,
+)
 from qabot.index.store import VERSIONS, current_version, writer_lock
 
 NEW_REPORT = (
@@ -45,7 +51,9 @@ def test_rebuilding_an_unchanged_corpus_embeds_nothing(docs_copy, index_copy, em
 def test_a_new_index_folder_reuses_the_embedding_cache(docs_copy, index_copy, tmp_path, embedder):
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    (fresh / "embedding_cache.sqlite").write_bytes((index_copy / "embedding_cache.sqlite").read_bytes())
+    (fresh / "embedding_cache.sqlite").write_bytes(
+        (index_copy / "embedding_cache.sqlite").read_bytes()
+    )
     summary = build_index(docs_copy, fresh, embedder)
     assert summary.published and summary.documents == 5
     assert summary.embedded == 0
@@ -63,7 +71,10 @@ def test_adding_one_report_embeds_only_its_passages(docs_copy, index_copy, embed
 
 def test_changed_and_removed_documents(docs_copy, index_copy, embedder):
     first, second = sorted(docs_copy.iterdir())[:2]
-    first.write_text(first.read_text(encoding="utf-8") + "\nĐoạn bổ sung mới về công tác cán bộ.\n", encoding="utf-8")
+    first.write_text(
+        first.read_text(encoding="utf-8") + "\nĐoạn bổ sung mới về công tác cán bộ.\n",
+        encoding="utf-8",
+    )
     second.unlink()
     summary = build_index(docs_copy, index_copy, embedder)
     assert (summary.changed, summary.removed, summary.unchanged) == (1, 1, 3)
@@ -84,7 +95,9 @@ def test_broken_files_are_skipped_and_named(docs_copy, index_copy, embedder):
 
 def test_old_versions_are_pruned(docs_copy, index_copy, embedder):
     for n in range(3):
-        (docs_copy / f"extra-{n}.txt").write_text(NEW_REPORT.replace("120", str(200 + n)), encoding="utf-8")
+        (docs_copy / f"extra-{n}.txt").write_text(
+            NEW_REPORT.replace("120", str(200 + n)), encoding="utf-8"
+        )
         build_index(docs_copy, index_copy, embedder)
         time.sleep(1.1)  # version names carry the second
     versions = [p for p in (index_copy / VERSIONS).iterdir()]
@@ -115,7 +128,18 @@ def test_a_second_writer_is_refused_while_one_builds(docs_copy, index_copy, embe
 
 def _build_process(docs: Path, index: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "qabot.cli", "index", "build", "--docs", str(docs), "--index", str(index), "--json"],
+        [
+            sys.executable,
+            "-m",
+            "qabot.cli",
+            "index",
+            "build",
+            "--docs",
+            str(docs),
+            "--index",
+            str(index),
+            "--json",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -133,7 +157,9 @@ def _long_report(n: int) -> str:
 
 
 @pytest.mark.parametrize("kill_after", [0.8, 2.5, 5.0])
-def test_a_killed_build_leaves_the_previous_version_serving(docs_copy, index_copy, embedder, kill_after):
+def test_a_killed_build_leaves_the_previous_version_serving(
+    docs_copy, index_copy, embedder, kill_after
+):
     before = current_version(index_copy)
     (docs_copy / "dai.txt").write_text(_long_report(int(kill_after * 10)), encoding="utf-8")
     process = _build_process(docs_copy, index_copy)

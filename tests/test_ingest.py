@@ -43,7 +43,10 @@ def test_doc_id_comes_from_the_relative_path(tmp_path):
 
 
 def test_markdown_with_front_matter(tmp_path):
-    text = "---\ntitle: Báo cáo quý III\ndate: 2025-10-01\n---\n# Tiêu đề khác\n\nNội dung **chính** của [báo cáo](http://x) năm nay được trình bày đầy đủ.\n"
+    text = (
+        "---\ntitle: Báo cáo quý III\ndate: 2025-10-01\n---\n# Tiêu đề khác\n\n"
+        "Nội dung **chính** của [báo cáo](http://x) năm nay được trình bày đầy đủ.\n"
+    )
     document = load_document(write(tmp_path, "q3.md", text), tmp_path)
     assert document.title == "Báo cáo quý III"
     assert document.date == "2025-10-01"

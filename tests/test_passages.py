@@ -1,5 +1,7 @@
 """Passages: sizes, overlap, merged fragments, offsets and the context header."""
 
+from itertools import pairwise
+
 from qabot.ingest import CAPTION, load_document
 from qabot.passages import PassageConfig, split_document
 
@@ -18,7 +20,7 @@ def test_passages_point_back_into_the_document():
             assert document.text[passage.start : passage.end] == passage.text
             assert passage.doc_id == document.doc_id
             paragraph = document.paragraphs[passage.paragraph - 1]
-            assert passage.start <= paragraph.start + 2 and paragraph.end <= passage.end + 2 or (
+            assert (passage.start <= paragraph.start + 2 and paragraph.end <= passage.end + 2) or (
                 paragraph.start <= passage.start < passage.end <= paragraph.end
             )
             assert document.title in passage.header
@@ -38,7 +40,7 @@ def test_long_paragraphs_split_at_sentences_with_overlap():
     for piece in (p for p in passages if p.paragraph == long_paragraph.number):
         # Pieces end at a sentence end, unless one sentence alone was longer than the limit.
         assert piece.text[-1] in ".;:!?…)" or len(piece.text) > config.max_chars - 80
-    overlaps = [(a, b) for a, b in zip(passages, passages[1:], strict=False) if b.start < a.end]
+    overlaps = [(a, b) for a, b in pairwise(passages) if b.start < a.end]
     assert len(overlaps) >= 3
     for a, b in overlaps:  # the overlap is whole sentences: the next piece starts on one
         assert b.text[0].isupper() and a.text.endswith(b.text[: a.end - b.start])

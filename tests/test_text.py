@@ -78,12 +78,16 @@ def test_sentences_end_marker_ellipsis_and_abbreviations():
 
 
 def test_sentences_respect_paragraph_breaks_and_list_numbers():
-    text = "III. Phương hướng nhiệm vụ thời gian tới:\n\n1. Xác định chương trình công tác. Làm tốt."
+    text = (
+        "III. Phương hướng nhiệm vụ thời gian tới:\n\n1. Xác định chương trình công tác. Làm tốt."
+    )
     assert sentences(text) == [
         "III. Phương hướng nhiệm vụ thời gian tới:",
         "1. Xác định chương trình công tác.",
         "Làm tốt.",
     ]
-    assert sentences("2.1. Công tác kiện toàn tổ chức, bộ máy") == ["2.1. Công tác kiện toàn tổ chức, bộ máy"]
+    assert sentences("2.1. Công tác kiện toàn tổ chức, bộ máy") == [
+        "2.1. Công tác kiện toàn tổ chức, bộ máy"
+    ]
     # A number ending a sentence is still an end.
     assert sentences("Tổng số là 23. Năm nay tăng.") == ["Tổng số là 23.", "Năm nay tăng."]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -28,7 +29,7 @@ SENTENCE_FEATURES = (
 )
 # Logistic-regression weights fitted by bench/fit_ranker.py on the UIT train files.
 SENTENCE_WEIGHTS = np.array(
-    [13.4128, 13.4128, 3.8914, 1.74, 1.6336, 2.3041, 0.0248, -0.029], dtype=np.float32
+    [13.0596, 13.0596, 3.9387, 1.7219, 1.6468, 3.1858, -0.7722, -0.0347], dtype=np.float32
 )
 
 
@@ -72,7 +73,7 @@ def _terms(text: str, folded: bool) -> tuple[set[str], set[str]]:
     syllables = tokens(fold(text) if folded else text)
     prefix = "~" if folded else ""
     unigrams = {prefix + s for s in syllables}
-    bigrams = {f"{prefix}{a}_{b}" for a, b in zip(syllables, syllables[1:], strict=False)}
+    bigrams = {f"{prefix}{a}_{b}" for a, b in pairwise(syllables)}
     return unigrams, bigrams
 
 
@@ -103,7 +104,9 @@ def sentence_candidates(result: SearchResult, index: LoadedIndex) -> list[Senten
         spans, vectors = index.sentences_of(hit.row)
         cosines = vectors @ result.query_vector if len(vectors) else []
         terms = index.sentence_terms(hit.row, query.folded)
-        for (start, end), cosine, (words, pairs) in zip(spans.tolist(), cosines, terms, strict=True):
+        for (start, end), cosine, (words, pairs) in zip(
+            spans.tolist(), cosines, terms, strict=True
+        ):
             sentence = hit.passage.text[start:end]
             found.append(
                 SentenceCandidate(
@@ -132,7 +135,9 @@ def sentence_candidates(result: SearchResult, index: LoadedIndex) -> list[Senten
     return found
 
 
-def _clause_window(text: str, start: int, end: int, query_terms: set[str], folded: bool) -> tuple[int, int]:
+def _clause_window(
+    text: str, start: int, end: int, query_terms: set[str], folded: bool
+) -> tuple[int, int]:
     """Shorten a long sentence to about MAX_ANSWER_CHARS from its best-matching clause on."""
     if end - start <= MAX_ANSWER_CHARS:
         return start, end

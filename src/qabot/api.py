@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from qabot.config import Settings
 from qabot.index import BuildSummary, IndexBusyError, IndexStoreError
 from qabot.index.meta import DocumentInfo
-from qabot.library import LibraryError
+from qabot.library import LibraryError, human_size
 from qabot.service import (
     MAX_QUESTION_CHARS,
     MAX_TOP_K,
@@ -125,14 +125,6 @@ def error_response(
     status_code: int, code: str, detail: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse({"detail": detail, "code": code}, status_code=status_code, headers=headers)
-
-
-def human_size(n: int) -> str:
-    if n >= 1024 * 1024:
-        return f"{n / (1024 * 1024):.1f}".removesuffix(".0") + " MB"
-    if n >= 1024:
-        return f"{n / 1024:.1f}".removesuffix(".0") + " KB"
-    return f"{n} byte"
 
 
 def _sentence(label: str) -> str:

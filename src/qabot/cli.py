@@ -41,7 +41,9 @@ def _progress_printer(enabled: bool):
     def progress(stage: str, done: int, total: int) -> None:
         bar = bars.get(stage)
         if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=labels.get(stage, stage), file=sys.stderr, leave=False)
+            bar = bars[stage] = tqdm(
+                total=total, desc=labels.get(stage, stage), file=sys.stderr, leave=False
+            )
         bar.total = total
         bar.n = done
         bar.refresh()
@@ -54,7 +56,8 @@ def _progress_printer(enabled: bool):
 def _print_build_summary(summary: BuildSummary) -> None:
     print(
         f"Chỉ mục: {summary.documents} tài liệu, {summary.passages} đoạn trích "
-        f"({summary.embedded} tạo vector mới, {summary.reused} dùng lại) trong {summary.seconds:.1f} giây."
+        f"({summary.embedded} tạo vector mới, {summary.reused} dùng lại) "
+        f"trong {summary.seconds:.1f} giây."
     )
     print(
         f"Thay đổi: {summary.added} thêm, {summary.changed} sửa, {summary.removed} xóa, "
@@ -68,7 +71,9 @@ def _print_build_summary(summary: BuildSummary) -> None:
 
 def _build_json(summary: BuildSummary) -> dict:
     data = summary.as_dict()
-    ordered = {k: data[k] for k in ("documents", "passages", "embedded", "reused", "skipped", "seconds")}
+    ordered = {
+        k: data[k] for k in ("documents", "passages", "embedded", "reused", "skipped", "seconds")
+    }
     return {**ordered, **{k: v for k, v in data.items() if k not in ordered}}
 
 
@@ -149,7 +154,10 @@ def cmd_index_status(args: argparse.Namespace, settings: Settings) -> int:
         _print_json(status)
     else:
         print(f"Chỉ mục {index_dir} — phiên bản {version} (tạo lúc {status['created_at']})")
-        print(f"{status['documents']} tài liệu, {status['passages']} đoạn trích; mô hình {status['embedder']}")
+        print(
+            f"{status['documents']} tài liệu, {status['passages']} đoạn trích; "
+            f"mô hình {status['embedder']}"
+        )
         for skipped in status["skipped"]:
             print(f"Bỏ qua {skipped['source']}: {skipped['reason']}")
     return 0
@@ -220,12 +228,16 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
                 f"MRR@10 {m['mrr@10']:.3f}  answer@1 {m['answer@1']:.3f}"
             )
             not_found = "—" if m["not_found"] is None else f"{m['not_found']:.3f}"
-            print(f"   found {m['found']:.3f}  not-found {not_found}  "
-                  f"latency median {m['latency_ms_median']} ms, p95 {m['latency_ms_p95']} ms")
+            print(
+                f"   found {m['found']:.3f}  not-found {not_found}  "
+                f"latency median {m['latency_ms_median']} ms, p95 {m['latency_ms_p95']} ms"
+            )
     return 0
 
 
-def service_from_settings(settings: Settings, index: str | None = None, embedder: str | None = None) -> QAService:
+def service_from_settings(
+    settings: Settings, index: str | None = None, embedder: str | None = None
+) -> QAService:
     """The QAService that `serve` and `bot` run: configured embedder, index and docs folder."""
     return QAService(
         Path(index or settings.index_dir),
@@ -239,8 +251,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from qabot.api import serve
 
     service = service_from_settings(settings, args.index, args.embedder)
-    return serve(service, settings, host=args.host or settings.host, port=args.port or settings.port,
-                 watch_docs=args.watch)
+    return serve(
+        service,
+        settings,
+        host=args.host if args.host is not None else settings.host,
+        port=args.port if args.port is not None else settings.port,
+        watch_docs=args.watch,
+    )
 
 
 def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
@@ -269,9 +286,16 @@ def build_parser() -> argparse.ArgumentParser:
         dest="index_command", required=True
     )
     build = index.add_parser("build", help="tạo hoặc cập nhật chỉ mục")
-    build.add_argument("--docs", help="thư mục tài liệu (mặc định QABOT_DOCS_DIR hoặc data/reports)")
-    build.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                       help="chờ bản dựng khác chạy xong tối đa ngần này giây")
+    build.add_argument(
+        "--docs", help="thư mục tài liệu (mặc định QABOT_DOCS_DIR hoặc data/reports)"
+    )
+    build.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="chờ bản dựng khác chạy xong tối đa ngần này giây",
+    )
     common(build)
     build.set_defaults(handler=cmd_index_build)
     add = index.add_parser("add", help="thêm tệp báo cáo vào thư mục tài liệu và cập nhật chỉ mục")
@@ -281,7 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(handler=cmd_index_add)
     remove = index.add_parser("remove", help="xóa tài liệu khỏi thư mục và chỉ mục")
     remove.add_argument("doc_ids", nargs="+", metavar="DOC_ID")
-    remove.add_argument("--docs", help="thư mục tài liệu (mặc định QABOT_DOCS_DIR hoặc data/reports)")
+    remove.add_argument(
+        "--docs", help="thư mục tài liệu (mặc định QABOT_DOCS_DIR hoặc data/reports)"
+    )
     common(remove)
     remove.set_defaults(handler=cmd_index_remove)
     status = index.add_parser("status", help="xem chỉ mục hiện tại")
@@ -303,8 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="chạy HTTP API")
     serve.add_argument("--host", help="địa chỉ lắng nghe (mặc định QABOT_HOST hoặc 127.0.0.1)")
     serve.add_argument("--port", type=int, help="cổng (mặc định QABOT_PORT hoặc 8000)")
-    serve.add_argument("--watch", action="store_true",
-                       help="theo dõi thư mục tài liệu và tự cập nhật chỉ mục")
+    serve.add_argument(
+        "--watch", action="store_true", help="theo dõi thư mục tài liệu và tự cập nhật chỉ mục"
+    )
     common(serve, json_flag=False)
     serve.set_defaults(handler=cmd_serve)
 
@@ -351,7 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args, settings)
     except (
-        CommandError, IndexStoreError, EmbedderError, NotReadyError, LibraryError, BotConfigError
+        CommandError,
+        IndexStoreError,
+        EmbedderError,
+        NotReadyError,
+        LibraryError,
+        BotConfigError,
     ) as exc:
         print(f"Lỗi: {exc}", file=sys.stderr)
         return 1

@@ -89,7 +89,9 @@ class SentenceTransformerEmbedder:
         try:
             self._model = SentenceTransformer(model, device=device)
         except Exception as exc:
-            raise EmbedderError(f"cannot load sentence-transformers model {model!r}: {exc}") from None
+            raise EmbedderError(
+                f"cannot load sentence-transformers model {model!r}: {exc}"
+            ) from None
         # Prompts the model declares win; newer sentence-transformers declare empty ones.
         prompts = {k: v for k, v in (getattr(self._model, "prompts", None) or {}).items() if v}
         is_e5 = "e5" in Path(model).name.lower()
@@ -98,8 +100,9 @@ class SentenceTransformerEmbedder:
             "passage", prompts.get("document", "passage: " if is_e5 else "")
         )
         self._batch_size = batch_size
-        dimension = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
+        dimension = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
         )
         self._dim = int(dimension())
         self._id = f"{SENTENCE_TRANSFORMERS}/{Path(model).name if Path(model).exists() else model}"

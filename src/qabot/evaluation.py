@@ -99,7 +99,9 @@ def write_context_corpus(sets: list[EvalSet], folder: Path) -> Path:
         staging.mkdir(parents=True, exist_ok=True)
         for name, title, text in contexts:
             safe_title = " ".join(title.split()).replace('"', "'")
-            (staging / name).write_text(f'---\ntitle: "{safe_title}"\n---\n{text}\n', encoding="utf-8")
+            (staging / name).write_text(
+                f'---\ntitle: "{safe_title}"\n---\n{text}\n', encoding="utf-8"
+            )
         staging.rename(docs)
     return docs
 
@@ -166,5 +168,7 @@ def metrics(results: list[ItemResult]) -> dict:
     )
     times = sorted(r.seconds * 1000 for r in results)
     report["latency_ms_median"] = round(statistics.median(times), 1) if times else None
-    report["latency_ms_p95"] = round(times[min(len(times) - 1, int(0.95 * len(times)))], 1) if times else None
+    report["latency_ms_p95"] = (
+        round(times[min(len(times) - 1, int(0.95 * len(times)))], 1) if times else None
+    )
     return report

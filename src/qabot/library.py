@@ -5,8 +5,11 @@ Only file operations live here; the index is updated by a build afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -53,7 +56,8 @@ def safe_name(name: str) -> str:
     if suffix not in SUPPORTED_SUFFIXES:
         allowed = ", ".join(sorted(SUPPORTED_SUFFIXES))
         raise LibraryError(
-            "unsupported_type", f"Không hỗ trợ loại tệp {suffix or '(không có đuôi)'}; chỉ nhận {allowed}."
+            "unsupported_type",
+            f"Không hỗ trợ loại tệp {suffix or '(không có đuôi)'}; chỉ nhận {allowed}.",
         )
     return cleaned
 
@@ -69,19 +73,21 @@ def existing_hashes(docs_dir: Path) -> dict[str, str]:
     return hashes
 
 
-def add_file(docs_dir: Path, name: str, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> AddedFile:
+def add_file(
+    docs_dir: Path, name: str, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES
+) -> AddedFile:
     """Write one file into the docs folder atomically, refusing unsafe or duplicate files."""
     filename = safe_name(name)
     if len(data) > max_bytes:
-        raise LibraryError(
-            "too_large", f"Tệp {filename} lớn hơn giới hạn {max_bytes // (1024 * 1024)} MB."
-        )
+        raise LibraryError("too_large", f"Tệp {filename} lớn hơn giới hạn {human_size(max_bytes)}.")
     if not data.strip():
         raise LibraryError("empty_file", f"Tệp {filename} không có nội dung.")
     docs_dir.mkdir(parents=True, exist_ok=True)
     duplicate = existing_hashes(docs_dir).get(content_hash(data))
     if duplicate is not None:
-        raise LibraryError("duplicate", f"Nội dung tệp {filename} trùng với tài liệu đã có: {duplicate}.")
+        raise LibraryError(
+            "duplicate", f"Nội dung tệp {filename} trùng với tài liệu đã có: {duplicate}."
+        )
     target = docs_dir / filename
     if target.exists():
         raise LibraryError("exists", f"Đã có tài liệu tên {filename}; hãy đổi tên tệp.")
@@ -91,7 +97,13 @@ def add_file(docs_dir: Path, name: str, data: bytes, max_bytes: int = DEFAULT_MA
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        os.link(temporary, target)  # fails instead of overwriting a file that just appeared
+        try:
+            os.link(temporary, target)  # fails instead of overwriting a file that just appeared
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links
+            with open(target, "xb") as out:
+                out.write(data)
     except FileExistsError:
         raise LibraryError("exists", f"Đã có tài liệu tên {filename}; hãy đổi tên tệp.") from None
     finally:
@@ -104,19 +116,48 @@ def add_file(docs_dir: Path, name: str, data: bytes, max_bytes: int = DEFAULT_MA
     return AddedFile(doc_id_for(target, docs_dir), target)
 
 
-def remove_files(docs_dir: Path, doc_ids: list[str]) -> list[Path]:
-    """Delete the files of documents by id; checks every id before deleting any."""
-    paths = [document_path(docs_dir, doc_id) for doc_id in doc_ids]
-    for path in paths:
-        path.unlink(missing_ok=True)
-    return paths
+def human_size(size: int) -> str:
+    """2048 -> "2 KB", 1572864 -> "1.5 MB"."""
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f}".removesuffix(".0") + " MB"
+    if size >= 1024:
+        return f"{size / 1024:.1f}".removesuffix(".0") + " KB"
+    return f"{size} byte"
+
+
+@contextlib.contextmanager
+def removing(docs_dir: Path, doc_ids: list[str]) -> Iterator[list[Path]]:
+    """Set documents' files aside; delete them if the block succeeds, restore them if not.
+
+    Every id is checked before anything moves, so a bad id changes nothing.
+    """
+    paths = [document_path(docs_dir, doc_id) for doc_id in dict.fromkeys(doc_ids)]
+    aside = Path(tempfile.mkdtemp(dir=docs_dir, prefix=".removing-"))
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for number, path in enumerate(paths):
+            parked = aside / f"{number}{path.suffix}"
+            os.replace(path, parked)
+            moved.append((path, parked))
+        yield paths
+    except BaseException:
+        for original, parked in moved:
+            os.replace(parked, original)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def document_path(docs_dir: Path, doc_id: str) -> Path:
     """The file of a document id (its path inside the docs folder), which must exist."""
     root = docs_dir.resolve()
     target = (root / doc_id).resolve()
-    if not target.is_relative_to(root) or target == root:
+    relative = target.relative_to(root).parts if target.is_relative_to(root) else ()
+    if (
+        not relative
+        or any(part.startswith(".") for part in relative)
+        or target.suffix.lower() not in SUPPORTED_SUFFIXES
+    ):
         raise LibraryError("invalid_name", f"Mã tài liệu không hợp lệ: {doc_id!r}.")
     if not target.is_file():
         raise LibraryError("not_found", f"Không có tài liệu {doc_id!r}.")

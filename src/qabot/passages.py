@@ -10,7 +10,7 @@ from qabot.text import sentence_spans
 
 @dataclass(frozen=True)
 class PassageConfig:
-    max_chars: int = 700  # longer paragraphs are split at sentence boundaries
+    max_chars: int = 1400  # longer paragraphs are split at sentence boundaries
     min_chars: int = 120  # shorter body fragments join the next paragraph
     overlap_chars: int = 220  # a split repeats the previous sentence when it is this short
 

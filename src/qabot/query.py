@@ -124,6 +124,7 @@ def analyse(question: str) -> Query:
     content = strip_question_words(question, folded) or question.lower()
     syllables = tokens(content)
     if folded:
+
         def as_terms(parts: list[str]) -> list[str]:
             return [FOLDED_PREFIX + t for t in unit_terms(parts)]
     else:

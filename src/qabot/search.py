@@ -19,32 +19,32 @@ from qabot.index import LoadedIndex
 from qabot.ingest import CAPTION
 from qabot.passages import Passage
 from qabot.query import DATE, NUMBER, ORGANISATION, PERSON, PLACE, Query, analyse
-from qabot.text import tokens
 
 CANDIDATES = 40  # from each retriever
 VARIANT_WEIGHT = 0.5  # abbreviation variants count half as much as the words typed
 RRF_K = 60
 
 FEATURES = (
-    "dense",  # cosine similarity of question and passage
-    "sentence_dense",  # the best cosine of question and one sentence of the passage
+    "dense",  # exp((cosine - best cosine) / DENSE_SCALE): question vs passage, near the top
+    "sentence_dense",  # the same for the passage's best sentence
     "bm25",  # BM25 divided by the best BM25 among candidates
-    "coverage",  # idf share of the question's syllables found in the passage
-    "bigram_coverage",  # the same for syllable bigrams
-    "sentence_coverage",  # the best single sentence's idf share of the question's syllables
-    "title_coverage",  # idf share of the question's syllables found in the title
-    "answer_type",  # the passage holds the kind of thing asked for (number, date, name)
-    "rrf_dense",  # 1 / (RRF_K + rank) in the dense ranking, times RRF_K
+    "bigram_coverage",  # idf share of the question's syllable bigrams found in the passage
+    "sentence_coverage",  # the best sentence's idf share of the question's syllables, header too
+    "title_coverage",  # idf share of the question's syllables found in the title and date
+    "rrf_dense",  # RRF_K / (RRF_K + rank) in the dense ranking
     "rrf_bm25",  # the same in the BM25 ranking
 )
-RANKER_WEIGHTS = np.array(
-    [55.3634, 51.0836, 1.804, -0.1691, 2.6996, 5.1531, 1.3118, -0.4656, 0.4021, 6.4501],
-    dtype=np.float32,
-)
+# Cosines enter through a bounded, relative transform: raw cosine gaps are much wider between
+# topics than between the passages of one report, and a linear weight fitted on the former
+# would drown lexical evidence on the latter.
+DENSE_SCALE = 0.04
+RANKER_WEIGHTS = np.array([2.86, 3.27, 2.05, 2.58, 4.3, 1.03, 2.05, 6.46], dtype=np.float32)
+# Absolute measures of a candidate, for the confidence model (features are relative).
+SIGNALS = ("cosine", "sentence_cosine", "coverage")
 # Confidence: logistic regression over CONFIDENCE_FEATURES of the best candidate.
-CONFIDENCE_FEATURES = ("score", "margin", "dense", "coverage", "sentence_coverage")
-CONFIDENCE_WEIGHTS = np.array([1.2602, -0.0731, 0.0388, 0.3314, 0.4734], dtype=np.float32)
-CONFIDENCE_INTERCEPT = -128.0137
+CONFIDENCE_FEATURES = ("score", "margin", *SIGNALS, "sentence_coverage")
+CONFIDENCE_WEIGHTS = np.array([0.5, 0.0, 20.0, 10.0, 2.0, 2.0], dtype=np.float32)
+CONFIDENCE_INTERCEPT = -30.0
 # found = true when the confidence is at least this (chosen in bench/fit_ranker.py).
 FOUND_THRESHOLD = 0.5
 
@@ -63,6 +63,7 @@ class Candidates:
     rows: np.ndarray
     passages: list[Passage]
     features: np.ndarray  # (len(rows), len(FEATURES))
+    signals: np.ndarray  # (len(rows), len(SIGNALS))
 
 
 @dataclass(frozen=True)
@@ -100,11 +101,15 @@ def answer_type_match(kind: str | None, text: str) -> float:
     return 0.0
 
 
-def _softmax_margin(scores: np.ndarray) -> float:
-    if len(scores) < 2:
-        return 10.0
+def confidence_features(
+    scores: np.ndarray, features: np.ndarray, signals: np.ndarray, best: int
+) -> np.ndarray:
+    """CONFIDENCE_FEATURES of the best candidate: how sure the ranker is, and how well it
+    matches in absolute terms."""
     top = np.sort(scores)[::-1]
-    return float(top[0] - top[1])
+    margin = float(top[0] - top[1]) if len(top) > 1 else 10.0
+    sentence_coverage = features[best, FEATURES.index("sentence_coverage")]
+    return np.array([scores[best], margin, *signals[best], sentence_coverage], dtype=np.float32)
 
 
 class Searcher:
@@ -113,8 +118,6 @@ class Searcher:
         self.embedder = embedder
         bm25 = index.bm25
         self._max_idf = float(bm25.idf.max()) if len(bm25.idf) else 1.0
-        titles = {d.doc_id: d.title for d in index.documents}
-        self._title_terms = {doc_id: set(tokens(t)) for doc_id, t in titles.items()}
 
     def _idf(self, term: str) -> float:
         """idf of a term; a term the corpus never uses counts as much as the rarest one."""
@@ -125,8 +128,14 @@ class Searcher:
         query = analyse(question)
         n = len(self.index.passages)
         if n == 0:
-            empty = np.zeros((0, len(FEATURES)), dtype=np.float32)
-            return Candidates(query, np.zeros(0, np.float32), np.zeros(0, np.int64), [], empty)
+            return Candidates(
+                query,
+                np.zeros(0, np.float32),
+                np.zeros(0, np.int64),
+                [],
+                np.zeros((0, len(FEATURES)), dtype=np.float32),
+                np.zeros((0, len(SIGNALS)), dtype=np.float32),
+            )
         bm25 = self.index.bm25
         term_ids = bm25.term_ids(list(query.terms))
         variant_ids = [t for t in bm25.term_ids(list(query.variant_terms)) if t not in term_ids]
@@ -157,33 +166,43 @@ class Searcher:
         uni_matched = bm25.matched_idf(bm25.term_ids(unigrams))
         bi_matched = bm25.matched_idf(bm25.term_ids(bigrams))
         best_lexical = float(lexical[rows].max()) or 1.0
-        plain_unigrams = {t.lstrip("~") for t in unigrams}
 
+        sentence_dense = np.array(
+            [
+                self._best_sentence_cosine(int(r), query_vector[0], dense[i])
+                for i, r in enumerate(rows)
+            ],
+            dtype=np.float32,
+        )
         features = np.zeros((len(rows), len(FEATURES)), dtype=np.float32)
-        features[:, 0] = dense
+        features[:, 0] = np.exp((dense - dense.max()) / DENSE_SCALE)
+        features[:, 1] = np.exp((sentence_dense - sentence_dense.max()) / DENSE_SCALE)
         features[:, 2] = lexical[rows] / best_lexical
-        features[:, 3] = uni_matched[rows] / uni_total
-        features[:, 4] = bi_matched[rows] / bi_total if bigrams else 0.0
-        for i, passage in enumerate(passages):
-            _, sentence_vectors = self.index.sentences_of(int(rows[i]))
-            features[i, 1] = (
-                float((sentence_vectors @ query_vector[0]).max()) if len(sentence_vectors) else dense[i]
+        features[:, 3] = bi_matched[rows] / bi_total if bigrams else 0.0
+        for i, row in enumerate(rows.tolist()):
+            header = self.index.header_terms(row, query.folded)
+            # The header (title, date) is the context of every sentence of the passage.
+            features[i, 4] = (
+                max(
+                    (
+                        sum(v for t, v in uni_idf.items() if t in words or t in header)
+                        for words, _ in self.index.sentence_terms(row, query.folded)
+                    ),
+                    default=0.0,
+                )
+                / uni_total
             )
-            features[i, 5] = max(
-                (sum(v for t, v in uni_idf.items() if t in words) for words, _ in
-                 self.index.sentence_terms(int(rows[i]), query.folded)),
-                default=0.0,
-            ) / uni_total
-            title_terms = self._title_terms.get(passage.doc_id, set())
-            features[i, 6] = (
-                sum(uni_idf[t] for t in unigrams if t.lstrip("~") in title_terms) / uni_total
-                if not query.folded
-                else len(plain_unigrams & title_terms) / max(len(plain_unigrams), 1)
-            )
-            features[i, 7] = answer_type_match(query.answer_type, passage.text)
-            features[i, 8] = RRF_K / (RRF_K + dense_rank.get(int(rows[i]), k))
-            features[i, 9] = RRF_K / (RRF_K + lexical_rank[rows[i]])
-        return Candidates(query, query_vector[0], rows, passages, features)
+            features[i, 5] = sum(v for t, v in uni_idf.items() if t in header) / uni_total
+            features[i, 6] = RRF_K / (RRF_K + dense_rank.get(row, k))
+            features[i, 7] = RRF_K / (RRF_K + lexical_rank[row])
+        signals = np.column_stack([dense, sentence_dense, uni_matched[rows] / uni_total])
+        return Candidates(
+            query, query_vector[0], rows, passages, features, signals.astype(np.float32)
+        )
+
+    def _best_sentence_cosine(self, row: int, query_vector: np.ndarray, fallback: float) -> float:
+        _, vectors = self.index.sentences_of(row)
+        return float((vectors @ query_vector).max()) if len(vectors) else fallback
 
     def search(self, question: str, top_k: int = 5) -> SearchResult:
         candidates = self.candidates(question)
@@ -196,15 +215,8 @@ class Searcher:
             range(len(passages)), key=lambda i: (passages[i].kind == CAPTION, -scores[i])
         )
         best = order[0]
-        confidence_inputs = np.array(
-            [
-                scores[best],
-                _softmax_margin(scores),
-                candidates.features[best, 0],
-                candidates.features[best, 3],
-                candidates.features[best, 5],
-            ],
-            dtype=np.float32,
+        confidence_inputs = confidence_features(
+            scores, candidates.features, candidates.signals, best
         )
         logit = float(confidence_inputs @ CONFIDENCE_WEIGHTS + CONFIDENCE_INTERCEPT)
         confidence = 1.0 / (1.0 + np.exp(-logit))

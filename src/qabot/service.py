@@ -15,7 +15,7 @@ from qabot.index import BuildSummary, IndexMissingError, LoadedIndex, build_inde
 from qabot.index.meta import DocumentInfo, ParagraphRecord
 from qabot.index.store import current_version
 from qabot.ingest import discover
-from qabot.library import DEFAULT_MAX_BYTES, AddedFile, LibraryError, add_file, remove_files
+from qabot.library import DEFAULT_MAX_BYTES, AddedFile, LibraryError, add_file, removing
 from qabot.search import Searcher
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,7 @@ class QAService:
         """Poll for new index versions in a background thread."""
         if self._watcher is not None:
             return
+        self._stop.clear()  # a service closed before may be watched again
 
         def loop() -> None:
             while not self._stop.wait(interval):
@@ -129,6 +130,7 @@ class QAService:
         docs = self._docs()
         if self._docs_watcher is not None:
             return
+        self._stop.clear()
 
         def snapshot() -> dict[str, tuple[int, int]]:
             state = {}
@@ -140,8 +142,10 @@ class QAService:
                 state[str(path)] = (stat.st_mtime_ns, stat.st_size)
             return state
 
+        seen = snapshot()  # taken now, so a file that lands right after this call counts
+
         def loop() -> None:
-            seen = snapshot()
+            nonlocal seen
             while not self._stop.wait(interval):
                 current = snapshot()
                 if current == seen:
@@ -151,7 +155,9 @@ class QAService:
                     summary = self.rebuild(wait_seconds=interval * 10)
                     log.info(
                         "docs folder changed: %d added, %d changed, %d removed",
-                        summary.added, summary.changed, summary.removed,
+                        summary.added,
+                        summary.changed,
+                        summary.removed,
                     )
                 except Exception:
                     log.exception("updating the index after a docs change failed")
@@ -230,11 +236,15 @@ class QAService:
 
     def rebuild(self, wait_seconds: float = 60.0) -> BuildSummary:
         """Bring the index up to date with the docs folder and switch to it."""
-        summary = build_index(self._docs(), self.index_dir, self.embedder, wait_seconds=wait_seconds)
+        summary = build_index(
+            self._docs(), self.index_dir, self.embedder, wait_seconds=wait_seconds
+        )
         self.reload()
         return summary
 
-    def add_documents(self, files: list[tuple[str, bytes]]) -> tuple[list[AddedFile], BuildSummary]:
+    def add_documents(
+        self, files: list[tuple[str, bytes]], wait_seconds: float = 60.0
+    ) -> tuple[list[AddedFile], BuildSummary]:
         """Validate and store uploaded files, then update the index. All or nothing: a bad
         file in the batch, or a failed build, leaves the docs folder as it was."""
         docs = self._docs()
@@ -242,13 +252,14 @@ class QAService:
         try:
             for name, data in files:
                 added.append(add_file(docs, name, data, self.max_upload_bytes))
-            return added, self.rebuild()
+            return added, self.rebuild(wait_seconds)
         except BaseException:
             # Nothing half-done: the files go when they cannot all be stored and indexed.
             for item in added:
                 item.path.unlink(missing_ok=True)
             raise
 
-    def remove_documents(self, doc_ids: list[str]) -> BuildSummary:
-        remove_files(self._docs(), doc_ids)
-        return self.rebuild()
+    def remove_documents(self, doc_ids: list[str], wait_seconds: float = 60.0) -> BuildSummary:
+        # The files come back if the index cannot be updated, so folder and index agree.
+        with removing(self._docs(), doc_ids):
+            return self.rebuild(wait_seconds)

@@ -11,7 +11,9 @@ import unicodedata
 
 # Characters that scraped pages use as spaces, or that are invisible but split words.
 _SPACE_LIKE = dict.fromkeys(
-    map(ord, "\u00a0\u2007\u202f\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2008\u2009\u200a\u3000"),
+    map(
+        ord, "\u00a0\u2007\u202f\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2008\u2009\u200a\u3000"
+    ),
     " ",
 )
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), " ")
@@ -87,7 +89,7 @@ _ABBREVIATIONS = frozenset(
     }
 )  # fmt: skip
 _SENTENCE_END = re.compile(r"(\./\.|\.{3}|…|[.!?])([\"”’)\]]*)(?=\s)")
-_OPENERS = "\"“‘([–—-"
+_OPENERS = '"“‘([–—-'
 
 
 def _next_sentence_start(text: str, end: int) -> int | None:

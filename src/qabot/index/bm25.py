@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ B = 0.75
 
 def unit_terms(syllables: list[str]) -> list[str]:
     """Syllables and adjacent-syllable bigrams."""
-    return syllables + [f"{a}_{b}" for a, b in zip(syllables, syllables[1:], strict=False)]
+    return syllables + [f"{a}_{b}" for a, b in pairwise(syllables)]
 
 
 def exact_terms(text: str) -> list[str]:

@@ -142,7 +142,9 @@ def _build_locked(
                 log.warning("skipping %s: %s", doc_id, exc)
                 summary.skipped_files.append(SkippedFile(doc_id, str(exc)))
                 continue
-            documents.append(meta.DocumentRows.from_document(document, split_document(document, config)))
+            documents.append(
+                meta.DocumentRows.from_document(document, split_document(document, config))
+            )
             if old is None:
                 summary.added += 1
             else:
@@ -169,9 +171,7 @@ def _build_locked(
         [passages[r].text[s:e] for r, s, e in sentences], index_dir, embedder, progress
     )
 
-    nothing_changed = (
-        reusable and not (summary.added or summary.changed or summary.removed)
-    )
+    nothing_changed = reusable and not (summary.added or summary.changed or summary.removed)
     if nothing_changed:
         summary.version = live
         return summary
@@ -210,7 +210,10 @@ def _build_locked(
     summary.published = True
     log.info(
         "index version %s: %d documents, %d passages (%d embedded)",
-        name, summary.documents, summary.passages, summary.embedded,
+        name,
+        summary.documents,
+        summary.passages,
+        summary.embedded,
     )
     return summary
 

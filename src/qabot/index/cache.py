@@ -33,7 +33,8 @@ class EmbeddingCache:
             chunk = unique[i : i + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT text_hash, vector FROM vectors WHERE embedder = ? AND text_hash IN ({marks})",
+                "SELECT text_hash, vector FROM vectors"
+                f" WHERE embedder = ? AND text_hash IN ({marks})",
                 [embedder, *chunk],
             )
             for key, blob in rows:
@@ -46,7 +47,10 @@ class EmbeddingCache:
         with self._db:
             self._db.executemany(
                 "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                [(embedder, k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()],
+                [
+                    (embedder, k, np.asarray(v, dtype=np.float32).tobytes())
+                    for k, v in items.items()
+                ],
             )
 
     def close(self) -> None:

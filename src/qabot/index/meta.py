@@ -95,7 +95,17 @@ def write(path: Path, documents: list[DocumentRows]) -> None:
             for p in doc.passages:
                 db.execute(
                     "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (row, p.doc_id, p.ordinal, p.paragraph, p.start, p.end, p.kind, p.text, p.header),
+                    (
+                        row,
+                        p.doc_id,
+                        p.ordinal,
+                        p.paragraph,
+                        p.start,
+                        p.end,
+                        p.kind,
+                        p.text,
+                        p.header,
+                    ),
                 )
                 row += 1
         db.commit()
@@ -113,7 +123,8 @@ def read_documents(db: sqlite3.Connection) -> list[DocumentInfo]:
 
 def read_passages(db: sqlite3.Connection) -> list[Passage]:
     rows = db.execute(
-        "SELECT doc_id, ordinal, paragraph, start, end, kind, text, header FROM passages ORDER BY row"
+        "SELECT doc_id, ordinal, paragraph, start, end, kind, text, header"
+        " FROM passages ORDER BY row"
     )
     return [Passage(*r) for r in rows]
 
@@ -144,7 +155,9 @@ def read_document_rows(db: sqlite3.Connection, doc_id: str) -> DocumentRows:
     return DocumentRows(info, paragraphs, passages)
 
 
-def read_paragraphs(db: sqlite3.Connection, doc_id: str, first: int, last: int) -> list[ParagraphRecord]:
+def read_paragraphs(
+    db: sqlite3.Connection, doc_id: str, first: int, last: int
+) -> list[ParagraphRecord]:
     rows = db.execute(
         "SELECT doc_id, number, kind, text FROM paragraphs"
         " WHERE doc_id = ? AND number BETWEEN ? AND ? ORDER BY number",

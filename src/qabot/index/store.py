@@ -20,6 +20,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import faiss
@@ -169,11 +170,31 @@ class LoadedIndex:
             self._terms_cache[key] = cached
         return cached
 
+    def header_terms(self, row: int, folded: bool) -> frozenset[str]:
+        """Syllables of a passage's context header (title, date): context for every sentence."""
+        key = ("header", self.passages[row].doc_id, folded)
+        cached = self._terms_cache.get(key)
+        if cached is None:
+            cached = self._terms_cache[key] = _terms(self.passages[row].header, folded)[0]
+        return cached
+
+    def passage_numbers(self, row: int) -> frozenset[str]:
+        """The numbers in a passage and its header, as tokens ("2023", "1062")."""
+        key = ("numbers", row)
+        cached = self._terms_cache.get(key)
+        if cached is None:
+            passage = self.passages[row]
+            words = tokens(f"{passage.header} {passage.text}")
+            cached = self._terms_cache[key] = frozenset(w for w in words if w[:1].isdigit())
+        return cached
+
     def sentences_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """Spans (start, end) and vectors of one passage's sentences."""
         rows = self.sentence_spans[:, 0]
         lo, hi = np.searchsorted(rows, row, "left"), np.searchsorted(rows, row, "right")
-        return self.sentence_spans[lo:hi, 1:], np.asarray(self.sentence_vectors[lo:hi], dtype=np.float32)
+        return self.sentence_spans[lo:hi, 1:], np.asarray(
+            self.sentence_vectors[lo:hi], dtype=np.float32
+        )
 
     @property
     def embedder_id(self) -> str:
@@ -202,7 +223,7 @@ def _terms(sentence: str, folded: bool) -> tuple[frozenset[str], frozenset[str]]
     prefix = FOLDED_PREFIX if folded else ""
     return (
         frozenset(prefix + s for s in syllables),
-        frozenset(f"{prefix}{a}_{b}" for a, b in zip(syllables, syllables[1:], strict=False)),
+        frozenset(f"{prefix}{a}_{b}" for a, b in pairwise(syllables)),
     )
 
 

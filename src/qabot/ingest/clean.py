@@ -36,7 +36,9 @@ _BYLINE = re.compile(
     re.IGNORECASE,
 )
 _LONE_NUMBER = re.compile(r"^[\d.,\s]+$|^[\W_]+$")
-_ENUMERATED = re.compile(r"^(?:[IVXLC]+|\d+|[a-zđ])[.)/]|^[+\-•*–]\s|^(?:phần|chương|mục)\s+\w+", re.I)
+_ENUMERATED = re.compile(
+    r"^(?:[IVXLC]+|\d+|[a-zđ])[.)/]|^[+\-•*–]\s|^(?:phần|chương|mục)\s+\w+", re.I
+)
 _TEASER_END = re.compile(r"(?:\.{3}|…)\s*$")
 
 
@@ -154,8 +156,10 @@ def clean(raw: RawDocument) -> CleanText:
     deduplicated: list[tuple[str, int]] = []
     for i, (text, count) in enumerate(paragraphs):
         stem = _TEASER_END.sub("", text)
-        if _TEASER_END.search(text) and len(stem) >= 40 and any(
-            other.startswith(stem) and len(other) > len(stem) for other in texts[i + 1 :]
+        if (
+            _TEASER_END.search(text)
+            and len(stem) >= 40
+            and any(other.startswith(stem) and len(other) > len(stem) for other in texts[i + 1 :])
         ):
             continue
         deduplicated.append((text, count))
@@ -163,9 +167,7 @@ def clean(raw: RawDocument) -> CleanText:
     result = tuple(
         (
             text,
-            CAPTION
-            if match_key(text) in captions or _is_caption(text, count, title_key)
-            else BODY,
+            CAPTION if match_key(text) in captions or _is_caption(text, count, title_key) else BODY,
         )
         for text, count in deduplicated
     )

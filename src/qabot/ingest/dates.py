@@ -6,7 +6,9 @@ import re
 from datetime import date
 
 # "1/18/23 5:48 PM": a US-style stamp, month first, recognisable by its AM/PM clock.
-_US_STAMP = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})\s+\d{1,2}:\d{2}(?::\d{2})?\s*([AaPp][Mm])\b")
+_US_STAMP = re.compile(
+    r"\b(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})\s+\d{1,2}:\d{2}(?::\d{2})?\s*([AaPp][Mm])\b"
+)
 # "11/7/2018", "14/06/2018", "29-3-2024", "2024-03-29": day first unless the year leads.
 _NUMERIC = re.compile(r"(?<![\d/.-])(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?![\d/])")
 _ISO = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
@@ -21,9 +23,7 @@ _STAMP_LINE = re.compile(
     re.IGNORECASE,
 )
 # The same stamp at the start of a line that goes on with body text.
-_LEADING_STAMP = re.compile(
-    r"^\s*\d{1,2}:\d{2}\s*(?:[-–|,]\s*)?\d{1,2}/\d{1,2}/\d{4}\s+(?=\S)"
-)
+_LEADING_STAMP = re.compile(r"^\s*\d{1,2}:\d{2}\s*(?:[-–|,]\s*)?\d{1,2}/\d{1,2}/\d{4}\s+(?=\S)")
 
 
 def _valid(year: int, month: int, day: int) -> str | None:

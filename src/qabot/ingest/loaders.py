@@ -250,7 +250,9 @@ def load_pdf(data: bytes) -> RawDocument:
     return RawDocument(text="\n\n".join(pages), title=meta_title)
 
 
-_PLACEHOLDER_TITLE = re.compile(r"^(untitled|document\d*|microsoft word\b.*|\(?anonymous\)?)?$", re.I)
+_PLACEHOLDER_TITLE = re.compile(
+    r"^(untitled|document\d*|microsoft word\b.*|\(?anonymous\)?)?$", re.I
+)
 
 
 LOADERS = {

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
@@ -34,6 +36,7 @@ from qabot.telegram.sending import edit_html, send_html, show_typing, with_flood
 from qabot.telegram.state import AnswerState, BotDeps, Examples, deps, passage_key, recall, remember
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PAGE_SIZE = 3  # sources per message; "Xem thêm" shows the next ones
 
@@ -306,14 +309,10 @@ async def add_document(update: Update, context: Context) -> None:
         log.warning("downloading %s failed: %s", name, error)
         await edit_html(context.bot, progress[0], fmt.DOWNLOAD_FAILED)
         return
-    try:
-        added, summary = await asyncio.to_thread(d.service.add_documents, [(name, data)])
-    except LibraryError as error:
-        await edit_html(context.bot, progress[0], "⚠️ " + fmt.escape(str(error)))
+    result = await _library_job(context, progress[0], d.service.add_documents, [(name, data)])
+    if result is None:
         return
-    except IndexBusyError:
-        await edit_html(context.bot, progress[0], fmt.INDEX_BUSY)
-        return
+    added, summary = result
     log.info("admin %s added %s", update.effective_user.id, added[0].doc_id)
     documents = await _documents(d) or []
     info = next((doc for doc in documents if doc.doc_id == added[0].doc_id), None)
@@ -321,16 +320,24 @@ async def add_document(update: Update, context: Context) -> None:
     await edit_html(context.bot, progress[0], fmt.format_added(info, name, reason))
 
 
+async def _library_job(
+    context: Context, progress: Message, job: Callable[..., T], *args: Any
+) -> T | None:
+    """Run a change to the library off the event loop; on a refusal, say why and return None."""
+    try:
+        return await asyncio.to_thread(job, *args)
+    except LibraryError as error:
+        await edit_html(context.bot, progress, "⚠️ " + fmt.escape(str(error)))
+    except IndexBusyError:
+        await edit_html(context.bot, progress, fmt.INDEX_BUSY)
+    return None
+
+
 async def reindex(update: Update, context: Context) -> None:
     d = deps(context.bot_data)
     progress = await _reply(update, context, fmt.REINDEXING)
-    try:
-        summary = await asyncio.to_thread(d.service.rebuild)
-    except LibraryError as error:
-        await edit_html(context.bot, progress[0], "⚠️ " + fmt.escape(str(error)))
-        return
-    except IndexBusyError:
-        await edit_html(context.bot, progress[0], fmt.INDEX_BUSY)
+    summary = await _library_job(context, progress[0], d.service.rebuild)
+    if summary is None:
         return
     log.info("admin %s rebuilt the index", update.effective_user.id)
     text = fmt.format_reindexed(

@@ -1,0 +1,40 @@
+"""Retrieval quality on the development questions, by the protocol of shared/eval/README.md.
+
+The floor is the issue's table for dev_seeds: every answerable question has an answering
+passage in the first five, and every unanswerable one gets "not found".
+"""
+
+from qabot import evaluation
+
+from .conftest import DEV_SEEDS
+
+
+def test_dev_seeds_meet_the_floor(service):
+    items = evaluation.load_set(DEV_SEEDS).items
+    results = evaluation.run(items, lambda question: service.ask(question, 10))
+    report = evaluation.metrics(results)
+    misses = [r.item.id for r in results if r.answerable and (r.first_hit or 99) > 5]
+    assert report["hit@5"] == 1.0, f"answering passage not in the first five for {misses}"
+    assert report["not_found"] == 1.0
+    assert report["hit@1"] >= 0.75
+    assert report["found"] >= 0.9
+
+
+def test_unanswerable_questions_cite_nothing_with_confidence(service):
+    for question in (
+        "Lãi suất tiết kiệm kỳ hạn 12 tháng của các ngân hàng là bao nhiêu?",
+        "Giá vàng hôm nay bao nhiêu một lượng?",
+        "Ai vô địch World Cup năm 2018?",
+    ):
+        answer = service.ask(question, 5)
+        assert answer.found is False, question
+        assert answer.answer == ""
+        assert all(p.score < 0.5 for p in answer.passages)
+
+
+def test_questions_without_diacritics_find_the_same_passage(service):
+    accented = service.ask("Đoàn Thanh niên Khối doanh nghiệp có bao nhiêu tổ chức cơ sở?", 3)
+    plain = service.ask("doan thanh nien khoi doanh nghiep co bao nhieu to chuc co so", 3)
+    assert plain.found
+    assert plain.passages[0].doc_id == accented.passages[0].doc_id
+    assert plain.passages[0].paragraph == accented.passages[0].paragraph
