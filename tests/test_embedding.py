@@ -15,7 +15,38 @@ from qabot.service import QAService
 
 from .conftest import REPORTS
 
-WORDS = ["đảng", "viên", "chi", "bộ", "khu", "kinh", "tế", "công", "nghiệp", "hội", "nghị", "sơ", "kết", "báo", "cáo", "ban", "quản", "lý", "thành", "phố", "hải", "phòng", "cần", "thơ", "doanh", "nghiệp", "lao", "động", "công", "đoàn"]
+WORDS = [
+    "đảng",
+    "viên",
+    "chi",
+    "bộ",
+    "khu",
+    "kinh",
+    "tế",
+    "công",
+    "nghiệp",
+    "hội",
+    "nghị",
+    "sơ",
+    "kết",
+    "báo",
+    "cáo",
+    "ban",
+    "quản",
+    "lý",
+    "thành",
+    "phố",
+    "hải",
+    "phòng",
+    "cần",
+    "thơ",
+    "doanh",
+    "nghiệp",
+    "lao",
+    "động",
+    "công",
+    "đoàn",
+]
 
 
 @pytest.fixture(scope="module")

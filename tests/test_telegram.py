@@ -9,6 +9,7 @@ import html
 import json
 import logging
 import re
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -26,7 +27,10 @@ from telegram.ext import Application
 
 from qabot.answer import Answer, CitedPassage
 from qabot.config import Settings
+from qabot.embedding import BundledEmbedder
+from qabot.index import build_index
 from qabot.index.meta import DocumentInfo, ParagraphRecord
+from qabot.passages import PassageConfig
 from qabot.service import ParagraphContext, QAService
 from qabot.telegram import build_application, keyboards, run_bot
 from qabot.telegram import formatting as fmt
@@ -631,11 +635,11 @@ class Bot:
         self.api.push({"message": message})
         return message
 
-    def press(self, sent: Call, data: str, user: dict | None = None) -> None:
-        """Press a button of a message the bot sent."""
+    def press(self, sent: Call, data: str, user: dict | None = None) -> int:
+        """Press a button of a message the bot sent; returns the update's id."""
         assert data in [b["callback_data"] for b in sent.buttons], (data, sent.buttons)
         message = self.api.message_result(sent.params, message_id=sent.message_id)
-        self.api.push(
+        return self.api.push(
             {
                 "callback_query": {
                     "id": f"cq{self.api.new_message_id()}",
@@ -734,7 +738,7 @@ def test_question_with_answer_has_sources_bold_and_buttons(bot: Bot, api: FakeBo
     assert "📚 <b>Nguồn trích dẫn:</b>" in text
     assert re.search(r"<b>\[1\]</b> <i>[^<]+</i> — \d\d/\d\d/\d{4}, đoạn \d+", text)
     assert "<b>[3]</b>" in text and "<b>[4]</b>" not in text
-    bolds = re.findall(r"<blockquote>[^<]*<b>([^<]+)</b>", text)
+    bolds = re.findall(r"<blockquote[^>]*>[^<]*<b>([^<]+)</b>", text)
     assert bolds and "Ban Tổ chức" in bolds[0]
     assert len(text) <= 4096
     assert [b["text"] for b in reply.buttons] == [
@@ -752,7 +756,7 @@ def test_question_without_answer_says_so_and_shows_nothing_else(bot: Bot) -> Non
     reply = bot.replies()[0]
     assert reply.text.startswith("Không tìm thấy thông tin này trong các báo cáo hiện có.")
     assert "diễn đạt lại" in reply.text
-    assert "Nguồn" not in reply.text and "<blockquote>" not in reply.text
+    assert "Nguồn" not in reply.text and "<blockquote" not in reply.text
     assert not reply.buttons
 
 
@@ -785,8 +789,8 @@ def test_more_button_shows_the_next_passages(bot: Bot, api: FakeBotAPI) -> None:
     more = bot.replies(2)[1]
     assert "Các đoạn trích tiếp theo" in more.text
     assert "<b>[4]</b>" in more.text and "<b>[1]</b>" not in more.text
-    shown = set(re.findall(r"<blockquote>(.*?)</blockquote>", first.text, re.S))
-    for quote in re.findall(r"<blockquote>(.*?)</blockquote>", more.text, re.S):
+    shown = set(re.findall(r"<blockquote[^>]*>(.*?)</blockquote>", first.text, re.S))
+    for quote in re.findall(r"<blockquote[^>]*>(.*?)</blockquote>", more.text, re.S):
         assert quote not in shown
     assert button(more, "📄 Nguồn [4]").startswith("src:")
     edits = api.wait_for("editMessageReplyMarkup")
@@ -805,8 +809,9 @@ def test_source_button_shows_the_whole_paragraph(
     context = service.paragraph_context(cited.doc_id, cited.paragraph)
     assert f"📄 <b>{html.escape(context.document.title, quote=False)}</b>" in shown.text
     assert f"▶ Đoạn {cited.paragraph}" in shown.text
+    plain = re.sub(r"</?b>", "", shown.text)  # the answer is bold inside its paragraph
     for record in context.paragraphs:
-        assert html.escape(record.text.strip(), quote=False) in shown.text
+        assert html.escape(record.text.strip(), quote=False) in plain
     assert cited.highlight is not None
     answer = cited.text[slice(*cited.highlight)].strip()
     assert f"<b>{html.escape(answer, quote=False)}</b>" in shown.text  # the answer, in bold
@@ -894,91 +899,169 @@ def test_flood_control_is_waited_out_and_the_message_delivered(bot: Bot, api: Fa
 # --- long replies, failures ----------------------------------------------------------------
 
 
-class StubService:
-    """Stands in for QAService where a test needs answers the sample reports cannot give."""
+# A report whose paragraphs are long: indexed one passage per paragraph, so the three
+# sources of an answer together pass Telegram's 4,096 characters. With the default passage
+# size (700 characters) an answer's three sources never get that long.
+LONG_REPORT = """Khu công nghiệp Tràng Duệ đẩy mạnh đào tạo nghề và hoạt động công đoàn năm 2025
+09:15 - 20/03/2025
 
-    def __init__(self, ask: Callable[[str, int], Answer]) -> None:
-        self._ask = ask
-        self.index = object()
-        self.index_dir = Path("stub-index")
-        self.max_upload_bytes = 1024
-        self.watched = False
-        self.closed = False
-        self.document = DocumentInfo("stub.txt", "Báo cáo thử", "2024-01-02", "stub.txt", "h", 9, 9)
+Ngày 18/3/2025, Ban Quản lý Khu công nghiệp Tràng Duệ phối hợp với Công đoàn các khu công nghiệp \
+tổ chức hội nghị đánh giá công tác đào tạo nghề & chăm lo đời sống công nhân. Báo cáo tại hội \
+nghị cho biết năm qua khu công nghiệp có 48 doanh nghiệp đang hoạt động, sử dụng khoảng 27.500 \
+lao động, trong đó lao động nữ chiếm gần 62%. Các doanh nghiệp điện tử & linh kiện như Tràng Duệ \
+Electronics, Hải Minh Cable và Sao Việt Precision tiếp tục là nơi tuyển dụng nhiều nhất. Tỷ lệ \
+lao động có tay nghề bậc 3 trở lên tăng từ 31% lên 38%, vượt chỉ tiêu mà nghị quyết đề ra. Tuy \
+vậy, số lao động có thời gian làm việc <12 tháng vẫn chiếm tới 24%, cho thấy áp lực tuyển mới và \
+đào tạo lại còn rất lớn. Ban Quản lý nhận định nhu cầu kỹ thuật viên bảo trì máy, vận hành dây \
+chuyền SMT & kiểm định chất lượng sẽ còn tăng mạnh trong hai năm tới. Hội nghị thống nhất lấy \
+chất lượng đào tạo tại chỗ làm thước đo chính, thay vì chỉ đếm số lớp học như những năm trước. \
+Đại diện các doanh nghiệp đề nghị rút ngắn thủ tục cấp chứng chỉ kỹ năng để công nhân sớm được \
+xếp bậc lương mới. Sở Lao động - Thương binh và Xã hội cam kết cử cán bộ đến tận khu công nghiệp \
+tiếp nhận hồ sơ mỗi tháng một lần. Hội nghị có sự tham dự của hơn 150 đại biểu là lãnh đạo doanh \
+nghiệp, cán bộ công đoàn cơ sở và công nhân tiêu biểu.
 
-    def ask(self, question: str, top_k: int = 5) -> Answer:
-        return self._ask(question, top_k)
+Về đào tạo nghề, Trung tâm đào tạo kỹ năng Tràng Duệ đã mở 64 lớp ngắn hạn với 3.120 học viên, \
+tập trung vào hàn điện tử, vận hành máy CNC, an toàn hóa chất và tiếng Hàn giao tiếp cho tổ \
+trưởng. Mỗi lớp kéo dài từ 4 đến 8 tuần, học viên được học lý thuyết buổi tối & thực hành ngay \
+trên dây chuyền của doanh nghiệp vào ca chiều. Chương trình "Thợ giỏi Tràng Duệ" lần đầu tiên \
+được tổ chức, có 412 công nhân đăng ký thi tay nghề, 57 người đạt danh hiệu thợ giỏi cấp khu. \
+Giải nhất thuộc về chị Nguyễn Thị Hoa, tổ trưởng tổ SMT của Tràng Duệ Electronics, với thời gian \
+thay khuôn chỉ 7 phút 40 giây. Trung tâm cũng thí điểm mô hình "kèm cặp 1 > 3", trong đó mỗi \
+công nhân bậc cao hướng dẫn ba công nhân mới trong 90 ngày đầu tiên. Sau sáu tháng áp dụng, tỷ \
+lệ công nhân mới nghỉ việc trong ba tháng đầu giảm từ 19% xuống còn 11%. Kinh phí đào tạo do \
+doanh nghiệp chi trả 70%, phần còn lại từ quỹ hỗ trợ việc làm của thành phố & nguồn xã hội hóa. \
+Phòng thực hành mới rộng 600 mét vuông được trang bị 20 máy hàn, 8 máy CNC mini và một dây \
+chuyền SMT thu nhỏ do doanh nghiệp tài trợ. Giáo viên của trung tâm phần lớn là kỹ sư đang làm \
+việc tại các nhà máy, dạy theo hợp đồng thỉnh giảng vào cuối tuần. Lớp học tiếng Anh buổi tối \
+miễn phí thu hút 240 công nhân trẻ đăng ký ngay trong tuần đầu.
 
-    def documents(self) -> list[DocumentInfo]:
-        return [self.document]
+Hoạt động công đoàn có nhiều chuyển biến, toàn khu hiện có 41 công đoàn cơ sở với 24.860 đoàn \
+viên, tỷ lệ đoàn viên trên tổng số lao động đạt 90,4%. Trong năm, Công đoàn các khu công nghiệp \
+đã phát triển thêm 2.350 đoàn viên mới và thành lập 3 công đoàn cơ sở tại các doanh nghiệp có \
+vốn đầu tư nước ngoài. Thỏa ước lao động tập thể được ký tại 36 doanh nghiệp, trong đó 21 bản có \
+nhiều điều khoản có lợi hơn luật như phụ cấp nhà trọ, hỗ trợ gửi trẻ & thưởng chuyên cần. Mức \
+lương bình quân của công nhân khu công nghiệp đạt 9,2 triệu đồng mỗi tháng, tăng 8% so với năm \
+trước. Công đoàn đã tổ chức 126 cuộc đối thoại định kỳ tại nơi làm việc, giải quyết dứt điểm 214 \
+kiến nghị về ca kíp, suất ăn & điều kiện vệ sinh. Không có cuộc ngừng việc tập thể nào xảy ra, \
+điều mà báo cáo đánh giá là kết quả của việc đối thoại sớm, lắng nghe công nhân ngay từ tổ sản \
+xuất. Cán bộ công đoàn chuyên trách được tăng cường thêm 4 người để theo dõi các doanh nghiệp có \
+trên 1.000 lao động. Hòm thư góp ý điện tử của công đoàn nhận được 1.870 ý kiến, phần lớn về giờ \
+tăng ca và chất lượng xe đưa đón. Ban Chấp hành công đoàn khu đã trả lời công khai từng nhóm ý \
+kiến trên bảng tin tại nhà ăn của các doanh nghiệp. Câu lạc bộ "Công nhân & pháp luật" tổ chức \
+14 buổi tư vấn miễn phí về hợp đồng lao động và bảo hiểm xã hội.
 
-    def status(self) -> dict:
-        return {"status": "ok", "version": "v1"}
+Chăm lo đời sống công nhân là điểm sáng của năm, chương trình "Tết sum vầy" đã trao 5.400 suất \
+quà và 300 vé xe miễn phí cho công nhân về quê đón Tết. Chương trình "Mái ấm công đoàn" hỗ trợ \
+sửa chữa 18 căn nhà cho đoàn viên khó khăn, mỗi căn từ 30 đến 50 triệu đồng. Khu nhà ở xã hội \
+Tràng Duệ giai đoạn 2 hoàn thành 1.200 căn hộ, ưu tiên công nhân có thâm niên >3 năm và gia đình \
+có con nhỏ. Nhà trẻ công nhân "Hoa Sen" mở thêm 6 lớp, nhận 180 cháu từ 6 tháng tuổi với giờ đón \
+trả linh hoạt theo ca làm việc. Phòng khám công đoàn khám sức khỏe định kỳ cho 9.800 lượt công \
+nhân, phát hiện sớm 312 trường hợp mắc bệnh nghề nghiệp liên quan đến tiếng ồn & dung môi. Siêu \
+thị công đoàn tại cổng số 2 bán hàng thiết yếu với giá thấp hơn thị trường từ 5% đến 15% cho \
+đoàn viên có thẻ. Nhiều doanh nghiệp còn tổ chức bữa ăn ca có giá trị từ 25.000 đồng trở lên, \
+cao hơn mức tối thiểu mà thỏa ước quy định. Tuyến xe buýt công nhân số 36 được mở mới, nối khu \
+nhà ở xã hội với cổng khu công nghiệp, chạy 40 chuyến mỗi ngày theo giờ đổi ca. Quỹ "Vì nữ công \
+nhân" cho 95 chị vay vốn không lãi để mua xe máy và đóng học phí cho con. Giải bóng đá mini "Cúp \
+Tràng Duệ" quy tụ 32 đội bóng, còn hội diễn văn nghệ công nhân lần thứ 5 có 26 tiết mục dự thi.
 
-    def paragraph_context(self, doc_id: str, paragraph: int, radius: int = 1) -> ParagraphContext:
-        record = ParagraphRecord(doc_id, paragraph, "body", "x")
-        return ParagraphContext(self.document, paragraph, [record])
+Về phương hướng năm 2026, hội nghị đặt mục tiêu đào tạo 4.000 lượt công nhân, nâng tỷ lệ lao \
+động có tay nghề bậc 3 trở lên lên 45% và phát triển thêm 2.500 đoàn viên. Ban Quản lý sẽ phối \
+hợp với Trường Cao đẳng Công nghiệp Hải Phòng mở lớp kỹ thuật viên bảo trì hệ 18 tháng, học viên \
+vừa học vừa hưởng lương. Công đoàn các khu công nghiệp sẽ thương lượng để nâng số thỏa ước có \
+điều khoản có lợi hơn luật lên ít nhất 30 bản, ưu tiên điều khoản về nhà ở & gửi trẻ. Khu nhà ở \
+xã hội giai đoạn 3 với 1.500 căn hộ sẽ được khởi công trong quý II, dành tối thiểu 60% cho công \
+nhân khu công nghiệp Tràng Duệ. Hội nghị cũng yêu cầu các doanh nghiệp công khai định mức lao \
+động, không tăng ca quá 300 giờ mỗi năm và bảo đảm ngày nghỉ hằng tuần cho công nhân. Phát biểu \
+kết luận, Trưởng Ban Quản lý nhấn mạnh đào tạo nghề và chăm lo công nhân là hai việc "phải đi \
+cùng nhau" để giữ chân người lao động. Các đơn vị được giao báo cáo tiến độ thực hiện trước ngày \
+30/6/2026 để kịp sơ kết sáu tháng. Trung tâm đào tạo kỹ năng sẽ số hóa giáo trình để công nhân \
+học trên điện thoại trong giờ nghỉ giữa ca. Thư viện công nhân sẽ mở thêm một phòng đọc tại khu \
+nhà ở xã hội, phục vụ đến 22 giờ hằng ngày. Giải bóng đá sẽ được mở rộng thành giải liên khu \
+công nghiệp với các đội từ An Dương và Nam Đình Vũ.
+"""
 
-    def watch(self, interval: float) -> None:
-        self.watched = True
-
-    def close(self) -> None:
-        self.closed = True
+LONG_QUESTION = "Trung tâm đào tạo kỹ năng Tràng Duệ đã mở bao nhiêu lớp ngắn hạn?"
+LONG_PASSAGES = PassageConfig(max_chars=2000)
 
 
-def long_answer(question: str, top_k: int = 5) -> Answer:
-    sentence = "Đảng bộ đã lãnh đạo hoàn thành các chỉ tiêu <quan trọng> & vượt kế hoạch. "
-    passages = tuple(
-        CitedPassage(
-            rank=r,
-            text="\n\n".join(sentence * 8 for _ in range(4)),
-            score=0.9,
-            doc_id="stub.txt",
-            title="Báo cáo thử",
-            date="2024-01-02",
-            source="stub.txt",
-            paragraph=r,
-            highlight=(0, 40) if r == 1 else None,
-        )
-        for r in range(1, min(top_k, 3) + 1)
-    )
-    return Answer(question, True, sentence.strip(), passages, 1.0)
+@pytest.fixture(scope="module")
+def long_report_service(
+    tmp_path_factory: pytest.TempPathFactory, embedder: BundledEmbedder
+) -> Iterator[QAService]:
+    """A QAService over an index of LONG_REPORT alone, built once for this module."""
+    root = tmp_path_factory.mktemp("long-report")
+    docs, index_dir = root / "docs", root / "index"
+    docs.mkdir()
+    (docs / "2025-03-20-trang-due-dao-tao-cong-doan.txt").write_text(LONG_REPORT, encoding="utf-8")
+    build_index(docs, index_dir, embedder, LONG_PASSAGES)
+    qa = QAService(index_dir, embedder, docs_dir=docs)
+    yield qa
+    qa.close()
 
 
 def test_overlong_reply_is_split_with_the_keyboard_on_the_last_part(
-    start_bot: Callable[..., Bot],
+    start_bot: Callable[..., Bot], api: FakeBotAPI, long_report_service: QAService
 ) -> None:
-    bot = start_bot(StubService(long_answer))
-    bot.message("Kết quả lãnh đạo thế nào?")
+    answer = long_report_service.ask(LONG_QUESTION, 3)
+    assert answer.found and len(answer.passages) == 3
+    assert all(len(p.text) > 1200 for p in answer.passages)  # whole paragraphs
+    whole = fmt.format_answer(answer, answer.passages)
+    assert fmt.text_length(whole) > fmt.MAX_MESSAGE_CHARS  # the reply the bot must split
+    assert "&amp;" in whole and ("&lt;" in whole or "&gt;" in whole)
+
+    bot = start_bot(long_report_service)
+    bot.message(LONG_QUESTION)
+    bot.replies(2)
     time.sleep(0.3)
-    parts = bot.replies(2)
-    assert len(parts) >= 2
-    assert all(len(p.text) <= 4096 for p in parts)
+    parts = api.calls_of("sendMessage", USER_ID)
+    assert len(parts) == len(fmt.split_message(whole)) >= 2
+    assert all(fmt.text_length(p.text) <= fmt.MAX_MESSAGE_CHARS for p in parts)
     assert all(balanced(p.text) for p in parts)
+    for part in parts:  # the only markup is the bot's own; report text arrives escaped
+        assert {name for _, name in TAG.findall(part.text)} <= {"b", "i", "blockquote"}
+        assert "<" not in TAG.sub("", part.text) and ">" not in TAG.sub("", part.text)
+    assert visible(" ".join(p.text for p in parts)) == visible(whole)  # nothing lost
+    assert parts[0].text.startswith("💡 <b>Trả lời:</b> ")
+    assert sum(p.text.count("<blockquote") for p in parts) >= 3
+    assert "&amp;" in "".join(p.text for p in parts)
     assert not any(p.buttons for p in parts[:-1])
+    assert [b["text"] for b in parts[-1].buttons] == [
+        "📄 Nguồn [1]",
+        "📄 Nguồn [2]",
+        "📄 Nguồn [3]",
+        "Xem thêm ➕",
+    ]
     assert button(parts[-1], "Xem thêm").startswith("more:")
-    assert "&lt;quan trọng&gt; &amp;" in parts[0].text
-    assert sum(p.text.count("<blockquote>") for p in parts) >= 3
 
 
 def test_errors_are_logged_apologised_for_and_the_bot_keeps_running(
-    start_bot: Callable[..., Bot], caplog: pytest.LogCaptureFixture
+    start_bot: Callable[..., Bot],
+    writable_service: QAService,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def ask(question: str, top_k: int = 5) -> Answer:
-        if question.startswith("Lỗi"):
-            raise RuntimeError("search exploded")
-        return long_answer(question, top_k)
-
-    bot = start_bot(StubService(ask))
+    bot = start_bot(writable_service)
+    bot.message(QUESTION)
+    answer = bot.replies(1)[0]
+    assert "Ban Tổ chức" in answer.text
+    # the paragraphs behind the source buttons are read from the live version's database
+    (writable_service.index.path / "meta.sqlite").unlink()
     with caplog.at_level(logging.ERROR, logger="qabot.telegram.handlers"):
-        bot.message("Lỗi ở đâu?")
-        apology = bot.replies(1)[0]
-    assert apology.text.startswith("Xin lỗi, đã có lỗi xảy ra")
+        update_id = bot.press(answer, button(answer, "📄 Nguồn [1]"))
+        apology = bot.replies(2)[1]
+    assert apology.text == fmt.APOLOGY
+    assert fmt.APOLOGY.startswith("Xin lỗi, đã có lỗi xảy ra")
+    assert not apology.buttons
     failed = [r for r in caplog.records if r.getMessage().startswith("error while handling update")]
-    assert failed and failed[0].exc_info and "search exploded" in str(failed[0].exc_info[1])
-    assert re.search(r"update \d+", failed[0].getMessage())
-    bot.message("/baocao")
-    assert "Báo cáo thử" in bot.replies(2)[1].text
+    assert len(failed) == 1
+    assert failed[0].getMessage() == f"error while handling update {update_id}"
+    assert failed[0].exc_info and isinstance(failed[0].exc_info[1], sqlite3.Error)
+
+    bot.message("/baocao")  # the report list is held in memory: still served
+    listing = bot.replies(3)[2].text
+    for document in writable_service.documents():
+        assert html.escape(document.title, quote=False) in listing
+    bot.message(QUESTION)  # and questions are still answered
+    assert "Ban Tổ chức" in bot.replies(4)[3].text
 
 
 def test_token_never_appears_in_logs(
@@ -1111,30 +1194,47 @@ def test_webhook_checks_the_secret_and_feeds_updates(api: FakeBotAPI, service: Q
 # --- running: run_bot and bot.py -------------------------------------------------------------
 
 
+def index_watchers() -> set[threading.Thread]:
+    """The threads QAService.watch started that are still running."""
+    return {t for t in threading.enumerate() if t.name == "qabot-index-watch" and t.is_alive()}
+
+
 def test_run_bot_refuses_to_start_without_token_or_index(
-    api: FakeBotAPI, capsys: pytest.CaptureFixture[str]
+    api: FakeBotAPI,
+    capsys: pytest.CaptureFixture[str],
+    service: QAService,
+    embedder: BundledEmbedder,
+    tmp_path: Path,
 ) -> None:
-    stub = StubService(long_answer)
-    assert run_bot(stub, make_settings(api, telegram_token=None)) == 1
+    watchers = index_watchers()
+    assert run_bot(service, make_settings(api, telegram_token=None, reload_seconds=5)) == 1
     assert "QABOT_TELEGRAM_TOKEN" in capsys.readouterr().err
-    stub.index = None
-    assert run_bot(stub, make_settings(api)) == 1
+
+    empty = QAService(tmp_path, embedder)  # an empty folder: no index to load
+    assert empty.index is None
+    assert run_bot(empty, make_settings(api, reload_seconds=5)) == 1
     err = capsys.readouterr().err
     assert err.startswith("Lỗi: chưa có chỉ mục") and err.count("\n") == 1
-    assert not stub.watched
+    assert str(tmp_path) in err
+    assert not api.calls  # refused before talking to Telegram
+    assert index_watchers() == watchers  # and before watching for index versions
 
 
 def test_run_bot_reports_a_rejected_token(
-    api: FakeBotAPI, capsys: pytest.CaptureFixture[str]
+    api: FakeBotAPI,
+    capsys: pytest.CaptureFixture[str],
+    reports_index: Path,
+    embedder: BundledEmbedder,
 ) -> None:
-    stub = StubService(long_answer)
+    qa = QAService(reports_index, embedder)  # its own: run_bot closes the service it runs
+    watchers = index_watchers()
     try:
-        result = run_bot(stub, make_settings(api, telegram_token="999:WRONG", reload_seconds=5))
+        result = run_bot(qa, make_settings(api, telegram_token="999:WRONG", reload_seconds=5))
     finally:
         asyncio.set_event_loop(None)  # run_polling closed the loop it made current
     assert result == 1
     assert "không chấp nhận QABOT_TELEGRAM_TOKEN" in capsys.readouterr().err
-    assert stub.closed
+    assert index_watchers() == watchers  # the service was closed: its watcher stopped
 
 
 @pytest.mark.parametrize(

@@ -91,3 +91,19 @@ def test_sentences_respect_paragraph_breaks_and_list_numbers():
     ]
     # A number ending a sentence is still an end.
     assert sentences("Tổng số là 23. Năm nay tăng.") == ["Tổng số là 23.", "Năm nay tăng."]
+
+
+def test_long_sentences_become_clause_units():
+    from qabot.text import sentence_units
+
+    clauses = [
+        "Qua 02 năm thực hiện nghị quyết, Đảng ủy đã tổ chức được 12 lớp triển khai Nghị quyết",
+        "kết nạp 77/110 đảng viên mới, đạt 70% chỉ tiêu của nhiệm kỳ",
+        "tổ chức 04 lớp bồi dưỡng lý luận chính trị dành cho đảng viên mới",
+        "tiếp nhận 01 chi bộ, giải thể 02 chi bộ, hiện nay còn 23 tổ chức cơ sở đảng trực thuộc",
+    ]
+    text = "Hội nghị đã diễn ra. " + "; ".join(clauses) + "."
+    units = [text[s:e] for s, e in sentence_units(text, max_chars=200)]
+    assert units[0] == "Hội nghị đã diễn ra."
+    assert units[1:] == [c + ";" for c in clauses[:-1]] + [clauses[-1] + "."]
+    assert [text[s:e] for s, e in sentence_units(text, max_chars=1000)][1].startswith("Qua 02")

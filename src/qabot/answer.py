@@ -11,16 +11,15 @@ import numpy as np
 
 from qabot.index import LoadedIndex
 from qabot.ingest import CAPTION
-from qabot.search import Hit, SearchResult, answer_type_match
+from qabot.search import DENSE_SCALE, Hit, SearchResult, answer_type_match
 from qabot.text import fold, tokens
 
 MAX_ANSWER_CHARS = 300
 SENTENCE_SOURCES = 3  # the short answer comes from one of the first passages
 
 SENTENCE_FEATURES = (
-    "dense",  # cosine of question and sentence
-    "dense_gap",  # that cosine minus the best one among the sentences considered
-    "coverage",  # idf share of the question's syllables in the sentence
+    "dense",  # exp((cosine - best cosine among the sentences considered) / DENSE_SCALE)
+    "coverage",  # idf share of the question's syllables in the sentence or the header
     "bigram_coverage",  # the same for syllable bigrams
     "answer_type",  # the sentence holds the kind of thing asked for
     "passage_likelihood",  # the passage's ranker likelihood relative to the best passage
@@ -29,7 +28,7 @@ SENTENCE_FEATURES = (
 )
 # Logistic-regression weights fitted by bench/fit_ranker.py on the UIT train files.
 SENTENCE_WEIGHTS = np.array(
-    [13.0596, 13.0596, 3.9387, 1.7219, 1.6468, 3.1858, -0.7722, -0.0347], dtype=np.float32
+    [2.1753, 3.2242, 1.6518, 1.3188, 2.9685, 0.2225, 0.0762], dtype=np.float32
 )
 
 
@@ -104,34 +103,27 @@ def sentence_candidates(result: SearchResult, index: LoadedIndex) -> list[Senten
         spans, vectors = index.sentences_of(hit.row)
         cosines = vectors @ result.query_vector if len(vectors) else []
         terms = index.sentence_terms(hit.row, query.folded)
-        for (start, end), cosine, (words, pairs) in zip(
+        # The header (title, date) is the context of every sentence, as in ranking.
+        header = index.header_terms(hit.row, query.folded)
+        for (start, end), cosine, sentence_terms in zip(
             spans.tolist(), cosines, terms, strict=True
         ):
-            sentence = hit.passage.text[start:end]
-            found.append(
-                SentenceCandidate(
-                    rank,
-                    start,
-                    end,
-                    np.array(
-                        [
-                            float(cosine),
-                            0.0,
-                            sum(v for t, v in unigrams.items() if t in words) / uni_total,
-                            sum(v for t, v in bigrams.items() if t in pairs) / bi_total,
-                            answer_type_match(query.answer_type, sentence),
-                            likelihood[rank],
-                            float(rank == 0),
-                            min(len(sentence), 2 * MAX_ANSWER_CHARS) / MAX_ANSWER_CHARS,
-                        ],
-                        dtype=np.float32,
-                    ),
-                )
-            )
+            unit = hit.passage.text[start:end]
+            words, pairs = sentence_terms
+            features = [
+                float(cosine),
+                sum(v for t, v in unigrams.items() if t in words or t in header) / uni_total,
+                sum(v for t, v in bigrams.items() if t in pairs) / bi_total,
+                answer_type_match(query.answer_type, unit),
+                likelihood[rank],
+                float(rank == 0),
+                min(len(unit), 2 * MAX_ANSWER_CHARS) / MAX_ANSWER_CHARS,
+            ]
+            found.append(SentenceCandidate(rank, start, end, np.array(features, dtype=np.float32)))
     if found:
         best = max(c.features[0] for c in found)
         for c in found:
-            c.features[1] = c.features[0] - best
+            c.features[0] = math.exp((c.features[0] - best) / DENSE_SCALE)
     return found
 
 

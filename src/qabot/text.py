@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from itertools import pairwise
 
 # Characters that scraped pages use as spaces, or that are invisible but split words.
 _SPACE_LIKE = dict.fromkeys(
@@ -164,6 +165,19 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     while end > start and text[end - 1].isspace():
         end -= 1
     return start, end
+
+
+def sentence_units(text: str, max_chars: int = 300) -> list[tuple[int, int]]:
+    """Sentence spans, with a sentence longer than ``max_chars`` split into its clauses at
+    ";" (reports list many facts in one sentence; a short answer is one of them)."""
+    units: list[tuple[int, int]] = []
+    for start, end in sentence_spans(text):
+        if end - start <= max_chars:
+            units.append((start, end))
+            continue
+        bounds = [start, *(start + m.end() for m in re.finditer(r";\s+", text[start:end])), end]
+        units.extend(_trim(text, a, b) for a, b in pairwise(bounds) if text[a:b].strip())
+    return units
 
 
 def sentences(text: str) -> list[str]:

@@ -34,12 +34,12 @@ from qabot.index.store import (
 from qabot.index.vectors import build_vector_index, save_sentences, save_vector_index
 from qabot.ingest import IngestError, content_hash, discover, doc_id_for, load_document
 from qabot.passages import PassageConfig, split_document
-from qabot.text import sentence_spans
+from qabot.text import sentence_units
 
 log = logging.getLogger(__name__)
 
 # Bump when cleaning or splitting changes, so every document is processed again.
-PIPELINE_VERSION = "2"
+PIPELINE_VERSION = "3"
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -164,7 +164,7 @@ def _build_locked(
     summary.reused = len(passages) - summary.embedded
     # Sentence vectors let the ranker and the short answer see which sentence answers.
     sentences = np.array(
-        [(row, s, e) for row, p in enumerate(passages) for s, e in sentence_spans(p.text)],
+        [(row, s, e) for row, p in enumerate(passages) for s, e in sentence_units(p.text)],
         dtype=np.int32,
     ).reshape(-1, 3)
     sentence_vectors, _ = _vectors_for(

@@ -17,6 +17,7 @@ from qabot.service import ParagraphContext
 
 MAX_MESSAGE_CHARS = 4096  # Telegram's limit for one text message
 WELCOME_DOCUMENTS = 5  # reports listed by /start before pointing to /baocao
+EXPAND_AFTER = 600  # characters of a cited passage shown in a folded (expandable) quote
 
 NOT_FOUND = "Không tìm thấy thông tin này trong các báo cáo hiện có."
 NOT_FOUND_HINT = (
@@ -92,7 +93,9 @@ def format_sources(passages: Sequence[CitedPassage], first_number: int = 1) -> s
     blocks = []
     for number, passage in enumerate(passages, start=first_number):
         heading = source_heading(number, passage.title, passage.date, passage.paragraph)
-        blocks.append(f"{heading}\n<blockquote>{_passage_text(passage)}</blockquote>")
+        # Long passages start folded, so the sources fit on a phone screen.
+        opening = "<blockquote expandable>" if len(passage.text) > EXPAND_AFTER else "<blockquote>"
+        blocks.append(f"{heading}\n{opening}{_passage_text(passage)}</blockquote>")
     return "\n\n".join(blocks)
 
 
