@@ -116,9 +116,9 @@ def test_index_records_the_embedder_and_refuses_another(tiny_model_dir, tmp_path
 
 
 def test_unknown_embedders_are_clear_errors(tmp_path):
-    with pytest.raises(EmbedderError, match="unknown embedder"):
+    with pytest.raises(EmbedderError, match="không có bộ tạo vector"):
         create_embedder("word2vec")
-    with pytest.raises(EmbedderError, match="needs a model"):
+    with pytest.raises(EmbedderError, match="cần chỉ rõ mô hình"):
         create_embedder("sentence-transformers")
-    with pytest.raises(EmbedderError, match="cannot load"):
+    with pytest.raises(EmbedderError, match="không tải được"):
         create_embedder(f"sentence-transformers:{tmp_path / 'no-such-model'}")

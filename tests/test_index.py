@@ -117,7 +117,7 @@ def test_missing_index(tmp_path):
 
 def test_a_second_writer_is_refused_while_one_builds(docs_copy, index_copy, embedder):
     with writer_lock(index_copy):
-        with pytest.raises(IndexBusyError, match="another build"):
+        with pytest.raises(IndexBusyError, match="tiến trình khác"):
             build_index(docs_copy, index_copy, embedder)
         started = time.monotonic()
         with pytest.raises(IndexBusyError):
@@ -188,7 +188,7 @@ def test_two_concurrent_builds_do_not_corrupt_the_index(docs_copy, index_copy, e
     assert codes in ([0, 0], [0, 1])
     for code, out, err in outcomes:
         if code == 1:
-            assert "another build" in err and "Traceback" not in err
+            assert "tiến trình khác" in err and "Traceback" not in err
         else:
             assert json.loads(out)["documents"] == 6
     index = open_index(index_copy, embedder.id)

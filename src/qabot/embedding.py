@@ -85,12 +85,12 @@ class SentenceTransformerEmbedder:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - it is a declared dependency
-            raise EmbedderError(f"sentence-transformers is not installed ({exc})") from None
+            raise EmbedderError(f"chưa cài sentence-transformers ({exc})") from None
         try:
             self._model = SentenceTransformer(model, device=device)
         except Exception as exc:
             raise EmbedderError(
-                f"cannot load sentence-transformers model {model!r}: {exc}"
+                f"không tải được mô hình sentence-transformers {model!r}: {exc}"
             ) from None
         # Prompts the model declares win; newer sentence-transformers declare empty ones.
         prompts = {k: v for k, v in (getattr(self._model, "prompts", None) or {}).items() if v}
@@ -145,8 +145,10 @@ def create_embedder(spec: str, model: str | None = None) -> Embedder:
         chosen = inline_model or model
         if not chosen:
             raise EmbedderError(
-                "the sentence-transformers embedder needs a model: set QABOT_EMBEDDING_MODEL "
-                "or use --embedder sentence-transformers:<model name or path>"
+                "cần chỉ rõ mô hình cho sentence-transformers: đặt QABOT_EMBEDDING_MODEL hoặc "
+                "dùng --embedder sentence-transformers:<tên hoặc đường dẫn mô hình>"
             )
         return SentenceTransformerEmbedder(chosen)
-    raise EmbedderError(f"unknown embedder {spec!r}; use 'bundled' or 'sentence-transformers'")
+    raise EmbedderError(
+        f"không có bộ tạo vector {spec!r}; hãy dùng 'bundled' hoặc 'sentence-transformers'"
+    )

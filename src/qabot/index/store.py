@@ -129,8 +129,8 @@ def writer_lock(index_dir: Path, wait_seconds: float = 0.0) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise IndexBusyError(
-                        f"another build is updating {index_dir}; wait for it to finish "
-                        "(or use --wait) and try again"
+                        f"một tiến trình khác đang cập nhật chỉ mục trong {index_dir}; "
+                        "hãy đợi tiến trình đó xong (hoặc dùng --wait) rồi thử lại"
                     ) from None
                 time.sleep(0.2)
         yield
@@ -231,18 +231,19 @@ def open_index(index_dir: Path, embedder_id: str | None = None) -> LoadedIndex:
     version = current_version(index_dir)
     if version is None:
         raise IndexMissingError(
-            f"no index in {index_dir}; build one with: qabot index build --index {index_dir}"
+            f"chưa có chỉ mục trong {index_dir}; hãy tạo bằng lệnh: "
+            f"qabot index build --index {index_dir}"
         )
     manifest = read_manifest(index_dir, version)
     if manifest.get("format") != FORMAT:
         raise IndexMismatchError(
-            f"the index in {index_dir} has an older format; rebuild it with: qabot index build"
+            f"chỉ mục trong {index_dir} có định dạng cũ; hãy tạo lại bằng lệnh: qabot index build"
         )
     if embedder_id is not None and manifest["embedder_id"] != embedder_id:
         raise IndexMismatchError(
-            f"the index in {index_dir} was built with embedder {manifest['embedder_id']!r}, "
-            f"but this run uses {embedder_id!r}. Use the same embedder (QABOT_EMBEDDER), or "
-            f"rebuild the index with it: qabot index build --index {index_dir}"
+            f"chỉ mục trong {index_dir} được tạo bằng mô hình {manifest['embedder_id']!r}, "
+            f"còn lần chạy này dùng {embedder_id!r}. Hãy dùng cùng mô hình (QABOT_EMBEDDER) "
+            f"hoặc tạo lại chỉ mục bằng lệnh: qabot index build --index {index_dir}"
         )
     folder = index_dir / VERSIONS / version
     db = meta.connect(folder / "meta.sqlite")
