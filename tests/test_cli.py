@@ -101,3 +101,17 @@ def test_eval_dev_seeds_json(reports_index):
     for key in ("hit@1", "hit@3", "hit@5", "mrr@10", "answer@1", "found", "not_found"):
         assert 0.0 <= report[key] <= 1.0
     assert report["latency_ms_median"] > 0
+
+
+def test_index_add_refuses_duplicates_and_unsupported_files(docs_copy, index_copy, tmp_path):
+    existing = sorted(docs_copy.iterdir())[0]
+    copy = tmp_path / "ban-sao.txt"
+    copy.write_bytes(existing.read_bytes())
+    result = qabot("index", "add", str(copy), "--docs", str(docs_copy), "--index", str(index_copy))
+    assert result.returncode == 1
+    assert "trùng với tài liệu đã có" in result.stderr and "Traceback" not in result.stderr
+    sheet = tmp_path / "bang.xlsx"
+    sheet.write_bytes(b"PK\x03\x04")
+    result = qabot("index", "add", str(sheet), "--docs", str(docs_copy), "--index", str(index_copy))
+    assert result.returncode == 1 and "Không hỗ trợ loại tệp .xlsx" in result.stderr
+    assert sorted(p.name for p in docs_copy.iterdir()) == sorted(p.name for p in REPORTS.iterdir())

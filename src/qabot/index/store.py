@@ -152,7 +152,7 @@ class LoadedIndex:
     sentence_spans: np.ndarray  # (n, 3): passage row, start, end; ordered by passage row
     sentence_vectors: np.ndarray  # (n, dim), float16, memory-mapped
 
-    _terms_cache: dict = field(default_factory=dict, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False)  # derived lookups, lazily
 
     def sentence_terms(self, row: int, folded: bool) -> list[tuple[frozenset[str], frozenset[str]]]:
         """Per sentence of a passage: its syllables and syllable bigrams (folded: "~dang").
@@ -160,32 +160,32 @@ class LoadedIndex:
         Cached, since ranking and answer extraction look at the same few passages often.
         """
         key = (row, folded)
-        cached = self._terms_cache.get(key)
+        cached = self._cache.get(key)
         if cached is None:
-            if len(self._terms_cache) > 200_000:
-                self._terms_cache.clear()
+            if len(self._cache) > 200_000:
+                self._cache.clear()
             text = self.passages[row].text
             spans, _ = self.sentences_of(row)
             cached = [_terms(text[s:e], folded) for s, e in spans.tolist()]
-            self._terms_cache[key] = cached
+            self._cache[key] = cached
         return cached
 
     def header_terms(self, row: int, folded: bool) -> frozenset[str]:
         """Syllables of a passage's context header (title, date): context for every sentence."""
         key = ("header", self.passages[row].doc_id, folded)
-        cached = self._terms_cache.get(key)
+        cached = self._cache.get(key)
         if cached is None:
-            cached = self._terms_cache[key] = _terms(self.passages[row].header, folded)[0]
+            cached = self._cache[key] = _terms(self.passages[row].header, folded)[0]
         return cached
 
     def passage_numbers(self, row: int) -> frozenset[str]:
         """The numbers in a passage and its header, as tokens ("2023", "1062")."""
         key = ("numbers", row)
-        cached = self._terms_cache.get(key)
+        cached = self._cache.get(key)
         if cached is None:
             passage = self.passages[row]
             words = tokens(f"{passage.header} {passage.text}")
-            cached = self._terms_cache[key] = frozenset(w for w in words if w[:1].isdigit())
+            cached = self._cache[key] = frozenset(w for w in words if w[:1].isdigit())
         return cached
 
     def sentences_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
@@ -208,7 +208,10 @@ class LoadedIndex:
         return meta.connect(self.path / "meta.sqlite")
 
     def document(self, doc_id: str) -> meta.DocumentInfo | None:
-        return next((d for d in self.documents if d.doc_id == doc_id), None)
+        by_id = self._cache.get("documents")
+        if by_id is None:  # built on first use; every cited passage looks its document up
+            by_id = self._cache["documents"] = {d.doc_id: d for d in self.documents}
+        return by_id.get(doc_id)
 
     def paragraphs(self, doc_id: str, first: int, last: int) -> list[meta.ParagraphRecord]:
         db = self.connect()
