@@ -102,7 +102,7 @@ def cmd_index_add(args: argparse.Namespace, settings: Settings) -> int:
         if not path.is_file():
             raise CommandError(f"không tìm thấy tệp {name}")
         files.append((path.name, path.read_bytes()))
-    service = _library_service(args, settings)
+    service = service_from_settings(settings, args.index, args.embedder, args.docs)
     added, summary = service.add_documents(files)
     if args.json:
         _print_json({"added": [a.doc_id for a in added], **_build_json(summary)})
@@ -114,7 +114,7 @@ def cmd_index_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_index_remove(args: argparse.Namespace, settings: Settings) -> int:
-    service = _library_service(args, settings)
+    service = service_from_settings(settings, args.index, args.embedder, args.docs)
     summary = service.remove_documents(args.doc_ids)
     if args.json:
         _print_json({"removed_ids": args.doc_ids, **_build_json(summary)})
@@ -123,15 +123,6 @@ def cmd_index_remove(args: argparse.Namespace, settings: Settings) -> int:
             print(f"Đã xóa {doc_id}")
         _print_build_summary(summary)
     return 0
-
-
-def _library_service(args: argparse.Namespace, settings: Settings) -> QAService:
-    return QAService(
-        Path(args.index or settings.index_dir),
-        _embedder(args, settings),
-        docs_dir=Path(args.docs or settings.docs_dir),
-        max_upload_bytes=settings.max_upload_bytes,
-    )
 
 
 def cmd_index_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -236,13 +227,17 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def service_from_settings(
-    settings: Settings, index: str | None = None, embedder: str | None = None
+    settings: Settings,
+    index: str | None = None,
+    embedder: str | None = None,
+    docs: str | None = None,
 ) -> QAService:
-    """The QAService that `serve` and `bot` run: configured embedder, index and docs folder."""
+    """The QAService of `serve`, `bot` and the library commands: configured embedder, index
+    and docs folder, each overridable from the command line."""
     return QAService(
         Path(index or settings.index_dir),
         create_embedder(embedder or settings.embedder, settings.embedding_model),
-        docs_dir=Path(settings.docs_dir),
+        docs_dir=Path(docs or settings.docs_dir),
         max_upload_bytes=settings.max_upload_bytes,
     )
 
