@@ -12,7 +12,7 @@ import numpy as np
 from qabot.index import LoadedIndex
 from qabot.ingest import CAPTION
 from qabot.search import DENSE_SCALE, Hit, SearchResult, answer_type_match
-from qabot.text import fold, phrase_match, tokens
+from qabot.text import fold, tokens
 
 MAX_ANSWER_CHARS = 300
 SENTENCE_SOURCES = 3  # the short answer comes from one of the first passages
@@ -29,7 +29,7 @@ SENTENCE_FEATURES = (
 )
 # Logistic-regression weights fitted by bench/fit_ranker.py on the UIT train files.
 SENTENCE_WEIGHTS = np.array(
-    [2.1655, 3.9956, 0.8039, 1.6589, 3.8273, -0.8651, 0.0847, 1.2546], dtype=np.float32
+    [2.1416, 3.8808, 0.7338, 1.6592, 4.623, -0.3911, 0.0958, 1.4569], dtype=np.float32
 )
 
 
@@ -77,6 +77,38 @@ def _terms(text: str, folded: bool) -> tuple[set[str], set[str]]:
     return unigrams, bigrams
 
 
+def _unit_tokens(text: str, folded: bool) -> list[str]:
+    return tokens(fold(text) if folded else text)
+
+
+def phrase_match(question: tuple[str, ...], sentence: list[str], header: frozenset[str]) -> float:
+    """Share of the question's words that the sentence repeats as one unbroken run.
+
+    Words of the context header (title, date) do not count: every sentence has that context,
+    so repeating it is no evidence that this sentence is the answer.
+    """
+    plain_header = {t.lstrip("~") for t in header}
+    informative = sum(1 for t in question if t not in plain_header)
+    if not informative or not sentence:
+        return 0.0
+    positions: dict[str, list[int]] = {}
+    for j, token in enumerate(question):
+        positions.setdefault(token, []).append(j)
+    best = 0
+    for i, token in enumerate(sentence):
+        for j in positions.get(token, ()):
+            k = count = 0
+            while (
+                i + k < len(sentence)
+                and j + k < len(question)
+                and sentence[i + k] == question[j + k]
+            ):
+                count += question[j + k] not in plain_header
+                k += 1
+            best = max(best, count)
+    return best / informative
+
+
 def relative_likelihoods(result: SearchResult) -> list[float]:
     """Each hit's likelihood relative to the best one (1.0 for the best)."""
     if not result.hits:
@@ -106,9 +138,8 @@ def sentence_candidates(result: SearchResult, index: LoadedIndex) -> list[Senten
         terms = index.sentence_terms(hit.row, query.folded)
         # The header (title, date) is the context of every sentence, as in ranking.
         header = index.header_terms(hit.row, query.folded)
-        sequences = index.sentence_tokens(hit.row, query.folded)
-        for (start, end), cosine, sentence_terms, unit_tokens in zip(
-            spans.tolist(), cosines, terms, sequences, strict=True
+        for (start, end), cosine, sentence_terms in zip(
+            spans.tolist(), cosines, terms, strict=True
         ):
             unit = hit.passage.text[start:end]
             words, pairs = sentence_terms
@@ -120,7 +151,7 @@ def sentence_candidates(result: SearchResult, index: LoadedIndex) -> list[Senten
                 likelihood[rank],
                 float(rank == 0),
                 min(len(unit), 2 * MAX_ANSWER_CHARS) / MAX_ANSWER_CHARS,
-                phrase_match(query.content_tokens, unit_tokens, header),
+                phrase_match(query.content_tokens, _unit_tokens(unit, query.folded), header),
             ]
             found.append(SentenceCandidate(rank, start, end, np.array(features, dtype=np.float32)))
     if found:

@@ -19,7 +19,6 @@ from qabot.index import LoadedIndex
 from qabot.ingest import CAPTION
 from qabot.passages import Passage
 from qabot.query import DATE, NUMBER, ORGANISATION, PERSON, PLACE, Query, analyse
-from qabot.text import phrase_match
 
 CANDIDATES = 40  # from each retriever
 VARIANT_WEIGHT = 0.5  # abbreviation variants count half as much as the words typed
@@ -34,21 +33,20 @@ FEATURES = (
     "title_coverage",  # idf share of the question's syllables found in the title and date
     "rrf_dense",  # RRF_K / (RRF_K + rank) in the dense ranking
     "rrf_bm25",  # the same in the BM25 ranking
-    "phrase",  # the best sentence's longest run of the question's words, header words aside
 )
 # Cosines enter through a bounded, relative transform: raw cosine gaps are much wider between
 # topics than between the passages of one report, and a linear weight fitted on the former
 # would drown lexical evidence on the latter.
 DENSE_SCALE = 0.04
 RANKER_WEIGHTS = np.array(
-    [1.7817, 1.8469, 1.8518, 0.8801, 1.1757, 0.3002, 0.5462, 0.6046, 0.5643], dtype=np.float32
+    [0.8638, 0.887, 0.9033, 0.4854, 0.6314, 0.1363, 0.2881, 0.3359], dtype=np.float32
 )
 # Absolute measures of a candidate, for the confidence model (features are relative).
 SIGNALS = ("cosine", "sentence_cosine", "coverage")
 # Confidence: logistic regression over CONFIDENCE_FEATURES of the best candidate.
 CONFIDENCE_FEATURES = ("score", *SIGNALS, "sentence_coverage")
-CONFIDENCE_WEIGHTS = np.array([-0.4874, 82.7964, 63.4639, -0.8831, 11.5702], dtype=np.float32)
-CONFIDENCE_INTERCEPT = -125.3003
+CONFIDENCE_WEIGHTS = np.array([-1.2931, 83.3472, 64.5778, -0.724, 11.5916], dtype=np.float32)
+CONFIDENCE_INTERCEPT = -125.8009
 # found = true when the confidence is at least this: on the UIT train curve it keeps 99% of
 # answerable questions found and turns away about 97% of questions from another domain.
 FOUND_THRESHOLD = 0.25
@@ -198,13 +196,6 @@ class Searcher:
             features[i, 5] = sum(v for t, v in uni_idf.items() if t in header) / uni_total
             features[i, 6] = RRF_K / (RRF_K + dense_rank.get(row, k))
             features[i, 7] = RRF_K / (RRF_K + lexical_rank[row])
-            features[i, 8] = max(
-                (
-                    phrase_match(query.content_tokens, sequence, header)
-                    for sequence in self.index.sentence_tokens(row, query.folded)
-                ),
-                default=0.0,
-            )
         signals = np.column_stack([dense, sentence_dense, uni_matched[rows] / uni_total])
         return Candidates(
             query, query_vector[0], rows, passages, features, signals.astype(np.float32)

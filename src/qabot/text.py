@@ -79,34 +79,6 @@ def token_spans(text: str) -> list[tuple[str, int, int]]:
     return [(_token_form(m.group()), m.start(), m.end()) for m in _TOKEN.finditer(text)]
 
 
-def phrase_match(question: tuple[str, ...], sentence: list[str], header: frozenset[str]) -> float:
-    """Share of the question's words that the sentence repeats as one unbroken run.
-
-    Words of the context header (title, date) do not count: every sentence has that context,
-    so repeating it is no evidence that this sentence is the answer.
-    """
-    plain_header = {t.lstrip("~") for t in header}
-    informative = sum(1 for t in question if t not in plain_header)
-    if not informative or not sentence:
-        return 0.0
-    positions: dict[str, list[int]] = {}
-    for j, token in enumerate(question):
-        positions.setdefault(token, []).append(j)
-    best = 0
-    for i, token in enumerate(sentence):
-        for j in positions.get(token, ()):
-            k = count = 0
-            while (
-                i + k < len(sentence)
-                and j + k < len(question)
-                and sentence[i + k] == question[j + k]
-            ):
-                count += question[j + k] not in plain_header
-                k += 1
-            best = max(best, count)
-    return best / informative
-
-
 # --- sentences -----------------------------------------------------------------------------
 
 # Abbreviations that end with a period inside a sentence. Titles and units, not content.

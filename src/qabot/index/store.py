@@ -170,17 +170,6 @@ class LoadedIndex:
             self._cache[key] = cached
         return cached
 
-    def sentence_tokens(self, row: int, folded: bool) -> list[list[str]]:
-        """Per sentence of a passage: its syllables in order (for phrase matches)."""
-        key = ("tokens", row, folded)
-        cached = self._cache.get(key)
-        if cached is None:
-            text = self.passages[row].text
-            spans, _ = self.sentences_of(row)
-            cached = [tokens(fold(text[s:e]) if folded else text[s:e]) for s, e in spans.tolist()]
-            self._cache[key] = cached
-        return cached
-
     def header_terms(self, row: int, folded: bool) -> frozenset[str]:
         """Syllables of a passage's context header (title, date): context for every sentence."""
         key = ("header", self.passages[row].doc_id, folded)
