@@ -1154,17 +1154,16 @@ def test_reindex_is_for_admins_only(
 
 
 def test_webhook_checks_the_secret_and_feeds_updates(api: FakeBotAPI, service: QAService) -> None:
-    from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from qabot.telegram.webhook import SECRET_HEADER, mount_webhook, webhook_lifespan
+    from qabot.api import attach_telegram_webhook, create_app
+    from qabot.telegram.webhook import SECRET_HEADER
 
     settings = make_settings(
         api, telegram_webhook_url="https://bot.example.vn", telegram_webhook_secret="s3cret-Path"
     )
-    application = build_application(service, settings)
-    app = FastAPI(lifespan=lambda _app: webhook_lifespan(application, settings))
-    mount_webhook(app, application, settings)
+    app = create_app(service, settings)  # the HTTP API's own app carries the webhook
+    assert attach_telegram_webhook(app, service, settings)
     update = {
         "update_id": 77,
         "message": {
@@ -1186,6 +1185,7 @@ def test_webhook_checks_the_secret_and_feeds_updates(api: FakeBotAPI, service: Q
         assert client.post("/telegram/s3cret-Path", json=update).status_code == 403
         assert client.post("/telegram/s3cret-Path", content=b"[", headers=good).status_code == 400
         assert client.post("/telegram/s3cret-Path", json=update, headers=good).status_code == 200
+        assert client.post("/ask", json={"question": NO_ANSWER_QUESTION}).status_code == 200
         reply = api.wait_for("sendMessage", chat_id=USER_ID)[0]
     assert reply.text.startswith("Không tìm thấy")
     assert len(api.calls_of("sendMessage")) == 1

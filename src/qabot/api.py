@@ -856,10 +856,27 @@ def _announce(url: str) -> None:
     log.info("serving on %s", url)
 
 
+def attach_telegram_webhook(app: FastAPI, service: QAService, settings: Settings) -> bool:
+    """Serve the Telegram bot's webhook from this app (POST /telegram/<secret>) when
+    QABOT_TELEGRAM_WEBHOOK_URL and QABOT_TELEGRAM_TOKEN are set; the app's lifespan then
+    starts the bot and registers the webhook with Telegram. True when attached."""
+    if not (settings.telegram_webhook_url and settings.telegram_token):
+        return False
+    from qabot.telegram import build_application
+    from qabot.telegram.webhook import mount_webhook, webhook_lifespan
+
+    application = build_application(service, settings)
+    mount_webhook(app, application, settings)
+    app.router.lifespan_context = lambda _app: webhook_lifespan(application, settings)
+    return True
+
+
 def serve(
     service: QAService, settings: Settings, host: str, port: int, watch_docs: bool = False
 ) -> int:
     """Run the API with uvicorn until interrupted; the exit status for the command line."""
+    from qabot.telegram.app import BotConfigError
+
     _configure_logging(settings.log_level)
     try:
         sock = bind_socket(host, port)
@@ -868,6 +885,8 @@ def serve(
         return 1
     try:
         app = create_app(service, settings)
+        if attach_telegram_webhook(app, service, settings):
+            log.info("Telegram webhook served at /telegram/<secret>")
         config = uvicorn.Config(
             app,
             host=host,
@@ -889,7 +908,7 @@ def serve(
         _announce(public_url(host, sock.getsockname()[1]))
         server.run(sockets=[sock])
         return 0 if server.started else 1
-    except LibraryError as exc:  # watch_docs without a docs folder
+    except (LibraryError, BotConfigError) as exc:  # no docs folder to watch; webhook settings
         print(f"Lỗi: {exc}", file=sys.stderr)
         return 1
     finally:
