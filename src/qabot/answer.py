@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass
-from itertools import pairwise
 
 import numpy as np
 
 from qabot.index import LoadedIndex
+from qabot.index.bm25 import term_sets
 from qabot.ingest import CAPTION
-from qabot.search import DENSE_SCALE, Hit, SearchResult, answer_type_match
+from qabot.query import DATE, NUMBER, ORGANISATION, PERSON, PLACE
+from qabot.search import DENSE_SCALE, Hit, SearchResult
 from qabot.text import fold, tokens
 
 MAX_ANSWER_CHARS = 300
@@ -31,6 +32,29 @@ SENTENCE_FEATURES = (
 SENTENCE_WEIGHTS = np.array(
     [2.1416, 3.8808, 0.7338, 1.6592, 4.623, -0.3911, 0.0958, 1.4569], dtype=np.float32
 )
+
+
+_NUMBER = re.compile(r"\d")
+_DATE = re.compile(
+    r"\b\d{1,2}[/-]\d{1,2}(?:[/-]\d{2,4})?\b|\b(?:ngày|tháng|năm|quý)\s+\d|\b(?:19|20)\d{2}\b",
+    re.IGNORECASE,
+)
+_NAME = re.compile(r"\b[A-ZĐ]\w*(?:\s+[A-ZĐ]\w*){1,3}\b")
+_ORGANISATION = re.compile(
+    r"\b(?:Ban|Văn phòng|Sở|Bộ|Ủy ban|Hội|Đoàn|Phòng|Trung tâm|Công ty|Trường|Khoa)\s+[A-ZĐ]"
+)
+
+
+def answer_type_match(kind: str | None, text: str) -> float:
+    if kind == NUMBER:
+        return float(bool(_NUMBER.search(text)))
+    if kind == DATE:
+        return float(bool(_DATE.search(text)))
+    if kind in (PERSON, PLACE):
+        return float(bool(_NAME.search(text)))
+    if kind == ORGANISATION:
+        return float(bool(_ORGANISATION.search(text)))
+    return 0.0
 
 
 @dataclass(frozen=True)
@@ -67,14 +91,6 @@ class SentenceCandidate:
     start: int  # offsets in that hit's passage text
     end: int
     features: np.ndarray
-
-
-def _terms(text: str, folded: bool) -> tuple[set[str], set[str]]:
-    syllables = tokens(fold(text) if folded else text)
-    prefix = "~" if folded else ""
-    unigrams = {prefix + s for s in syllables}
-    bigrams = {f"{prefix}{a}_{b}" for a, b in pairwise(syllables)}
-    return unigrams, bigrams
 
 
 def _unit_tokens(text: str, folded: bool) -> list[str]:
@@ -170,7 +186,7 @@ def _clause_window(
     clause_starts = [start] + [start + m.end() for m in re.finditer(r"[;,:]\s+", text[start:end])]
     best = max(
         clause_starts,
-        key=lambda b: len(_terms(text[b : min(end, b + 120)], folded)[0] & query_terms),
+        key=lambda b: len(term_sets(text[b : min(end, b + 120)], folded)[0] & query_terms),
     )
     window_start, window_end = best, min(end, best + MAX_ANSWER_CHARS)
     if window_end - window_start < MAX_ANSWER_CHARS:  # close to the end: reach back instead

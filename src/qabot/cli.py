@@ -13,7 +13,7 @@ from qabot.embedding import Embedder, EmbedderError, create_embedder
 from qabot.index import BuildSummary, IndexStoreError, build_index
 from qabot.index.store import current_version, read_manifest
 from qabot.library import LibraryError
-from qabot.service import NotReadyError, QAService, QuestionError
+from qabot.service import NotReadyError, QAService, QuestionError, clean_question
 
 log = logging.getLogger("qabot")
 
@@ -164,8 +164,6 @@ def _service(args: argparse.Namespace, settings: Settings) -> QAService:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from qabot.service import clean_question
-
     clean_question(args.question)  # a blank question fails before any model loads
     service = _service(args, settings)
     answer = service.ask(args.question, args.top_k or settings.top_k)

@@ -9,7 +9,6 @@ folds; the script prints the numbers.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +17,7 @@ from qabot.embedding import Embedder
 from qabot.index import LoadedIndex
 from qabot.ingest import CAPTION
 from qabot.passages import Passage
-from qabot.query import DATE, NUMBER, ORGANISATION, PERSON, PLACE, Query, analyse
+from qabot.query import Query, analyse
 
 CANDIDATES = 40  # from each retriever
 VARIANT_WEIGHT = 0.5  # abbreviation variants count half as much as the words typed
@@ -79,29 +78,6 @@ class SearchResult:
     @property
     def found(self) -> bool:
         return bool(self.hits) and self.confidence >= FOUND_THRESHOLD
-
-
-_NUMBER = re.compile(r"\d")
-_DATE = re.compile(
-    r"\b\d{1,2}[/-]\d{1,2}(?:[/-]\d{2,4})?\b|\b(?:ngày|tháng|năm|quý)\s+\d|\b(?:19|20)\d{2}\b",
-    re.IGNORECASE,
-)
-_NAME = re.compile(r"\b[A-ZĐ]\w*(?:\s+[A-ZĐ]\w*){1,3}\b")
-_ORGANISATION = re.compile(
-    r"\b(?:Ban|Văn phòng|Sở|Bộ|Ủy ban|Hội|Đoàn|Phòng|Trung tâm|Công ty|Trường|Khoa)\s+[A-ZĐ]"
-)
-
-
-def answer_type_match(kind: str | None, text: str) -> float:
-    if kind == NUMBER:
-        return float(bool(_NUMBER.search(text)))
-    if kind == DATE:
-        return float(bool(_DATE.search(text)))
-    if kind in (PERSON, PLACE):
-        return float(bool(_NAME.search(text)))
-    if kind == ORGANISATION:
-        return float(bool(_ORGANISATION.search(text)))
-    return 0.0
 
 
 def confidence_features(

@@ -74,11 +74,6 @@ def tokens(text: str) -> list[str]:
     return [_token_form(m.group()) for m in _TOKEN.finditer(text)]
 
 
-def token_spans(text: str) -> list[tuple[str, int, int]]:
-    """Tokens with their character offsets, for highlighting."""
-    return [(_token_form(m.group()), m.start(), m.end()) for m in _TOKEN.finditer(text)]
-
-
 # --- sentences -----------------------------------------------------------------------------
 
 # Abbreviations that end with a period inside a sentence. Titles and units, not content.

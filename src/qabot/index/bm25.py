@@ -35,6 +35,17 @@ def folded_terms(text: str) -> list[str]:
     return [FOLDED_PREFIX + t for t in unit_terms(tokens(fold(text)))]
 
 
+def term_sets(text: str, folded: bool) -> tuple[frozenset[str], frozenset[str]]:
+    """A text's syllables and syllable bigrams as sets, in the form a query uses: exact, or
+    accent-folded with FOLDED_PREFIX when the question was typed without diacritics."""
+    syllables = tokens(fold(text) if folded else text)
+    prefix = FOLDED_PREFIX if folded else ""
+    return (
+        frozenset(prefix + s for s in syllables),
+        frozenset(f"{prefix}{a}_{b}" for a, b in pairwise(syllables)),
+    )
+
+
 def index_terms(text: str) -> list[str]:
     return exact_terms(text) + folded_terms(text)
 

@@ -20,17 +20,15 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import pairwise
 from pathlib import Path
 
 import faiss
 import numpy as np
 
 from qabot.index import meta
-from qabot.index.bm25 import FOLDED_PREFIX, BM25Index
+from qabot.index.bm25 import BM25Index, term_sets
 from qabot.index.vectors import load_sentences, load_vector_index
 from qabot.passages import Passage
-from qabot.text import fold, tokens
 
 FORMAT = 2
 CURRENT = "CURRENT"
@@ -166,7 +164,7 @@ class LoadedIndex:
                 self._cache.clear()
             text = self.passages[row].text
             spans, _ = self.sentences_of(row)
-            cached = [_terms(text[s:e], folded) for s, e in spans.tolist()]
+            cached = [term_sets(text[s:e], folded) for s, e in spans.tolist()]
             self._cache[key] = cached
         return cached
 
@@ -175,17 +173,7 @@ class LoadedIndex:
         key = ("header", self.passages[row].doc_id, folded)
         cached = self._cache.get(key)
         if cached is None:
-            cached = self._cache[key] = _terms(self.passages[row].header, folded)[0]
-        return cached
-
-    def passage_numbers(self, row: int) -> frozenset[str]:
-        """The numbers in a passage and its header, as tokens ("2023", "1062")."""
-        key = ("numbers", row)
-        cached = self._cache.get(key)
-        if cached is None:
-            passage = self.passages[row]
-            words = tokens(f"{passage.header} {passage.text}")
-            cached = self._cache[key] = frozenset(w for w in words if w[:1].isdigit())
+            cached = self._cache[key] = term_sets(self.passages[row].header, folded)[0]
         return cached
 
     def sentences_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
@@ -219,15 +207,6 @@ class LoadedIndex:
             return meta.read_paragraphs(db, doc_id, first, last)
         finally:
             db.close()
-
-
-def _terms(sentence: str, folded: bool) -> tuple[frozenset[str], frozenset[str]]:
-    syllables = tokens(fold(sentence) if folded else sentence)
-    prefix = FOLDED_PREFIX if folded else ""
-    return (
-        frozenset(prefix + s for s in syllables),
-        frozenset(f"{prefix}{a}_{b}" for a, b in pairwise(syllables)),
-    )
 
 
 def open_index(index_dir: Path, embedder_id: str | None = None) -> LoadedIndex:
