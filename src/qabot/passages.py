@@ -13,9 +13,16 @@ class PassageConfig:
     max_chars: int = 1400  # longer paragraphs are split at sentence boundaries
     min_chars: int = 120  # shorter body fragments join the next paragraph
     overlap_chars: int = 220  # a split repeats the previous sentence when it is this short
+    # Consecutive body paragraphs are packed into one passage up to this size: reports
+    # write one fact a short paragraph, and a paragraph alone loses the context that says
+    # which year, report or list it belongs to. 1000 was chosen on the sample reports
+    # (dev hit@1 0.83 at 0, 0.83 at 500, 0.90 at 650 and 800, 0.93 at 1000, 0.86 at 1400).
+    pack_chars: int = 1000
 
     def fingerprint(self) -> str:
-        return f"max{self.max_chars}-min{self.min_chars}-ov{self.overlap_chars}"
+        return (
+            f"max{self.max_chars}-min{self.min_chars}-ov{self.overlap_chars}-pack{self.pack_chars}"
+        )
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,32 @@ def _split_long(paragraph: Paragraph, config: PassageConfig) -> list[tuple[int, 
     return [(paragraph.start + s, paragraph.start + e) for s, e in spans]
 
 
+def _pack(
+    chunks: list[tuple[int, int, int, str]], text: str, config: PassageConfig
+) -> list[tuple[int, int, int, str]]:
+    """Join consecutive body chunks while they fit in pack_chars. A chunk that ends with a
+    colon introduces what follows ("... gồm 3 phần:"), so it joins the next one even past
+    pack_chars, as long as they fit in max_chars. A packed passage cites its longest chunk."""
+    groups: list[list[tuple[int, int, int, str]]] = []
+    for chunk in chunks:
+        group = groups[-1] if groups else None
+        # Pieces of one split paragraph overlap and are already as large as they may be.
+        if group and chunk[3] == BODY and group[-1][3] == BODY and chunk[0] >= group[-1][1]:
+            size = chunk[1] - group[0][0]
+            introduces = text[group[-1][0] : group[-1][1]].rstrip().endswith(":")
+            if size <= min(config.pack_chars, config.max_chars) or (
+                introduces and size <= config.max_chars
+            ):
+                group.append(chunk)
+                continue
+        groups.append([chunk])
+    packed = []
+    for group in groups:
+        cited = max(group, key=lambda c: c[1] - c[0])
+        packed.append((group[0][0], group[-1][1], cited[2], group[0][3]))
+    return packed
+
+
 def split_document(document: Document, config: PassageConfig | None = None) -> list[Passage]:
     config = config or PassageConfig()
     text = document.text
@@ -103,6 +136,7 @@ def split_document(document: Document, config: PassageConfig | None = None) -> l
         else:
             merged.append(pending)
 
+    merged = _pack(merged, text, config)
     header = context_header(document)
     return [
         Passage(

@@ -1,0 +1,70 @@
+"""The short answer: one unit or two, and what a unit ending with a colon brings along."""
+
+from pathlib import Path
+
+import pytest
+
+from qabot.answer import MAX_TWO_UNITS_CHARS
+from qabot.index import build_index
+from qabot.service import QAService
+
+REPORT = """Báo cáo sơ kết công tác Đảng quý III năm 2025
+
+Ngày 5/10/2025, Đảng ủy Khu công nghiệp Nam Cầu Kiền tổ chức hội nghị sơ kết công tác quý III.
+
+Tại hội nghị, các đại biểu đã nghe báo cáo dự thảo về phương hướng nhiệm vụ quý IV năm 2025, \
+bao gồm hai phần:
+
+Phần 1: Công tác phát triển đảng viên trong doanh nghiệp và kiện toàn các chi bộ cơ sở.
+
+Phần 2: Công tác kiểm tra, giám sát việc thực hiện nghị quyết của các chi bộ trực thuộc.
+
+Đồng chí Lê Văn Bình, Bí thư Đảng ủy, phát biểu chỉ đạo hội nghị. Đồng chí đề nghị các chi bộ \
+tập trung hoàn thành chỉ tiêu kết nạp 40 đảng viên mới trong năm 2025.
+"""
+
+
+@pytest.fixture(scope="module")
+def small_service(tmp_path_factory, embedder) -> QAService:
+    root = tmp_path_factory.mktemp("answer")
+    docs, index_dir = root / "docs", root / "index"
+    docs.mkdir()
+    (docs / "2025-10-05-so-ket-quy-3.txt").write_text(REPORT, encoding="utf-8")
+    build_index(docs, index_dir, embedder)
+    return QAService(index_dir, embedder)
+
+
+def cited_span(answer) -> str:
+    source = next(p for p in answer.passages if p.highlight is not None)
+    return source.text[slice(*source.highlight)]
+
+
+def test_a_unit_ending_with_a_colon_brings_what_it_introduces(small_service: QAService):
+    answer = small_service.ask("Báo cáo dự thảo phương hướng quý IV năm 2025 gồm mấy phần?")
+    assert answer.found
+    assert "bao gồm hai phần:" in answer.answer
+    assert "Phần 1: Công tác phát triển đảng viên" in answer.answer
+    assert len(answer.answer) <= MAX_TWO_UNITS_CHARS
+    assert cited_span(answer).strip() == answer.answer  # the highlight covers both units
+
+
+def test_list_items_are_read_in_the_context_of_their_introduction(small_service: QAService):
+    # "báo cáo dự thảo" is only in the introduction; the item is still the best unit.
+    answer = small_service.ask("Phần 2 của báo cáo dự thảo nói về công tác gì?")
+    assert answer.found
+    assert "kiểm tra, giám sát" in answer.answer
+
+
+def test_the_answer_is_a_sentence_or_two_never_a_passage(small_service: QAService):
+    answer = small_service.ask("Đảng ủy được giao chỉ tiêu kết nạp bao nhiêu đảng viên mới?")
+    assert answer.found
+    assert "40 đảng viên mới" in answer.answer
+    assert len(answer.answer) <= MAX_TWO_UNITS_CHARS
+    assert answer.answer.count(".") <= 2
+    passage = answer.passages[0].text
+    assert len(answer.answer) < len(passage)
+
+
+def test_the_report_folder_is_not_touched(small_service: QAService):
+    docs = Path(small_service.index.index_dir).parent / "docs"
+    assert [p.name for p in docs.iterdir()] == ["2025-10-05-so-ket-quy-3.txt"]
