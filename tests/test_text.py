@@ -107,3 +107,10 @@ def test_long_sentences_become_clause_units():
     assert units[0] == "Hội nghị đã diễn ra."
     assert units[1:] == [c + ";" for c in clauses[:-1]] + [clauses[-1] + "."]
     assert [text[s:e] for s, e in sentence_units(text, max_chars=1000)][1].startswith("Qua 02")
+
+
+def test_a_colon_at_the_end_introduces_what_follows():
+    from qabot.text import introduces
+
+    assert introduces("Báo cáo dự thảo bao gồm 3 phần:  ")
+    assert not introduces("Phần 1: Lãnh đạo thực hiện nhiệm vụ chính trị.")

@@ -13,7 +13,7 @@ from qabot.index.bm25 import term_sets
 from qabot.ingest import CAPTION
 from qabot.query import DATE, NUMBER, ORGANISATION, PERSON, PLACE
 from qabot.search import DENSE_SCALE, Hit, SearchResult
-from qabot.text import fold, tokens
+from qabot.text import fold, introduces, tokens
 
 MAX_ANSWER_CHARS = 300  # one unit; a longer sentence is cut to its best clauses
 # The answer is "the sentence or two that answer": the unit next to the best one joins it
@@ -171,7 +171,7 @@ def sentence_candidates(result: SearchResult, index: LoadedIndex) -> list[Senten
             unit = hit.passage.text[start:end]
             words, pairs = sentence_terms
             context = header | intro
-            if unit.rstrip().endswith(":"):
+            if introduces(unit):
                 intro = words
             features = [
                 float(cosine),
@@ -224,7 +224,7 @@ def extract_answer(
     at = max(range(len(candidates)), key=scores.__getitem__)
     best = candidates[at]
     text = result.hits[best.rank].passage.text
-    if _introduces(best, text):
+    if introduces(text[best.start : best.end]):
         # A unit ending with a colon heads a list and answers nothing alone: the answer is
         # its best item, with the heading when both fit.
         items = _introduced(candidates, at, text)
@@ -249,10 +249,6 @@ def _span(text: str, rank: int, start: int, end: int) -> tuple[str, int, tuple[i
     return text[start:end].strip(), rank, (start, end)
 
 
-def _introduces(candidate: SentenceCandidate, text: str) -> bool:
-    return text[candidate.start : candidate.end].rstrip().endswith(":")
-
-
 def _introduced(candidates: list[SentenceCandidate], at: int, text: str) -> list[int]:
     """The units after a heading unit, in the same passage, up to the next heading."""
     items = []
@@ -260,7 +256,7 @@ def _introduced(candidates: list[SentenceCandidate], at: int, text: str) -> list
         if candidates[j].rank != candidates[at].rank:
             break
         items.append(j)
-        if _introduces(candidates[j], text):
+        if introduces(text[candidates[j].start : candidates[j].end]):
             break
     return items
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qabot.ingest import BODY, Document, Paragraph
-from qabot.text import sentence_spans
+from qabot.text import introduces, sentence_spans
 
 
 @dataclass(frozen=True)
@@ -88,9 +88,9 @@ def _pack(
         # Pieces of one split paragraph overlap and are already as large as they may be.
         if group and chunk[3] == BODY and group[-1][3] == BODY and chunk[0] >= group[-1][1]:
             size = chunk[1] - group[0][0]
-            introduces = text[group[-1][0] : group[-1][1]].rstrip().endswith(":")
+            heading = introduces(text[group[-1][0] : group[-1][1]])
             if size <= min(config.pack_chars, config.max_chars) or (
-                introduces and size <= config.max_chars
+                heading and size <= config.max_chars
             ):
                 group.append(chunk)
                 continue

@@ -182,3 +182,9 @@ def sentences(text: str) -> list[str]:
 def ends_sentence(line: str) -> bool:
     """True when a line ends like a finished sentence or a lead-in to a list."""
     return bool(re.search(r"[.!?…:;][\"”’)\]]*\s*$", line))
+
+
+def introduces(text: str) -> bool:
+    """True when a sentence or paragraph ends with a colon: it introduces what follows
+    ("… bao gồm 3 phần:"), a list that belongs with it."""
+    return text.rstrip().endswith(":")
