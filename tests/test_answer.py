@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from qabot.answer import MAX_TWO_UNITS_CHARS
+from qabot.answer import MAX_TWO_UNITS_CHARS, answer_type_match
 from qabot.index import build_index
 from qabot.service import QAService
 
@@ -21,6 +21,13 @@ Phần 2: Công tác kiểm tra, giám sát việc thực hiện nghị quyết 
 
 Đồng chí Lê Văn Bình, Bí thư Đảng ủy, phát biểu chỉ đạo hội nghị. Đồng chí đề nghị các chi bộ \
 tập trung hoàn thành chỉ tiêu kết nạp 40 đảng viên mới trong năm 2025.
+
+Chiều 12/10/2025, đồng chí Trần Minh Khoa, Bí thư Đảng ủy Khối doanh nghiệp, chủ trì buổi làm \
+việc với Ban Thường vụ Đảng ủy Khu công nghiệp Nam Cầu Kiền về công tác xây dựng tổ chức đảng \
+trong doanh nghiệp ngoài nhà nước. Cùng dự có đồng chí Phạm Thu Hà – Trưởng Ban Tuyên giáo \
+Đảng ủy Khối, đồng chí Vũ Đức Long – Chánh Văn phòng Đảng ủy Khối và đại diện lãnh đạo các \
+phòng, ban chuyên môn của Ban Quản lý các khu công nghiệp, cùng các bí thư chi bộ, chủ tịch \
+công đoàn cơ sở và giám đốc các doanh nghiệp có tổ chức đảng trên địa bàn khu công nghiệp.
 """
 
 
@@ -63,6 +70,28 @@ def test_the_answer_is_a_sentence_or_two_never_a_passage(small_service: QAServic
     assert answer.answer.count(".") <= 2
     passage = answer.passages[0].text
     assert len(answer.answer) < len(passage)
+
+
+def test_a_long_next_sentence_is_cut_to_fit_not_dropped(small_service: QAService):
+    # The first sentence names the meeting; who else attended opens the long next one.
+    answer = small_service.ask(
+        "Trưởng Ban Tuyên giáo Đảng ủy Khối dự buổi làm việc với Ban Thường vụ Đảng ủy "
+        "Khu công nghiệp Nam Cầu Kiền là ai?"
+    )
+    assert answer.found
+    assert answer.answer.startswith("Chiều 12/10/2025")
+    assert "Phạm Thu Hà" in answer.answer
+    assert len(answer.answer) <= MAX_TWO_UNITS_CHARS
+    assert answer.answer.endswith(" …")
+    assert answer.answer.removesuffix(" …") == cited_span(answer).strip()
+
+
+def test_a_quantity_is_not_a_date():
+    assert answer_type_match("number", "Năm 2023 kết nạp 175 đảng viên mới")
+    assert answer_type_match("number", "Số đảng viên từ 98 đồng chí (năm 2010)")
+    assert not answer_type_match("number", "Từ ngày 28/01/2010 đến tháng 1/2022, Đảng bộ")
+    assert not answer_type_match("number", "Giai đoạn 1994 – 2003")
+    assert answer_type_match("date", "Từ ngày 28/01/2010 đến tháng 1/2022, Đảng bộ")
 
 
 def test_the_report_folder_is_not_touched(small_service: QAService):
