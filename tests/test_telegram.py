@@ -760,6 +760,14 @@ def test_question_without_answer_says_so_and_shows_nothing_else(bot: Bot) -> Non
     assert not reply.buttons
 
 
+def test_question_in_another_language_is_asked_in_vietnamese(bot: Bot) -> None:
+    bot.message("What is the weather in Hanoi tomorrow?")
+    reply = bot.replies()[0]
+    assert reply.text.startswith("Không tìm thấy thông tin này trong các báo cáo hiện có.")
+    assert "câu hỏi bằng tiếng Việt" in reply.text
+    assert "diễn đạt lại" not in reply.text
+
+
 def test_sources_and_baocao_list_the_reports(bot: Bot, service: QAService) -> None:
     bot.message("/baocao")
     bot.message("/sources")

@@ -114,3 +114,21 @@ def test_a_colon_at_the_end_introduces_what_follows():
 
     assert introduces("Báo cáo dự thảo bao gồm 3 phần:  ")
     assert not introduces("Phần 1: Lãnh đạo thực hiện nhiệm vụ chính trị.")
+
+
+@pytest.mark.parametrize(
+    ("question", "vietnamese"),
+    [
+        ("Đảng ủy Khu kinh tế Hải Phòng có bao nhiêu đảng viên?", True),
+        ("truong ban quan ly khu kinh te thanh pho hai phong nam 2021 la ai", True),
+        ("KCN có bao nhiêu DN?", True),
+        ("Electronic dance music là gì?", True),  # a foreign name in a Vietnamese question
+        ("2024", True),
+        ("What is the capital of France?", False),
+        ("how many members did the party have in 2010", False),
+    ],
+)
+def test_looks_vietnamese(question, vietnamese):
+    from qabot.text import looks_vietnamese
+
+    assert looks_vietnamese(question) is vietnamese

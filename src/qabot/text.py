@@ -51,6 +51,27 @@ def has_diacritics(text: str) -> bool:
     return fold(text) != text.lower()
 
 
+# A Vietnamese syllable, folded: an optional onset, one to three vowels, an optional coda.
+# English words rarely fit ("what", "members", "did"); Vietnamese typed without accents does.
+_SYLLABLE = re.compile(
+    r"(?:ngh|ng|nh|ch|gh|gi|kh|ph|qu|th|tr|[bcdghklmnprstvx])?[aeiouy]{1,3}(?:ng|nh|ch|[cmnpt])?"
+)
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def looks_vietnamese(text: str) -> bool:
+    """False for a question in another language: no accented word, and most words cannot be
+    Vietnamese syllables.
+
+    Capitalised words (names, abbreviations: "FIFA", "Ronaldo", "KCN") are not counted.
+    """
+    words = [w for w in _WORD.findall(text) if w[0].islower()]
+    if not words or any(has_diacritics(w) for w in words):
+        return True
+    syllables = sum(1 for w in words if _SYLLABLE.fullmatch(fold(w)))
+    return syllables > 0.5 * len(words)
+
+
 def match_key(text: str) -> str:
     """The comparison form of the evaluation protocol: folded, letters and digits only."""
     return "".join(ch for ch in fold(unicodedata.normalize("NFC", text)) if ch.isalnum())

@@ -34,6 +34,7 @@ from qabot.telegram import keyboards
 from qabot.telegram.examples import choose_examples
 from qabot.telegram.sending import edit_html, send_html, show_typing, with_flood_retry
 from qabot.telegram.state import AnswerState, BotDeps, Examples, deps, passage_key, recall, remember
+from qabot.text import looks_vietnamese
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -141,7 +142,11 @@ async def answer_question(
     if answer is None:
         return
     if not answer.found:
-        await _reply(update, context, fmt.format_not_found(question if echo else None))
+        # Retrieval is multilingual but the found/not-found judgement leans on Vietnamese
+        # words, so a question in another language is asked to be put in Vietnamese.
+        other_language = not looks_vietnamese(question)
+        reply = fmt.format_not_found(question if echo else None, other_language=other_language)
+        await _reply(update, context, reply)
         return
     passages = list(answer.passages[:PAGE_SIZE])
     answer_id = remember(context.chat_data, AnswerState(question, passages))

@@ -24,6 +24,10 @@ NOT_FOUND_HINT = (
     "Bạn có thể thử diễn đạt lại câu hỏi, nêu cụ thể hơn (tên đơn vị, thời gian, chỉ tiêu…) "
     "hoặc xem danh sách báo cáo bằng lệnh /baocao."
 )
+OTHER_LANGUAGE_HINT = (
+    "Hiện tôi chỉ hiểu câu hỏi bằng tiếng Việt. Bạn vui lòng đặt lại câu hỏi bằng tiếng Việt "
+    "(có dấu hoặc không dấu đều được)."
+)
 NO_MORE = "Không còn đoạn trích liên quan nào khác cho câu hỏi này."
 NOT_READY = "Hệ thống chưa có dữ liệu báo cáo để tra cứu. Vui lòng quay lại sau."
 APOLOGY = "Xin lỗi, đã có lỗi xảy ra khi xử lý yêu cầu của bạn. Vui lòng thử lại sau ít phút."
@@ -115,8 +119,9 @@ def format_answer(
     return "\n\n".join(parts)
 
 
-def format_not_found(question: str | None = None) -> str:
-    text = f"{NOT_FOUND}\n{NOT_FOUND_HINT}"
+def format_not_found(question: str | None = None, *, other_language: bool = False) -> str:
+    hint = OTHER_LANGUAGE_HINT if other_language else NOT_FOUND_HINT
+    text = f"{NOT_FOUND}\n{hint}"
     if question:
         text = f"❓ <b>Câu hỏi:</b> {escape(question)}\n\n{text}"
     return text
