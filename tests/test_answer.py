@@ -4,8 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from qabot.answer import MAX_TWO_UNITS_CHARS, answer_type_match
+from qabot.answer import (
+    MAX_TWO_UNITS_CHARS,
+    SENTENCE_FEATURES,
+    SENTENCE_WEIGHTS,
+    answer_type_match,
+    sentence_candidates,
+)
 from qabot.index import build_index
+from qabot.search import Searcher
 from qabot.service import QAService
 
 REPORT = """Báo cáo sơ kết công tác Đảng quý III năm 2025
@@ -28,6 +35,10 @@ trong doanh nghiệp ngoài nhà nước. Cùng dự có đồng chí Phạm Thu
 Đảng ủy Khối, đồng chí Vũ Đức Long – Chánh Văn phòng Đảng ủy Khối và đại diện lãnh đạo các \
 phòng, ban chuyên môn của Ban Quản lý các khu công nghiệp, cùng các bí thư chi bộ, chủ tịch \
 công đoàn cơ sở và giám đốc các doanh nghiệp có tổ chức đảng trên địa bàn khu công nghiệp.
+
+Tính đến tháng 9/2025, Đảng bộ Khu công nghiệp Nam Cầu Kiền đã có sự phát triển mạnh mẽ cả về \
+số lượng và chất lượng. Số lượng đảng viên từ 210 đồng chí (năm 2020) tăng lên 356 đồng chí, \
+số chi bộ trực thuộc từ 8 tăng lên 14.
 """
 
 
@@ -84,6 +95,23 @@ def test_a_long_next_sentence_is_cut_to_fit_not_dropped(small_service: QAService
     assert len(answer.answer) <= MAX_TWO_UNITS_CHARS
     assert answer.answer.endswith(" …")
     assert answer.answer.removesuffix(" …") == cited_span(answer).strip()
+
+
+def test_a_sentence_is_read_with_the_one_before_it(small_service: QAService, embedder):
+    # "Số lượng đảng viên ..." leaves its subject, the Party committee, to the sentence before.
+    assert len(SENTENCE_WEIGHTS) == len(SENTENCE_FEATURES)
+    question = "Năm 2020 Đảng bộ Khu công nghiệp Nam Cầu Kiền có bao nhiêu đảng viên?"
+    result = Searcher(small_service.index, embedder).search(question)
+    candidates = sentence_candidates(result, small_service.index)
+    by_text = {
+        result.hits[c.rank].passage.text[c.start : c.end].strip(): c.features for c in candidates
+    }
+    coverage = SENTENCE_FEATURES.index("coverage")
+    in_context = SENTENCE_FEATURES.index("context_coverage")
+    members = next(f for text, f in by_text.items() if text.startswith("Số lượng đảng viên"))
+    assert members[in_context] > members[coverage] + 0.3
+    first = next(f for text, f in by_text.items() if text.startswith("Tính đến tháng 9/2025"))
+    assert first[in_context] >= first[coverage]
 
 
 def test_a_quantity_is_not_a_date():

@@ -16,9 +16,10 @@ def test_dev_seeds_meet_the_floor(service):
     misses = [r.item.id for r in results if r.answerable and (r.first_hit or 99) > 5]
     assert report["hit@5"] == 1.0, f"answering passage not in the first five for {misses}"
     assert report["not_found"] == 1.0
-    # Below the measured numbers (hit@1 0.93, answer@1 0.83, found 0.97), to catch regressions.
+    # At or below the measured numbers (hit@1 0.93, answer@1 0.86, found 0.97): the issue asks
+    # answer@1 >= 0.85 on this set.
     assert report["hit@1"] >= 0.9
-    assert report["answer@1"] >= 0.8
+    assert report["answer@1"] >= 0.85
     assert report["found"] >= 0.95
 
 

@@ -117,6 +117,41 @@ def test_a_colon_at_the_end_introduces_what_follows():
 
 
 @pytest.mark.parametrize(
+    ("unit", "marker"),
+    [
+        ("- Tăng cường công tác kiểm tra.", "-"),
+        ("2. Đẩy mạnh phát triển đảng viên.", "number."),
+        ("b) Công tác dân vận.", "letter)"),
+        ("IV. Phương hướng nhiệm vụ:", "roman."),
+        ("Phần 2: Công tác xây dựng Đảng.", "phần N"),
+        ("Đồng chí Lê Văn Bình phát biểu chỉ đạo hội nghị.", None),
+        ("Năm 2023, Đảng bộ kết nạp 175 đảng viên.", None),
+    ],
+)
+def test_list_markers_have_a_shape(unit: str, marker: str | None):
+    from qabot.text import list_marker
+
+    assert list_marker(unit) == marker
+
+
+def test_a_list_ends_where_its_items_stop_sharing_a_marker():
+    from qabot.text import list_owners
+
+    units = [
+        "Ngày 5/10, Đảng ủy tổ chức hội nghị.",
+        "Báo cáo bao gồm hai phần:",
+        "Phần 1: Công tác phát triển đảng viên.",
+        "Phần 2: Công tác kiểm tra, giám sát.",
+        "Đồng chí Bí thư phát biểu chỉ đạo hội nghị.",
+        "Nhiệm vụ thời gian tới:",
+        "Xác định chương trình công tác.",
+        "Đẩy mạnh phát triển đảng viên.",
+    ]
+    # Items without a marker run to the end of the passage (or to the next heading).
+    assert list_owners(units) == [None, None, 1, 1, None, None, 5, 5]
+
+
+@pytest.mark.parametrize(
     ("question", "vietnamese"),
     [
         ("Đảng ủy Khu kinh tế Hải Phòng có bao nhiêu đảng viên?", True),

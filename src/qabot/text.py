@@ -209,3 +209,46 @@ def introduces(text: str) -> bool:
     """True when a sentence or paragraph ends with a colon: it introduces what follows
     ("… bao gồm 3 phần:"), a list that belongs with it."""
     return text.rstrip().endswith(":")
+
+
+_ITEM_BULLET = re.compile(r"\s*([-+•*–])\s")
+_ITEM_NUMBER = re.compile(r"\s*\(?(?:(\d{1,2})|([IVX]{1,4})|([a-zđ]))([.)])\s", re.IGNORECASE)
+_NAMED_ITEM_NUMBER = re.compile(r"\s*(\w+)\s+\d{1,2}\s*[:.)]")
+
+
+def list_marker(text: str) -> str | None:
+    """The shape of the marker a list item starts with ("-", "1.", "a)", "Phần 2:"), or None.
+
+    Items of one list share a shape, so the first unit without it is where the list ends.
+    """
+    if match := _ITEM_BULLET.match(text):
+        return match.group(1)
+    if match := _ITEM_NUMBER.match(text):
+        number, roman, _, closing = match.groups()
+        kind = "number" if number else "roman" if roman else "letter"
+        return kind + closing
+    if match := _NAMED_ITEM_NUMBER.match(text):
+        return match.group(1).lower() + " N"
+    return None
+
+
+def list_owners(units: list[str]) -> list[int | None]:
+    """For each unit of a passage, the index of the heading unit whose list it belongs to.
+
+    A unit that introduces (ends with a colon) starts a list that runs to the next heading;
+    when the first item starts with a marker, the list also ends at the first unit that
+    does not share the marker's shape, so the text after a list is not read as part of it.
+    """
+    owners: list[int | None] = []
+    heading: int | None = None
+    shape: str | None = None
+    for i, unit in enumerate(units):
+        if heading is not None:
+            if i == heading + 1:
+                shape = list_marker(unit)
+            elif shape is not None and list_marker(unit) != shape:
+                heading = None
+        owners.append(heading)
+        if introduces(unit):
+            heading, shape = i, None
+    return owners
