@@ -27,9 +27,9 @@ FEATURES = (
     "dense",  # exp((cosine - best cosine) / DENSE_SCALE): question vs passage, near the top
     "sentence_dense",  # the same for the passage's best sentence
     "bm25",  # BM25 divided by the best BM25 among candidates
-    "bigram_coverage",  # idf share of the question's syllable bigrams found in the passage
-    "sentence_coverage",  # the best sentence's idf share of the question's syllables, header too
-    "title_coverage",  # idf share of the question's syllables found in the title and date
+    "bigram_coverage",  # weight share (idf x prior) of the question's bigrams in the passage
+    "sentence_coverage",  # the same for syllables in the best sentence or the header
+    "title_coverage",  # the same for syllables in the title and date
     "rrf_dense",  # RRF_K / (RRF_K + rank) in the dense ranking
     "rrf_bm25",  # the same in the BM25 ranking
 )
@@ -38,14 +38,14 @@ FEATURES = (
 # would drown lexical evidence on the latter.
 DENSE_SCALE = 0.04
 RANKER_WEIGHTS = np.array(
-    [0.8638, 0.887, 0.9033, 0.4854, 0.6314, 0.1363, 0.2881, 0.3359], dtype=np.float32
+    [2.6081, 2.8854, 3.7376, 1.46, 2.3359, 0.537, 0.8088, 1.1284], dtype=np.float32
 )
 # Absolute measures of a candidate, for the confidence model (features are relative).
 SIGNALS = ("cosine", "sentence_cosine", "coverage")
 # Confidence: logistic regression over CONFIDENCE_FEATURES of the best candidate.
 CONFIDENCE_FEATURES = ("score", *SIGNALS, "sentence_coverage")
-CONFIDENCE_WEIGHTS = np.array([-1.2931, 83.3472, 64.5778, -0.724, 11.5916], dtype=np.float32)
-CONFIDENCE_INTERCEPT = -125.8009
+CONFIDENCE_WEIGHTS = np.array([-0.0504, 84.4660, 58.5430, -1.9816, 10.1240], dtype=np.float32)
+CONFIDENCE_INTERCEPT = -123.7844
 # found = true when the confidence is at least this: on the UIT train curve it keeps 99% of
 # answerable questions found and turns away about 97% of questions from another domain.
 FOUND_THRESHOLD = 0.25
@@ -94,12 +94,15 @@ class Searcher:
         self.index = index
         self.embedder = embedder
         bm25 = index.bm25
-        self._max_idf = float(bm25.idf.max()) if len(bm25.idf) else 1.0
+        self._max_weight = float(bm25.term_weight.max()) if len(bm25.term_weight) else 1.0
 
-    def _idf(self, term: str) -> float:
-        """idf of a term; a term the corpus never uses counts as much as the rarest one."""
+    def _weight(self, term: str) -> float:
+        """A term's weight (idf times prior); a term the corpus never uses counts as much as
+        the rarest one."""
         term_id = self.index.bm25.vocabulary.get(term)
-        return float(self.index.bm25.idf[term_id]) if term_id is not None else self._max_idf
+        if term_id is None:
+            return self._max_weight
+        return float(self.index.bm25.term_weight[term_id])
 
     def candidates(self, question: str) -> Candidates:
         query = analyse(question)
@@ -136,12 +139,12 @@ class Searcher:
 
         unigrams = [t for t in query.terms if "_" not in t]
         bigrams = [t for t in query.terms if "_" in t]
-        uni_idf = {t: self._idf(t) for t in unigrams}
-        bi_idf = {t: self._idf(t) for t in bigrams}
-        uni_total = sum(uni_idf.values()) or 1.0
-        bi_total = sum(bi_idf.values()) or 1.0
-        uni_matched = bm25.matched_idf(bm25.term_ids(unigrams))
-        bi_matched = bm25.matched_idf(bm25.term_ids(bigrams))
+        uni_weight = {t: self._weight(t) for t in unigrams}
+        bi_weight = {t: self._weight(t) for t in bigrams}
+        uni_total = sum(uni_weight.values()) or 1.0
+        bi_total = sum(bi_weight.values()) or 1.0
+        uni_matched = bm25.matched_weight(bm25.term_ids(unigrams))
+        bi_matched = bm25.matched_weight(bm25.term_ids(bigrams))
         best_lexical = float(lexical[rows].max()) or 1.0
 
         sentence_dense = np.array(
@@ -162,14 +165,14 @@ class Searcher:
             features[i, 4] = (
                 max(
                     (
-                        sum(v for t, v in uni_idf.items() if t in words or t in header)
+                        sum(v for t, v in uni_weight.items() if t in words or t in header)
                         for words, _ in self.index.sentence_terms(row, query.folded)
                     ),
                     default=0.0,
                 )
                 / uni_total
             )
-            features[i, 5] = sum(v for t, v in uni_idf.items() if t in header) / uni_total
+            features[i, 5] = sum(v for t, v in uni_weight.items() if t in header) / uni_total
             features[i, 6] = RRF_K / (RRF_K + dense_rank.get(row, k))
             features[i, 7] = RRF_K / (RRF_K + lexical_rank[row])
         signals = np.column_stack([dense, sentence_dense, uni_matched[rows] / uni_total])

@@ -39,7 +39,7 @@ from qabot.text import sentence_units
 log = logging.getLogger(__name__)
 
 # Bump when cleaning or splitting changes, so every document is processed again.
-PIPELINE_VERSION = "4"
+PIPELINE_VERSION = "5"
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
