@@ -42,8 +42,8 @@ SENTENCE_FEATURES = (
 )
 # Logistic-regression weights fitted by bench/fit_ranker.py on the UIT train files.
 # context_coverage: a sentence often leaves its subject to the one before it ("Ông ...",
-# "Số lượng ... tăng lên ..."). Held-out on UIT train: best-sentence accuracy 0.776 -> 0.781,
-# answer@1 0.802 -> 0.804.
+# "Số lượng ... tăng lên ..."). Held-out on UIT train, with the ranker of that time:
+# best-sentence accuracy 0.776 -> 0.781, answer@1 0.802 -> 0.804.
 SENTENCE_WEIGHTS = np.array(
     [1.9902, 1.4522, 0.983, 0.7068, 1.0589, 0.7639, 0.2243, 0.88, 1.4595], dtype=np.float32
 )
@@ -155,7 +155,7 @@ def sentence_candidates(result: SearchResult, index: LoadedIndex) -> list[Senten
     query = result.query
     # The corpus's own idf, without the general-language prior that ranking uses: between the
     # sentences of a few passages the prior cost held-out best-sentence accuracy on UIT
-    # train (0.785 without it, 0.774 with it).
+    # train (0.786 without it, 0.774 with it).
     vocabulary, idf = index.bm25.vocabulary, index.bm25.idf
     max_idf = float(idf.max()) if len(idf) else 1.0
 
@@ -188,7 +188,7 @@ def sentence_candidates(result: SearchResult, index: LoadedIndex) -> list[Senten
         for (start, end), unit, owner, cosine, (words, pairs) in zip(
             spans.tolist(), units, owners, cosines, terms, strict=True
         ):
-            context = header | terms[owner][0] if owner is not None else header
+            context = (header | terms[owner][0]) if owner is not None else header
             features = [
                 float(cosine),
                 coverage(words, context),
