@@ -33,7 +33,7 @@ HAI_PHONG = "2018-07-11-hai-phong-so-ket-6-thang-dau-nam.txt"
 HAI_PHONG_PARAGRAPHS = 9
 ON_TOPIC = "Đảng ủy Khu kinh tế Hải Phòng có những cơ quan tham mưu giúp việc nào?"
 OFF_TOPIC = "Thời tiết Hà Nội ngày mai thế nào?"
-ANSWER_KEYS = {"question", "found", "answer", "passages", "took_ms"}
+ANSWER_KEYS = {"question", "found", "answer", "passages", "took_ms", "interpreted_question"}
 PASSAGE_KEYS = {
     "rank", "text", "score", "doc_id", "title", "date", "source", "paragraph", "highlight",
 }  # fmt: skip
@@ -232,6 +232,12 @@ BAD_BODIES = [
     (b"{'question': 'x'}", "invalid_json"),
     (b'{"question": "\xff\xfe"}', "invalid_json"),
     (b'{"question": "a\x00b"}', "invalid_json"),
+    (b'{"question": "x", "history": "y"}', "invalid_type"),
+    (b'{"question": "x", "history": null}', "invalid_type"),
+    (b'{"question": "x", "history": [1]}', "invalid_type"),
+    (b'{"question": "x", "history": [""]}', "empty_question"),
+    (b'{"question": "x", "history": ["' + b"a" * 1001 + b'"]}', "question_too_long"),
+    (b'{"question": "x", "history": [' + b'"q", ' * 10 + b'"q"]}', "history_too_long"),
 ]
 
 
@@ -711,3 +717,16 @@ def test_serve_command_reloads_new_index_versions(
     assert "request method=GET path=/health status=200" in log_text
     assert "path=/ask status=200" in log_text
     assert "riêng tư" not in log_text and "Traceback" not in log_text
+
+
+def test_ask_accepts_a_conversation_history(client: httpx.Client) -> None:
+    alone = client.post("/ask", json={"question": ON_TOPIC}).json()
+    with_history = client.post(
+        "/ask", json={"question": ON_TOPIC, "history": [OFF_TOPIC, "Còn ở Cần Thơ thì sao?"]}
+    )
+    assert with_history.status_code == 200
+    body = with_history.json()
+    assert body["question"] == ON_TOPIC
+    assert body["interpreted_question"] == alone["interpreted_question"] == ON_TOPIC
+    history_limit = client.post("/ask", json={"question": "x", "history": ["q"] * 10})
+    assert history_limit.status_code == 200

@@ -53,10 +53,14 @@ def test_ask_json_contract(reports_index):
         "--json",
         "--top-k",
         "3",
+        "--history",
+        "Thời tiết Hà Nội ngày mai thế nào?",
     )
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert set(answer) >= {"question", "found", "answer", "passages", "took_ms"}
+    # A question that names its own subject is searched as typed, whatever came before.
+    assert answer["interpreted_question"] == answer["question"]
     assert answer["found"] is True
     assert "Ban Tuyên giáo" in answer["answer"]
     assert len(answer["passages"]) == 3

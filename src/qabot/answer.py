@@ -95,6 +95,9 @@ class Answer:
     answer: str
     passages: tuple[CitedPassage, ...]
     took_ms: float
+    # The question as searched: the follow-up made self-contained, diacritics restored.
+    # Equal to ``question`` when nothing was rewritten.
+    interpreted_question: str = ""
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -301,7 +304,10 @@ def _companion(
     return other
 
 
-def compose(result: SearchResult, index: LoadedIndex, took_ms: float) -> Answer:
+def compose(
+    result: SearchResult, index: LoadedIndex, took_ms: float, question: str | None = None
+) -> Answer:
+    """The answer to ``question`` (as typed) from the search of its interpreted form."""
     found = result.found
     short, source_rank, span = extract_answer(result, index) if found else ("", None, None)
     # A passage's score: the confidence that the corpus answers, shared out by the ranker.
@@ -311,11 +317,12 @@ def compose(result: SearchResult, index: LoadedIndex, took_ms: float) -> Answer:
         for rank, hit in enumerate(result.hits, start=1)
     ]
     return Answer(
-        question=result.query.text,
+        question=question if question is not None else result.query.text,
         found=found,
         answer=short,
         passages=tuple(passages),
         took_ms=round(took_ms, 1),
+        interpreted_question=result.query.text,
     )
 
 

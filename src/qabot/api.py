@@ -32,6 +32,7 @@ from qabot.index import BuildSummary, IndexBusyError, IndexStoreError
 from qabot.index.meta import DocumentInfo
 from qabot.library import LibraryError, human_size
 from qabot.service import (
+    MAX_HISTORY,
     MAX_QUESTION_CHARS,
     MAX_TOP_K,
     NotFoundError,
@@ -97,6 +98,7 @@ FIELD_LABELS: dict[str, str] = {
     "n": "số thứ tự đoạn «n»",
     "doc_id": "mã tài liệu «doc_id»",
     "wait": "thời gian chờ «wait»",
+    "history": "lịch sử hội thoại «history»",
 }
 FIELD_RANGES: dict[str, tuple[float, float]] = {
     "top_k": (1, MAX_TOP_K),
@@ -161,6 +163,11 @@ def describe_validation_error(error: dict[str, Any]) -> tuple[str, str]:
         return "invalid_type", f"{_sentence(label)} phải là một số."
     if kind.startswith("string_"):
         return "invalid_type", f"{_sentence(label)} phải là chuỗi ký tự."
+    if kind == "list_type":
+        return "invalid_type", f"{_sentence(label)} phải là một danh sách."
+    if kind == "too_long" and field:
+        limit = (error.get("ctx") or {}).get("max_length")
+        return f"{field}_too_long", f"{_sentence(label)} chỉ được gồm tối đa {limit} mục."
     return "invalid_request", f"{_sentence(label)} không hợp lệ."
 
 
@@ -340,6 +347,14 @@ class AskRequest(BaseModel):
         strict=True,  # JSON true or "5" is a client bug, not a number of passages
         description=f"Số đoạn trích dẫn tối đa trả về (1–{MAX_TOP_K}).",
     )
+    history: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_HISTORY,
+        description=(
+            "Các câu hỏi trước đó của cuộc hội thoại, cũ nhất trước "
+            f"(tối đa {MAX_HISTORY}); câu hỏi nối tiếp như «Còn năm 2024 thì sao?» dựa vào đó."
+        ),
+    )
 
 
 class CitedPassageOut(BaseModel):
@@ -364,6 +379,12 @@ class AnswerOut(BaseModel):
         description="Các đoạn trích dẫn, xếp theo mức liên quan."
     )
     took_ms: float = Field(description="Thời gian tìm kiếm, tính bằng mili giây.")
+    interpreted_question: str = Field(
+        description=(
+            "Câu hỏi đã được tìm: câu hỏi nối tiếp được viết lại đầy đủ, dấu tiếng Việt được "
+            "khôi phục; bằng «question» khi không có gì thay đổi."
+        )
+    )
 
 
 class HealthOut(BaseModel):
@@ -649,9 +670,9 @@ def _add_exception_handlers(app: FastAPI) -> None:
 
 
 def _add_question_routes(app: FastAPI, service: QAService) -> None:
-    def answer(question: str, top_k: int) -> JSONResponse:
+    def answer(question: str, top_k: int, history: list[str] | None = None) -> JSONResponse:
         text = clean_question(question)  # cheap checks first; QuestionError -> 422
-        return JSONResponse(service.ask(text, top_k).to_dict())
+        return JSONResponse(service.ask(text, top_k, history).to_dict())
 
     # Sync endpoints: FastAPI runs them in its threadpool, so searching never blocks the loop.
     @app.post(
@@ -663,7 +684,7 @@ def _add_question_routes(app: FastAPI, service: QAService) -> None:
         responses=_errors(413, 422, 503),
     )
     def ask_post(body: AskRequest) -> JSONResponse:
-        return answer(body.question, body.top_k)
+        return answer(body.question, body.top_k, body.history)
 
     @app.get(
         "/ask",

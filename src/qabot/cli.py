@@ -166,7 +166,7 @@ def _service(args: argparse.Namespace, settings: Settings) -> QAService:
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     clean_question(args.question)  # a blank question fails before any model loads
     service = _service(args, settings)
-    answer = service.ask(args.question, args.top_k or settings.top_k)
+    answer = service.ask(args.question, args.top_k or settings.top_k, args.history)
     if args.json:
         _print_json(answer.to_dict())
         return 0
@@ -310,6 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="đặt một câu hỏi")
     ask.add_argument("question")
     ask.add_argument("--top-k", type=int, default=None)
+    ask.add_argument(
+        "--history",
+        action="append",
+        default=[],
+        metavar="QUESTION",
+        help="một câu hỏi trước đó của cuộc hội thoại (lặp lại được, cũ nhất trước)",
+    )
     common(ask)
     ask.set_defaults(handler=cmd_ask)
 

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 1000
 MAX_TOP_K = 20
+MAX_HISTORY = 10  # earlier questions of a conversation that a question may lean on
 
 
 class QuestionError(ValueError):
@@ -57,6 +59,25 @@ def clean_question(question: str | None) -> str:
             f"Câu hỏi dài quá {MAX_QUESTION_CHARS} ký tự, vui lòng rút gọn.",
         )
     return text
+
+
+def clean_history(history: Sequence[str] | None) -> list[str]:
+    """A conversation's earlier questions, oldest first, each cleaned like a question."""
+    if not history:
+        return []
+    if len(history) > MAX_HISTORY:
+        raise QuestionError(
+            "history_too_long",
+            f"Lịch sử hội thoại chỉ được gồm tối đa {MAX_HISTORY} câu hỏi trước đó.",
+        )
+    cleaned = []
+    for item in history:
+        if not isinstance(item, str):
+            raise QuestionError(
+                "invalid_history", "Mỗi mục của lịch sử hội thoại phải là một câu hỏi."
+            )
+        cleaned.append(clean_question(item))
+    return cleaned
 
 
 @dataclass(frozen=True)
@@ -182,15 +203,23 @@ class QAService:
 
     # --- questions ---------------------------------------------------------------------
 
-    def ask(self, question: str, top_k: int = 5) -> Answer:
+    def ask(self, question: str, top_k: int = 5, history: Sequence[str] | None = None) -> Answer:
+        """Answer ``question``; ``history`` holds the conversation's earlier questions, oldest
+        first, which a follow-up ("Còn năm 2024 thì sao?") may lean on."""
         text = clean_question(question)
+        earlier = clean_history(history)
         if not 1 <= top_k <= MAX_TOP_K:
             raise QuestionError("invalid_top_k", f"top_k phải nằm trong khoảng 1 đến {MAX_TOP_K}.")
         searcher = self._require()
         started = time.perf_counter()
-        result = searcher.search(text, top_k)
+        searched = self._standalone(text, earlier, searcher)
+        result = searcher.search(searched, top_k)
         took_ms = (time.perf_counter() - started) * 1000
-        return compose(result, searcher.index, took_ms)
+        return compose(result, searcher.index, took_ms, question=text)
+
+    def _standalone(self, question: str, history: list[str], searcher: Searcher) -> str:
+        """The self-contained question to search (the conversation step)."""
+        return question
 
     # --- documents ---------------------------------------------------------------------
 
