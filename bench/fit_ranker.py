@@ -1,50 +1,133 @@
-"""Fit the reranker and the confidence model of qabot.search on the UIT train files.
+"""Fit the ranker, the confidence model and the answer-sentence model on the UIT train files.
 
-    python bench/fit_ranker.py [--work /tmp/qabot-fit] [--refresh]
+    pip install -e '.[bench]'
+    python bench/fit_ranker.py [--data DIR] [--work DIR] [--write] [--check] [--refresh]
 
-Only the train files are used. Folds group questions by their context, so no context is in
-both the fitting and the scoring part of a fold. Prints held-out hit@1 per regularisation
-strength, the chosen weights (to paste into src/qabot/search.py), and the found/not-found
-curve the threshold is chosen from. Negatives for the confidence model are questions asked
-against a corpus of the other domain (regulation questions against Wikipedia contexts and
-the reverse): the corpus cannot answer them.
+--data is the folder with train_reg.json and train_wiki.json (default: ../shared/eval/uit
+beside the repository). Only those train files are used. Folds group questions by their
+context, so no context is in both the fitting and the scoring part of a fold.
+
+Prints held-out scores per regularisation strength and the found/not-found curve; with
+--write, writes the model file of the bundled embedder (src/qabot/models/<embedder>.json:
+features, weights, thresholds, the data's checksums, regularisation, held-out scores, date).
+--check fits and compares with the committed file instead (exit 1 on a difference larger
+than --tolerance). Nothing in src/ is edited by hand, and no module global is changed: the
+fitted weights reach qabot only through the Searcher's constructor and the model file.
+
+Negatives for the confidence model are questions asked against a corpus of the other domain
+(regulation questions against Wikipedia contexts and the reverse): that corpus cannot answer
+them. Candidate features are cached in --work, keyed by everything they depend on (data
+checksums, passage settings, pipeline, feature names, embedder), so a rerun after a change
+to any of them recomputes them.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import pickle
-import shutil
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
 
-from qabot import evaluation, search
+from qabot import answer, evaluation, fitted, search
 from qabot.embedding import BundledEmbedder
-from qabot.index import build_index, open_index
-from qabot.index.store import CACHE
+from qabot.fitted import ConfidenceModel, FittedModels, LinearModel
+from qabot.index import open_index
+from qabot.index.build import pipeline_fingerprint
 from qabot.passages import PassageConfig
 from qabot.text import match_key
 
 ROOT = Path(__file__).resolve().parents[1]
-UIT = ROOT.parent / "shared" / "eval" / "uit"
-FILES = [UIT / "train_reg.json", UIT / "train_wiki.json"]
+DEFAULT_DATA = ROOT.parent / "shared" / "eval" / "uit"
+FILE_NAMES = ("train_reg.json", "train_wiki.json")
+FOLDS = 5
+RANKER_LAMBDAS = (0.0, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+SENTENCE_LAMBDAS = (0.0, 1e-3, 1e-2, 1e-1)
+CONFIDENCE_LAMBDA = 1e-4
+# found = confidence >= threshold: the largest threshold on this grid that keeps at least
+# FOUND_RATE of the answerable training questions found.
+THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+FOUND_RATE = 0.99
 
 
-def build(sets, work: Path, name: str, embedder, cache_from: Path | None, config=None):
-    docs = evaluation.write_context_corpus(sets, work / name)
-    index_dir = docs.parent / "index"
-    if cache_from is not None and not (index_dir / CACHE).exists() and cache_from.exists():
-        index_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copy(cache_from, index_dir / CACHE)
-    build_index(docs, index_dir, embedder, config)
-    return index_dir
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def collect(searcher, items):
-    """Per question: candidate features, labels, and the query's doc context."""
+# --- fitting ---------------------------------------------------------------------------------
+
+
+def listwise_loss(w, groups, lam):
+    loss, grad = 0.0, np.zeros_like(w)
+    for x, y in groups:
+        s = x @ w
+        s = s - s.max()
+        p = np.exp(s) / np.exp(s).sum()
+        pos = p[y].sum()
+        loss -= np.log(pos + 1e-12)
+        # d/dw -log(sum_pos p) = E_p[x] - E_{p|pos}[x]
+        grad += p @ x - (p[y] / (pos + 1e-12)) @ x[y]
+    loss /= len(groups)
+    grad /= len(groups)
+    return loss + lam * (w @ w), grad + 2 * lam * w
+
+
+def fit_listwise(groups, lam):
+    w0 = np.zeros(groups[0][0].shape[1])
+    return minimize(listwise_loss, w0, args=(groups, lam), jac=True, method="L-BFGS-B").x
+
+
+def hit_at_1(w, data):
+    hits = [y[np.argmax(x @ w)] for _, x, y in data if len(y)]
+    return float(np.mean(hits)) if hits else 0.0
+
+
+def folds_of(data, k=FOLDS):
+    contexts = sorted({c for c, _, _ in data})
+    order = np.random.default_rng(7).permutation(len(contexts))
+    fold_of = {contexts[j]: i % k for i, j in enumerate(order)}
+    return [fold_of[c] for c, _, _ in data]
+
+
+def choose_lambda(data, lambdas, label):
+    """The regularisation with the best mean held-out hit@1, and every lambda's score."""
+    folds = folds_of(data)
+    scores = {}
+    for lam in lambdas:
+        per_fold = []
+        for f in range(FOLDS):
+            train = [(x, y) for (_, x, y), g in zip(data, folds, strict=True) if g != f and y.any()]
+            test = [d for d, g in zip(data, folds, strict=True) if g == f]
+            per_fold.append(hit_at_1(fit_listwise(train, lam), test) * len(test))
+        scores[lam] = sum(per_fold) / len(data)
+        print(f"{label} lambda {lam:g}: held-out hit@1 {scores[lam]:.4f}", file=sys.stderr)
+    best = max(lambdas, key=lambda lam: (scores[lam], -lam))
+    return best, scores
+
+
+def fit_logistic(X, y, lam):
+    def loss(params):
+        w, b = params[:-1], params[-1]
+        p = 1 / (1 + np.exp(-(X @ w + b)))
+        nll = -np.mean(y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12))
+        g = X.T @ (p - y) / len(y)
+        return nll + lam * (w @ w), np.append(g + 2 * lam * w, np.mean(p - y))
+
+    result = minimize(loss, np.zeros(X.shape[1] + 1), jac=True, method="L-BFGS-B")
+    return result.x[:-1], result.x[-1]
+
+
+# --- features --------------------------------------------------------------------------------
+
+
+def ranker_data(searcher, items):
+    """Per question: its context, candidate features, labels, and absolute signals."""
     out = []
     for item in items:
         c = searcher.candidates(item.question)
@@ -60,74 +143,12 @@ def collect(searcher, items):
     return out
 
 
-def ranker_loss(w, groups, lam):
-    loss, grad = 0.0, np.zeros_like(w)
-    for x, y in groups:
-        s = x @ w
-        s = s - s.max()
-        p = np.exp(s) / np.exp(s).sum()
-        pos = p[y].sum()
-        loss -= np.log(pos + 1e-12)
-        # d/dw -log(sum_pos p) = E_p[x] - E_{p|pos}[x]
-        grad += p @ x - (p[y] / (pos + 1e-12)) @ x[y]
-    loss /= len(groups)
-    grad /= len(groups)
-    loss += lam * (w @ w)
-    grad += 2 * lam * w
-    return loss, grad
-
-
-def fit_ranker(groups, lam):
-    w0 = np.zeros(groups[0][0].shape[1])
-    result = minimize(ranker_loss, w0, args=(groups, lam), jac=True, method="L-BFGS-B")
-    return result.x
-
-
-def hit_at_1(w, data):
-    hits = [y[np.argmax(x @ w)] for _, x, y in data if len(y)]
-    return float(np.mean(hits)) if hits else 0.0
-
-
-def folds_of(data, k=5):
-    contexts = sorted({c for c, _, _ in data})
-    rng = np.random.default_rng(7)
-    order = rng.permutation(len(contexts))
-    fold_of = {contexts[j]: i % k for i, j in enumerate(order)}
-    return [fold_of[c] for c, _, _ in data]
-
-
-def confidence_inputs(w, x, signals):
-    s = x @ w
-    return search.confidence_features(s, x, signals, int(np.argmax(s))).astype(np.float64)
-
-
-def fit_logistic(X, y, lam):
-    def loss(params):
-        w, b = params[:-1], params[-1]
-        z = X @ w + b
-        p = 1 / (1 + np.exp(-z))
-        nll = -np.mean(y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12))
-        value = nll + lam * (w @ w)
-        g = X.T @ (p - y) / len(y)
-        return value, np.append(g + 2 * lam * w, np.mean(p - y))
-
-    result = minimize(loss, np.zeros(X.shape[1] + 1), jac=True, method="L-BFGS-B")
-    return result.x[:-1], result.x[-1]
-
-
-def fit_sentences(work: Path, ranker_weights: np.ndarray) -> None:
-    """The short-answer sentence model: listwise over the sentences of the top passages."""
-    from qabot import answer
-
-    search.RANKER_WEIGHTS = ranker_weights.astype(np.float32)
-    embedder = BundledEmbedder()
-    sets = [evaluation.load_set(f) for f in FILES]
-    index = open_index(next((work / "both").glob("*/index")))
-    searcher = search.Searcher(index, embedder)
+def sentence_data(searcher, index, items, dense_scale):
+    """Per question: the sentence candidates of its top passages and which hold an answer."""
     data = []
-    for item in (i for s in sets for i in s.items):
+    for item in items:
         result = searcher.search(item.question, 5)
-        candidates = answer.sentence_candidates(result, index)
+        candidates = answer.sentence_candidates(result, index, dense_scale)
         if not candidates:
             continue
         keys = [match_key(a) for a in item.answers]
@@ -141,112 +162,179 @@ def fit_sentences(work: Path, ranker_weights: np.ndarray) -> None:
                 for c in candidates
             ]
         )
-        data.append(
-            (
-                item.context_doc,
-                np.stack([c.features for c in candidates]).astype(np.float64),
-                labels,
-            )
-        )
-    folds = folds_of(data)
-    best_lam, best_score = 0.0, -1.0
-    for lam in (0.0, 1e-3, 1e-2, 1e-1):
-        scores = []
-        for f in range(5):
-            train = [(x, y) for (c, x, y), g in zip(data, folds, strict=True) if g != f and y.any()]
-            test = [d for d, g in zip(data, folds, strict=True) if g == f]
-            scores.append(hit_at_1(fit_ranker(train, lam), test) * len(test))
-        mean = sum(scores) / len(data)
-        print(f"sentence lambda {lam:g}: held-out best-sentence accuracy {mean:.4f}")
-        if mean > best_score:
-            best_lam, best_score = lam, mean
-    ws = fit_ranker([(x, y) for _, x, y in data if y.any()], best_lam)
-    current = answer.SENTENCE_WEIGHTS.astype(np.float64)
-    print(
-        f"current sentence weights: {hit_at_1(current, data):.4f}; "
-        f"fitted (all data): {hit_at_1(ws, data):.4f}"
-    )
-    print("SENTENCE_WEIGHTS = " + np.array2string(ws, precision=4, separator=", "))
+        features = np.stack([c.features for c in candidates]).astype(np.float64)
+        data.append((item.context_doc, features, labels))
+    return data
+
+
+def features_key(files, config, embedder_id, dense_scale) -> str:
+    key = {
+        "data": [sha256(f) for f in files],
+        "pipeline": pipeline_fingerprint(config),
+        "features": [search.FEATURES, search.SIGNALS],
+        "embedder": embedder_id,
+        "dense_scale": dense_scale,
+    }
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--work", type=Path, default=Path("/tmp/qabot-fit"))
     parser.add_argument("--refresh", action="store_true", help="recompute candidate features")
-    parser.add_argument("--max-chars", type=int, default=PassageConfig().max_chars)
-    parser.add_argument("--sentences", action="store_true", help="also fit the answer sentences")
+    parser.add_argument("--write", action="store_true", help="write the model file")
+    parser.add_argument("--check", action="store_true", help="compare with the committed file")
+    parser.add_argument("--tolerance", type=float, default=1e-3)
+    parser.add_argument("--date", default=time.strftime("%Y-%m-%d", time.gmtime()))
     args = parser.parse_args()
-    config = PassageConfig(max_chars=args.max_chars)
-    args.work = args.work / config.fingerprint()
-    args.work.mkdir(parents=True, exist_ok=True)
-    features_file = args.work / "features.pkl"
 
+    files = [args.data / name for name in FILE_NAMES]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        print(f"missing training files: {', '.join(missing)} (see --data)", file=sys.stderr)
+        return 2
+    config = PassageConfig()
+    embedder = BundledEmbedder()
+    current = fitted.for_embedder(embedder.id)
+    dense_scale = current.dense_scale
+    work = args.work / features_key(files, config, embedder.id, dense_scale)
+    work.mkdir(parents=True, exist_ok=True)
+
+    sets = [evaluation.load_set(f) for f in files]
+    items = [i for s in sets for i in s.items]
+    both = evaluation.context_index(sets, work / "both", embedder, config)
+    features_file = work / "features.pkl"
     if args.refresh or not features_file.exists():
-        embedder = BundledEmbedder()
-        sets = [evaluation.load_set(f) for f in FILES]
-        combined = build(sets, args.work, "both", embedder, None, config)
-        cache = combined / CACHE
-        reg_only = build([sets[0]], args.work, "reg", embedder, cache, config)
-        wiki_only = build([sets[1]], args.work, "wiki", embedder, cache, config)
-        searcher = search.Searcher(open_index(combined), embedder)
-        positives = collect(searcher, [i for s in sets for i in s.items])
+        cache = both / "embedding_cache.sqlite"
+        reg = evaluation.context_index([sets[0]], work / "reg", embedder, config, cache)
+        wiki = evaluation.context_index([sets[1]], work / "wiki", embedder, config, cache)
+        positives = ranker_data(search.Searcher(open_index(both), embedder, current), items)
         negatives = []
-        for index_dir, s in ((wiki_only, sets[0]), (reg_only, sets[1])):
-            other = search.Searcher(open_index(index_dir), embedder)
-            for i in s.items:
-                c = other.candidates(i.question)
-                negatives.append((c.features.astype(np.float64), c.signals))
+        for index_dir, s in ((wiki, sets[0]), (reg, sets[1])):
+            other = search.Searcher(open_index(index_dir), embedder, current)
+            negatives += [(x, sig) for _, x, _, sig in ranker_data(other, s.items)]
         features_file.write_bytes(pickle.dumps((positives, negatives)))
     positives, negatives = pickle.loads(features_file.read_bytes())
     ranked = [(c, x, y) for c, x, y, _ in positives]
-    print(f"{len(positives)} questions, {len(negatives)} cross-domain negatives", file=sys.stderr)
-
-    names = search.FEATURES
-    folds = folds_of(ranked)
-    current = search.RANKER_WEIGHTS.astype(np.float64)
-    print(f"current weights: hit@1 {hit_at_1(current, ranked):.4f} (all data)")
     trainable = [(x, y) for _, x, y in ranked if y.any()]
-    recall = len(trainable) / len(ranked)
-    print(f"candidate recall (a gold passage among candidates): {recall:.4f}")
+    print(
+        f"{len(positives)} questions, {len(negatives)} cross-domain negatives; "
+        f"candidate recall {len(trainable) / len(ranked):.4f}",
+        file=sys.stderr,
+    )
 
-    best_lam, best_score = None, -1.0
-    for lam in (0.0, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0):
-        scores = []
-        for f in range(5):
-            train = [
-                (x, y) for (c, x, y), g in zip(ranked, folds, strict=True) if g != f and y.any()
-            ]
-            test = [d for d, g in zip(ranked, folds, strict=True) if g == f]
-            scores.append(hit_at_1(fit_ranker(train, lam), test))
-        mean = float(np.mean(scores))
-        print(f"ranker lambda {lam:g}: held-out hit@1 {mean:.4f} (folds {np.round(scores, 3)})")
-        if mean > best_score:
-            best_lam, best_score = lam, mean
-    w = fit_ranker(trainable, best_lam)
-    print(f"chosen lambda {best_lam:g}; all-data hit@1 {hit_at_1(w, ranked):.4f}")
-    print("RANKER_WEIGHTS = " + np.array2string(w, precision=4, separator=", "))
-    for name, value in zip(names, w, strict=True):
-        print(f"   {name:18s} {value:+.4f}")
+    # Ranker: listwise over each question's candidates.
+    ranker_lambda, ranker_scores = choose_lambda(ranked, RANKER_LAMBDAS, "ranker")
+    ranker = LinearModel(
+        search.FEATURES,
+        fit_listwise(trainable, ranker_lambda).astype(np.float32),
+        regularisation=ranker_lambda,
+        held_out={"hit@1": round(ranker_scores[ranker_lambda], 4)},
+    )
+    ranker = LinearModel.from_dict(ranker.to_dict())  # the rounded weights that are written
 
-    # Confidence: in-domain questions (1) against cross-domain ones (0).
-    X_pos = np.stack([confidence_inputs(w, x, sig) for _, x, _, sig in positives])
-    X_neg = np.stack([confidence_inputs(w, x, sig) for x, sig in negatives])
+    # Confidence: in-domain questions (1) against cross-domain ones (0), standardised for
+    # fitting (cosines vary over a narrow range), then folded back.
+    def inputs(x, signals):
+        s = x @ ranker.weights
+        return search.confidence_features(s, x, signals, int(np.argmax(s))).astype(np.float64)
+
+    X_pos = np.stack([inputs(x, sig) for _, x, _, sig in positives])
+    X_neg = np.stack([inputs(x, sig) for x, sig in negatives])
     X = np.vstack([X_pos, X_neg])
     y = np.concatenate([np.ones(len(X_pos)), np.zeros(len(X_neg))])
-    # Standardised for fitting (cosines vary over a narrow range), then folded back.
     mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-9
-    a_std, b_std = fit_logistic((X - mean) / scale, y, 1e-4)
+    a_std, b_std = fit_logistic((X - mean) / scale, y, CONFIDENCE_LAMBDA)
     a, b = a_std / scale, b_std - float(np.sum(a_std * mean / scale))
-    print("CONFIDENCE_WEIGHTS = " + np.array2string(a, precision=4, separator=", "))
-    print(f"CONFIDENCE_INTERCEPT = {b:.4f}")
-    p_pos = 1 / (1 + np.exp(-(X_pos @ a + b)))
-    p_neg = 1 / (1 + np.exp(-(X_neg @ a + b)))
-    print("threshold  found(answerable)  not-found(cross-domain)")
-    for t in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
-        print(f"   {t:.2f}      {np.mean(p_pos >= t):.4f}            {np.mean(p_neg < t):.4f}")
-    if args.sentences:
-        fit_sentences(args.work, w)
+    confidence_linear = LinearModel.from_dict(
+        LinearModel(search.CONFIDENCE_FEATURES, a, b, CONFIDENCE_LAMBDA).to_dict()
+    )
+    p_pos = 1 / (1 + np.exp(-confidence_linear.score(X_pos.astype(np.float32))))
+    p_neg = 1 / (1 + np.exp(-confidence_linear.score(X_neg.astype(np.float32))))
+    curve = {t: (float(np.mean(p_pos >= t)), float(np.mean(p_neg < t))) for t in THRESHOLDS}
+    print("threshold  found(answerable)  not-found(cross-domain)", file=sys.stderr)
+    for t, (found, not_found) in curve.items():
+        print(f"   {t:.2f}      {found:.4f}            {not_found:.4f}", file=sys.stderr)
+    threshold = max(t for t, (found, _) in curve.items() if found >= FOUND_RATE)
+    confidence = ConfidenceModel(
+        replace(
+            confidence_linear,
+            held_out={
+                "found_answerable": round(curve[threshold][0], 4),
+                "not_found_cross_domain": round(curve[threshold][1], 4),
+            },
+        ),
+        threshold,
+    )
+
+    # Answer sentences: listwise over the sentences of the top passages, with this ranker.
+    models = FittedModels(embedder.id, dense_scale, ranker, current.sentence, confidence)
+    searcher = search.Searcher(open_index(both), embedder, models)
+    sentences = sentence_data(searcher, searcher.index, items, dense_scale)
+    sentence_lambda, sentence_scores = choose_lambda(sentences, SENTENCE_LAMBDAS, "sentence")
+    sentence = LinearModel.from_dict(
+        LinearModel(
+            answer.SENTENCE_FEATURES,
+            fit_listwise([(x, y) for _, x, y in sentences if y.any()], sentence_lambda),
+            regularisation=sentence_lambda,
+            held_out={"best_sentence_accuracy": round(sentence_scores[sentence_lambda], 4)},
+        ).to_dict()
+    )
+
+    models = FittedModels(
+        embedder.id,
+        dense_scale,
+        ranker,
+        sentence,
+        confidence,
+        provenance={
+            "fitted_by": "bench/fit_ranker.py",
+            "date": args.date,
+            "data": [
+                {"file": f.name, "sha256": sha256(f), "questions": len(s.items)}
+                for f, s in zip(files, sets, strict=True)
+            ],
+            "folds": f"{FOLDS}, grouped by context (seed 7)",
+            "passages": pipeline_fingerprint(config),
+            "ranker_lambdas": {f"{k:g}": round(v, 4) for k, v in ranker_scores.items()},
+            "sentence_lambdas": {f"{k:g}": round(v, 4) for k, v in sentence_scores.items()},
+            "confidence_negatives": "questions asked against the other file's contexts",
+            "threshold_rule": f"largest of {THRESHOLDS[0]}..{THRESHOLDS[-1]} keeping "
+            f"{FOUND_RATE:.0%} of answerable questions found",
+        },
+    )
+    print(fitted.dumps(models))
+    target = fitted.packaged_path(embedder.id)
+    if args.check:
+        return compare(models, fitted.load(target), args.tolerance)
+    if args.write:
+        print(f"wrote {fitted.save(models, target.parent)}", file=sys.stderr)
     return 0
+
+
+def compare(new: FittedModels, old: FittedModels, tolerance: float) -> int:
+    """0 when every weight, intercept and threshold agrees within ``tolerance``."""
+    worst = 0.0
+    for name in ("ranker", "sentence"):
+        a, b = getattr(new, name), getattr(old, name)
+        if a.features != b.features:
+            print(f"{name}: features differ", file=sys.stderr)
+            return 1
+        worst = max(worst, float(np.max(np.abs(a.weights - b.weights))))
+    if (new.confidence is None) != (old.confidence is None):
+        print("confidence: one side has none", file=sys.stderr)
+        return 1
+    if new.confidence is not None and old.confidence is not None:
+        a, b = new.confidence.model, old.confidence.model
+        worst = max(
+            worst,
+            float(np.max(np.abs(a.weights - b.weights))),
+            abs(a.intercept - b.intercept),
+            abs(new.confidence.threshold - old.confidence.threshold),
+        )
+    print(f"largest difference from the committed file: {worst:.6f}", file=sys.stderr)
+    return 0 if worst <= tolerance else 1
 
 
 if __name__ == "__main__":

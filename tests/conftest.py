@@ -59,3 +59,69 @@ def writable_service(docs_copy, index_copy, embedder) -> QAService:
     service = QAService(index_copy, embedder, docs_dir=docs_copy)
     yield service
     service.close()
+
+
+WORDS = [
+    "đảng",
+    "viên",
+    "chi",
+    "bộ",
+    "khu",
+    "kinh",
+    "tế",
+    "công",
+    "nghiệp",
+    "hội",
+    "nghị",
+    "sơ",
+    "kết",
+    "báo",
+    "cáo",
+    "ban",
+    "quản",
+    "lý",
+    "thành",
+    "phố",
+    "hải",
+    "phòng",
+    "cần",
+    "thơ",
+    "doanh",
+    "nghiệp",
+    "lao",
+    "động",
+    "công",
+    "đoàn",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A 2-layer BERT with a small Vietnamese word-piece vocabulary, saved like a hub model."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("models")
+    raw = folder / "raw-bert"
+    raw.mkdir()
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "query", "passage", ":", *WORDS]
+    tokenizer = BertTokenizerFast(
+        vocab={w: i for i, w in enumerate(vocabulary)}, do_lower_case=True, strip_accents=False
+    )
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(vocabulary),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(raw)
+    tokenizer.save_pretrained(raw)
+    transformer = models.Transformer(str(raw), max_seq_length=64)
+    pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+    target = folder / "tiny-e5-vi"  # "e5" in the name: the query/passage prefixes apply
+    SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(target))
+    return target

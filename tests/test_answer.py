@@ -7,7 +7,6 @@ import pytest
 from qabot.answer import (
     MAX_TWO_UNITS_CHARS,
     SENTENCE_FEATURES,
-    SENTENCE_WEIGHTS,
     answer_type_match,
     sentence_candidates,
 )
@@ -99,10 +98,10 @@ def test_a_long_next_sentence_is_cut_to_fit_not_dropped(small_service: QAService
 
 def test_a_sentence_is_read_with_the_one_before_it(small_service: QAService, embedder):
     # "Số lượng đảng viên ..." leaves its subject, the Party committee, to the sentence before.
-    assert len(SENTENCE_WEIGHTS) == len(SENTENCE_FEATURES)
     question = "Năm 2020 Đảng bộ Khu công nghiệp Nam Cầu Kiền có bao nhiêu đảng viên?"
-    result = Searcher(small_service.index, embedder).search(question)
-    candidates = sentence_candidates(result, small_service.index)
+    searcher = Searcher(small_service.index, embedder)
+    result = searcher.search(question)
+    candidates = sentence_candidates(result, small_service.index, searcher.models.dense_scale)
     by_text = {
         result.hits[c.rank].passage.text[c.start : c.end].strip(): c.features for c in candidates
     }

@@ -8,11 +8,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from qabot.fitted import FittedModels, LinearModel
 from qabot.index import LoadedIndex
-from qabot.index.bm25 import term_sets
 from qabot.ingest import CAPTION
 from qabot.query import DATE, NUMBER, ORGANISATION, PERSON, PLACE
-from qabot.search import DENSE_SCALE, Hit, SearchResult
+from qabot.search import Hit, SearchResult
+from qabot.terms import term_sets
 from qabot.text import fold, introduces, list_owners, tokens
 
 MAX_ANSWER_CHARS = 300  # one unit; a longer sentence is cut to its best clauses
@@ -30,7 +31,7 @@ MIN_COMPANION_CHARS = 80
 SENTENCE_SOURCES = 3  # the short answer comes from one of the first passages
 
 SENTENCE_FEATURES = (
-    "dense",  # exp((cosine - best cosine among the sentences considered) / DENSE_SCALE)
+    "dense",  # exp((cosine - best cosine among the sentences considered) / dense_scale)
     "coverage",  # idf share of the question's syllables in the sentence or the header
     "bigram_coverage",  # the same for syllable bigrams
     "answer_type",  # the sentence holds the kind of thing asked for
@@ -40,13 +41,11 @@ SENTENCE_FEATURES = (
     "phrase",  # the longest run of the question's words in the sentence, header words aside
     "context_coverage",  # the same, the previous unit's words counting as context too
 )
-# Logistic-regression weights fitted by bench/fit_ranker.py on the UIT train files.
-# context_coverage: a sentence often leaves its subject to the one before it ("Ông ...",
-# "Số lượng ... tăng lên ..."). Held-out on UIT train, with the ranker of that time:
-# best-sentence accuracy 0.776 -> 0.781, answer@1 0.802 -> 0.804.
-SENTENCE_WEIGHTS = np.array(
-    [1.9902, 1.4522, 0.983, 0.7068, 1.0589, 0.7639, 0.2243, 0.88, 1.4595], dtype=np.float32
-)
+# The weights are the "sentence" model of the embedder's model file (qabot.fitted), fitted by
+# bench/fit_ranker.py on the UIT train files. context_coverage: a sentence often leaves its
+# subject to the one before it ("Ông ...", "Số lượng ... tăng lên ..."). Held-out on UIT
+# train, with the ranker of that time: best-sentence accuracy 0.776 -> 0.781, answer@1
+# 0.802 -> 0.804.
 
 
 _NUMBER = re.compile(r"\d")
@@ -154,7 +153,10 @@ def relative_likelihoods(result: SearchResult) -> list[float]:
     return [math.exp(hit.score - best) for hit in result.hits]
 
 
-def sentence_candidates(result: SearchResult, index: LoadedIndex) -> list[SentenceCandidate]:
+def sentence_candidates(
+    result: SearchResult, index: LoadedIndex, dense_scale: float
+) -> list[SentenceCandidate]:
+    """Every unit of the first passages, with its SENTENCE_FEATURES."""
     query = result.query
     # The corpus's own idf, without the general-language prior that ranking uses: between the
     # sentences of a few passages the prior cost held-out best-sentence accuracy on UIT
@@ -208,7 +210,7 @@ def sentence_candidates(result: SearchResult, index: LoadedIndex) -> list[Senten
     if found:
         best = max(c.features[0] for c in found)
         for c in found:
-            c.features[0] = math.exp((c.features[0] - best) / DENSE_SCALE)
+            c.features[0] = math.exp((c.features[0] - best) / dense_scale)
     return found
 
 
@@ -235,13 +237,13 @@ def _clause_window(
 
 
 def extract_answer(
-    result: SearchResult, index: LoadedIndex
+    result: SearchResult, index: LoadedIndex, model: LinearModel, dense_scale: float
 ) -> tuple[str, int | None, tuple[int, int] | None]:
     """The sentence (or two) that best answers, the hit it came from, and its span."""
-    candidates = sentence_candidates(result, index)
+    candidates = sentence_candidates(result, index, dense_scale)
     if not candidates:
         return "", None, None
-    scores = [float(c.features @ SENTENCE_WEIGHTS) for c in candidates]
+    scores = [float(model.score(c.features)) for c in candidates]
     at = max(range(len(candidates)), key=scores.__getitem__)
     best = candidates[at]
     text = result.hits[best.rank].passage.text
@@ -305,11 +307,19 @@ def _companion(
 
 
 def compose(
-    result: SearchResult, index: LoadedIndex, took_ms: float, question: str | None = None
+    result: SearchResult,
+    index: LoadedIndex,
+    models: FittedModels,
+    took_ms: float,
+    question: str | None = None,
 ) -> Answer:
     """The answer to ``question`` (as typed) from the search of its interpreted form."""
     found = result.found
-    short, source_rank, span = extract_answer(result, index) if found else ("", None, None)
+    short, source_rank, span = (
+        extract_answer(result, index, models.sentence, models.dense_scale)
+        if found
+        else ("", None, None)
+    )
     # A passage's score: the confidence that the corpus answers, shared out by the ranker.
     scores = [result.confidence * r for r in relative_likelihoods(result)]
     passages = [

@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from qabot import fitted
 from qabot.config import Settings, get_settings
 from qabot.embedding import Embedder, EmbedderError, create_embedder
 from qabot.index import BuildSummary, IndexStoreError, build_index
@@ -140,6 +141,9 @@ def cmd_index_status(args: argparse.Namespace, settings: Settings) -> int:
         "documents": manifest.get("documents"),
         "passages": manifest.get("passages"),
         "skipped": manifest.get("skipped", []),
+        "calibration": "fitted"
+        if fitted.for_embedder(manifest.get("embedder_id", ""), index_dir).calibrated
+        else "rank-only",
     }
     if args.json:
         _print_json(status)
@@ -185,28 +189,16 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from qabot import evaluation
 
-    sets = [evaluation.load_set(Path(f)) for f in args.files]
     embedder = _embedder(args, settings)
-    index_dir = Path(args.index or settings.index_dir)
-    report: dict = {}
-    plain = [s for s in sets if not s.contexts]
-    squad = [s for s in sets if s.contexts]
-    if plain:
+
+    def open_service(index_dir: Path):
         service = QAService(index_dir, embedder)
         if service.index is None:
             raise CommandError(f"chưa có chỉ mục trong {index_dir}; hãy chạy: qabot index build")
-        for s in plain:
-            results = evaluation.run(s.items, lambda q: service.ask(q, args.top_k))
-            report[s.name] = evaluation.metrics(results)
-    if squad:
-        eval_root = index_dir / "eval"
-        docs = evaluation.write_context_corpus(squad, eval_root)
-        squad_index = docs.parent / "index"
-        build_index(docs, squad_index, embedder, wait_seconds=600)
-        service = QAService(squad_index, embedder)
-        for s in squad:
-            results = evaluation.run(s.items, lambda q: service.ask(q, args.top_k))
-            report[s.name] = evaluation.metrics(results)
+        return lambda question: service.ask(question, args.top_k)
+
+    index_dir = Path(args.index or settings.index_dir)
+    report = evaluation.evaluate([Path(f) for f in args.files], index_dir, open_service, embedder)
     if args.json:
         _print_json(report)
     else:
@@ -221,6 +213,43 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
                 f"   found {m['found']:.3f}  not-found {not_found}  "
                 f"latency median {m['latency_ms_median']} ms, p95 {m['latency_ms_p95']} ms"
             )
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
+    from qabot.calibration import CalibrationError, calibrate
+
+    index_dir = Path(args.index or settings.index_dir)
+    docs_dir = Path(args.docs or settings.docs_dir)
+    embedder = _embedder(args, settings)
+    try:
+        result = calibrate(
+            index_dir,
+            docs_dir,
+            embedder,
+            questions=args.questions,
+            progress=None if args.json else lambda line: print(line, file=sys.stderr),
+        )
+    except CalibrationError as exc:
+        raise CommandError(str(exc)) from None
+    summary = {
+        "embedder": embedder.id,
+        "path": str(result.path),
+        "questions": result.questions,
+        "threshold": result.models.confidence.threshold,
+        "found_answerable": result.found_answerable,
+        "not_found_other_half": result.not_found_other_half,
+    }
+    if args.json:
+        _print_json(summary)
+    else:
+        print(
+            f"Đã hiệu chỉnh mô hình độ tin cậy cho {embedder.id} trên {result.questions} câu hỏi "
+            f"sinh từ các báo cáo: ngưỡng {summary['threshold']}, "
+            f"{result.found_answerable:.0%} câu có đáp án được tìm thấy, "
+            f"{result.not_found_other_half:.0%} câu ngoài phạm vi bị từ chối."
+        )
+        print(f"Đã ghi {result.path}. Dịch vụ đang chạy dùng mô hình này sau khi khởi động lại.")
     return 0
 
 
@@ -319,6 +348,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common(ask)
     ask.set_defaults(handler=cmd_ask)
+
+    calibration = commands.add_parser(
+        "calibrate", help="hiệu chỉnh mô hình độ tin cậy cho bộ tạo vector đang dùng"
+    )
+    calibration.add_argument("--questions", type=int, default=400)
+    calibration.add_argument("--docs", help="thư mục tài liệu (mặc định QABOT_DOCS_DIR)")
+    common(calibration)
+    calibration.set_defaults(handler=cmd_calibrate)
 
     evaluate = commands.add_parser("eval", help="chấm điểm trên các bộ câu hỏi")
     evaluate.add_argument("files", nargs="+")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import statistics
 import time
 from collections.abc import Callable
@@ -15,6 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qabot.answer import Answer
+from qabot.embedding import Embedder
+from qabot.index import build_index
+from qabot.index.store import CACHE
+from qabot.passages import PassageConfig
 from qabot.text import match_key
 
 MAX_SHORT_ANSWER = 400
@@ -106,6 +111,25 @@ def write_context_corpus(sets: list[EvalSet], folder: Path) -> Path:
     return docs
 
 
+def context_index(
+    sets: list[EvalSet],
+    folder: Path,
+    embedder: Embedder,
+    config: PassageConfig | None = None,
+    cache_from: Path | None = None,
+) -> Path:
+    """An index of the SQuAD sets' contexts under ``folder`` (built or brought up to date),
+    keyed by the contexts' content. ``cache_from`` seeds its embedding cache."""
+    docs = write_context_corpus(sets, folder)
+    index_dir = docs.parent / "index"
+    cache = index_dir / CACHE
+    if cache_from is not None and cache_from.is_file() and not cache.exists():
+        index_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(cache_from, cache)
+    build_index(docs, index_dir, embedder, config, wait_seconds=600)
+    return index_dir
+
+
 def _passage_hits(item: EvalItem, answer: Answer) -> list[bool]:
     gold = [match_key(g) for g in item.gold]
     hits = []
@@ -171,4 +195,28 @@ def metrics(results: list[ItemResult]) -> dict:
     report["latency_ms_p95"] = (
         round(times[min(len(times) - 1, int(0.95 * len(times)))], 1) if times else None
     )
+    return report
+
+
+Ask = Callable[[str], Answer]
+
+
+def evaluate(
+    paths: list[Path], index_dir: Path, open_service: Callable[[Path], Ask], embedder: Embedder
+) -> dict[str, dict]:
+    """Metrics per evaluation file. Question sets are asked against the index in
+    ``index_dir``; SQuAD sets against an index of their contexts, built in
+    ``index_dir/eval``. ``open_service(index_dir)`` gives the function that asks."""
+    sets = [load_set(Path(p)) for p in paths]
+    report: dict[str, dict] = {}
+    plain = [s for s in sets if not s.contexts]
+    squad = [s for s in sets if s.contexts]
+    if plain:
+        ask = open_service(index_dir)
+        for s in plain:
+            report[s.name] = metrics(run(s.items, ask))
+    if squad:
+        ask = open_service(context_index(squad, index_dir / "eval", embedder))
+        for s in squad:
+            report[s.name] = metrics(run(s.items, ask))
     return report

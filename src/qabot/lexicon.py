@@ -6,27 +6,65 @@ passages. General-language frequencies, from the Vietnamese word list that the w
 package ships in its wheel, give a prior that BM25's idf is multiplied by: common words
 ("có", "được", "các") weigh less than rarer ones ("kết nạp", a name, a number).
 
-The three constants were chosen on held-out folds of the UIT train files: the ranker's
-held-out hit@1 (bench/fit_ranker.py) went from 0.912 without the prior to 0.919 with it.
+The constants live in models/lexicon.json with how they were chosen (on held-out folds of
+the UIT train files: the ranker's held-out hit@1 went from 0.912 without the prior to 0.919
+with it). An index stores the priors it was built with, and its pipeline fingerprint
+includes these settings, so changing them rebuilds the index.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 
 import wordfreq
 
 from qabot.text import fold
 
 LANGUAGE = "vi"
-MAX_ZIPF = 8.0  # wordfreq's Zipf scale: log10 of occurrences per billion words
-# Rarity is MAX_ZIPF - Zipf frequency, clipped to [RARITY_FLOOR, RARITY_CAP]: every word at
-# least as common as "viên" (Zipf 6) counts alike, and so does every word rarer than about
-# one in a million (Zipf 2), including the words the list does not know.
-RARITY_FLOOR = 2.0
-RARITY_CAP = 6.0
-PRIOR_POWER = 1.5
+
+
+@dataclass(frozen=True)
+class RaritySettings:
+    """prior = (clip(max_zipf - Zipf, rarity_floor, rarity_cap) / rarity_cap) ** prior_power.
+
+    max_zipf is the top of wordfreq's Zipf scale (log10 of occurrences per billion words).
+    With the shipped floor 2 and cap 6, every word at least as common as "viên" (Zipf 6)
+    counts alike, and so does every word rarer than about one in a million (Zipf 2),
+    including the words the list does not know.
+    """
+
+    max_zipf: float
+    rarity_floor: float
+    rarity_cap: float
+    prior_power: float
+
+
+@cache
+def _settings_text() -> str:
+    return resources.files("qabot").joinpath("models").joinpath("lexicon.json").read_text("utf-8")
+
+
+@cache
+def settings() -> RaritySettings:
+    data = json.loads(_settings_text())
+    return RaritySettings(
+        float(data["max_zipf"]),
+        float(data["rarity_floor"]),
+        float(data["rarity_cap"]),
+        float(data["prior_power"]),
+    )
+
+
+def fingerprint() -> str:
+    """Changes when the rarity settings change; part of an index's pipeline fingerprint."""
+    s = settings()
+    key = f"{s.max_zipf}:{s.rarity_floor}:{s.rarity_cap}:{s.prior_power}"
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
 @cache
@@ -61,5 +99,6 @@ def zipf(syllables: tuple[str, ...], folded: bool = False) -> float:
 
 def prior(syllables: tuple[str, ...], folded: bool = False) -> float:
     """A weight in (0, 1] for a term: 1.0 for rare words, less for common ones."""
-    rarity = min(RARITY_CAP, max(RARITY_FLOOR, MAX_ZIPF - zipf(syllables, folded)))
-    return (rarity / RARITY_CAP) ** PRIOR_POWER
+    s = settings()
+    rarity = min(s.rarity_cap, max(s.rarity_floor, s.max_zipf - zipf(syllables, folded)))
+    return (rarity / s.rarity_cap) ** s.prior_power

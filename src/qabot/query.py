@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from qabot.index.bm25 import FOLDED_PREFIX, unit_terms
+from qabot.terms import FOLDED_PREFIX, unit_terms
 from qabot.text import fold, has_diacritics, tokens
 
 # Interrogatives and question particles: they say what is asked, not what to match.

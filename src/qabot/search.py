@@ -1,10 +1,11 @@
 """Hybrid retrieval: BM25 and dense candidates, features, a linear reranker, confidence.
 
-Both models here are linear and were fitted by bench/fit_ranker.py on the UIT train files
-only: the ranker with a listwise (softmax) loss over each question's candidates, the
-confidence model as a logistic regression separating questions the corpus answers from
-questions asked against a corpus of another domain. Regularisation was chosen on held-out
-folds; the script prints the numbers.
+The ranker and the confidence model are linear models read from the embedder's model file
+(qabot.fitted; fitted by bench/fit_ranker.py on the UIT train files only): the ranker with a
+listwise (softmax) loss over each question's candidates, the confidence model as a logistic
+regression separating questions the corpus answers from questions asked against a corpus of
+another domain. Features are computed by name; a model file names the features it was
+fitted on, and a mismatch is an error, not a silent misreading.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qabot.embedding import Embedder
+from qabot.fitted import FittedModels, for_embedder
 from qabot.index import LoadedIndex
 from qabot.ingest import CAPTION
 from qabot.passages import Passage
@@ -24,7 +26,7 @@ VARIANT_WEIGHT = 0.5  # abbreviation variants count half as much as the words ty
 RRF_K = 60
 
 FEATURES = (
-    "dense",  # exp((cosine - best cosine) / DENSE_SCALE): question vs passage, near the top
+    "dense",  # exp((cosine - best cosine) / dense_scale): question vs passage, near the top
     "sentence_dense",  # the same for the passage's best sentence
     "bm25",  # BM25 divided by the best BM25 among candidates
     "bigram_coverage",  # weight share (idf x prior) of the question's bigrams in the passage
@@ -33,22 +35,21 @@ FEATURES = (
     "rrf_dense",  # RRF_K / (RRF_K + rank) in the dense ranking
     "rrf_bm25",  # the same in the BM25 ranking
 )
-# Cosines enter through a bounded, relative transform: raw cosine gaps are much wider between
-# topics than between the passages of one report, and a linear weight fitted on the former
-# would drown lexical evidence on the latter.
-DENSE_SCALE = 0.04
-RANKER_WEIGHTS = np.array(
-    [2.6081, 2.8854, 3.7376, 1.46, 2.3359, 0.537, 0.8088, 1.1284], dtype=np.float32
-)
+# Cosines enter through a bounded, relative transform (its scale is in the model file): raw
+# cosine gaps are much wider between topics than between the passages of one report, and a
+# linear weight fitted on the former would drown lexical evidence on the latter.
+
 # Absolute measures of a candidate, for the confidence model (features are relative).
 SIGNALS = ("cosine", "sentence_cosine", "coverage")
 # Confidence: logistic regression over CONFIDENCE_FEATURES of the best candidate.
 CONFIDENCE_FEATURES = ("score", *SIGNALS, "sentence_coverage")
-CONFIDENCE_WEIGHTS = np.array([-0.0504, 84.4660, 58.5430, -1.9816, 10.1240], dtype=np.float32)
-CONFIDENCE_INTERCEPT = -123.7844
-# found = true when the confidence is at least this: on the UIT train curve it keeps 99% of
-# answerable questions found and turns away about 97% of questions from another domain.
-FOUND_THRESHOLD = 0.25
+
+# Without a confidence model fitted for the embedder (qabot calibrate), found is decided by
+# the lexical side alone, which means the same whatever the embedder: the best passage must
+# be among the first RANK_ONLY_TOP of the BM25 ranking and hold at least RANK_ONLY_COVERAGE
+# of the question's word weight (idf x prior).
+RANK_ONLY_TOP = 3
+RANK_ONLY_COVERAGE = 0.5
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,7 @@ class SearchResult:
     query_vector: np.ndarray
     hits: list[Hit]
     confidence: float  # probability that the corpus answers the question
-
-    @property
-    def found(self) -> bool:
-        return bool(self.hits) and self.confidence >= FOUND_THRESHOLD
+    found: bool
 
 
 def confidence_features(
@@ -89,10 +87,28 @@ def confidence_features(
     return np.array([scores[best], *signals[best], sentence_coverage], dtype=np.float32)
 
 
+def found_by_rank(features: np.ndarray, signals: np.ndarray, best: int) -> bool:
+    """The rank-only rule for found (see RANK_ONLY_TOP), for embedders without a confidence
+    model: BM25 puts the best passage near the top, and it holds most of the question's
+    words."""
+    bm25_rank = RRF_K / features[best, FEATURES.index("rrf_bm25")] - RRF_K
+    coverage = signals[best, SIGNALS.index("coverage")]
+    return bool(bm25_rank < RANK_ONLY_TOP + 0.5 and coverage >= RANK_ONLY_COVERAGE)
+
+
 class Searcher:
-    def __init__(self, index: LoadedIndex, embedder: Embedder) -> None:
+    """Ranks an index's passages for a question. ``models`` defaults to the embedder's model
+    file (qabot.fitted.for_embedder)."""
+
+    def __init__(
+        self, index: LoadedIndex, embedder: Embedder, models: FittedModels | None = None
+    ) -> None:
         self.index = index
         self.embedder = embedder
+        self.models = models or for_embedder(embedder.id, index.index_dir)
+        self.models.ranker.check(FEATURES, "ranker")
+        if self.models.confidence is not None:
+            self.models.confidence.model.check(CONFIDENCE_FEATURES, "confidence")
         bm25 = index.bm25
         self._max_weight = float(bm25.term_weight.max()) if len(bm25.term_weight) else 1.0
 
@@ -154,15 +170,23 @@ class Searcher:
             ],
             dtype=np.float32,
         )
-        features = np.zeros((len(rows), len(FEATURES)), dtype=np.float32)
-        features[:, 0] = np.exp((dense - dense.max()) / DENSE_SCALE)
-        features[:, 1] = np.exp((sentence_dense - sentence_dense.max()) / DENSE_SCALE)
-        features[:, 2] = lexical[rows] / best_lexical
-        features[:, 3] = bi_matched[rows] / bi_total if bigrams else 0.0
+        n_rows = len(rows)
+        columns = {
+            "dense": np.exp((dense - dense.max()) / self.models.dense_scale),
+            "sentence_dense": np.exp(
+                (sentence_dense - sentence_dense.max()) / self.models.dense_scale
+            ),
+            "bm25": lexical[rows] / best_lexical,
+            "bigram_coverage": bi_matched[rows] / bi_total if bigrams else np.zeros(n_rows),
+            "sentence_coverage": np.zeros(n_rows),
+            "title_coverage": np.zeros(n_rows),
+            "rrf_dense": np.zeros(n_rows),
+            "rrf_bm25": np.zeros(n_rows),
+        }
         for i, row in enumerate(rows.tolist()):
             header = self.index.header_terms(row, query.folded)
             # The header (title, date) is the context of every sentence of the passage.
-            features[i, 4] = (
+            columns["sentence_coverage"][i] = (
                 max(
                     (
                         sum(v for t, v in uni_weight.items() if t in words or t in header)
@@ -172,9 +196,12 @@ class Searcher:
                 )
                 / uni_total
             )
-            features[i, 5] = sum(v for t, v in uni_weight.items() if t in header) / uni_total
-            features[i, 6] = RRF_K / (RRF_K + dense_rank.get(row, k))
-            features[i, 7] = RRF_K / (RRF_K + lexical_rank[row])
+            columns["title_coverage"][i] = (
+                sum(v for t, v in uni_weight.items() if t in header) / uni_total
+            )
+            columns["rrf_dense"][i] = RRF_K / (RRF_K + dense_rank.get(row, k))
+            columns["rrf_bm25"][i] = RRF_K / (RRF_K + lexical_rank[row])
+        features = np.column_stack([columns[name] for name in FEATURES]).astype(np.float32)
         signals = np.column_stack([dense, sentence_dense, uni_matched[rows] / uni_total])
         return Candidates(
             query, query_vector[0], rows, passages, features, signals.astype(np.float32)
@@ -187,18 +214,23 @@ class Searcher:
     def search(self, question: str, top_k: int = 5) -> SearchResult:
         candidates = self.candidates(question)
         if not len(candidates.rows):
-            return SearchResult(candidates.query, candidates.query_vector, [], 0.0)
-        scores = candidates.features @ RANKER_WEIGHTS
+            return SearchResult(candidates.query, candidates.query_vector, [], 0.0, False)
+        scores = self.models.ranker.score(candidates.features)
         passages = candidates.passages
         # Captions never outrank body text: they sort after every body passage.
         order = sorted(
             range(len(passages)), key=lambda i: (passages[i].kind == CAPTION, -scores[i])
         )
         best = order[0]
-        confidence_inputs = confidence_features(
-            scores, candidates.features, candidates.signals, best
-        )
-        logit = float(confidence_inputs @ CONFIDENCE_WEIGHTS + CONFIDENCE_INTERCEPT)
-        confidence = 1.0 / (1.0 + np.exp(-logit))
+        model = self.models.confidence
+        if model is not None:
+            confidence = model.probability(
+                confidence_features(scores, candidates.features, candidates.signals, best)
+            )
+            found = bool(confidence >= model.threshold)
+        else:
+            found = found_by_rank(candidates.features, candidates.signals, best)
+            # No probability without a fitted model: the word coverage stands in for it.
+            confidence = float(candidates.signals[best, SIGNALS.index("coverage")]) * found
         hits = [Hit(int(candidates.rows[i]), passages[i], float(scores[i])) for i in order[:top_k]]
-        return SearchResult(candidates.query, candidates.query_vector, hits, float(confidence))
+        return SearchResult(candidates.query, candidates.query_vector, hits, confidence, found)

@@ -215,7 +215,7 @@ class QAService:
         searched = self._standalone(text, earlier, searcher)
         result = searcher.search(searched, top_k)
         took_ms = (time.perf_counter() - started) * 1000
-        return compose(result, searcher.index, took_ms, question=text)
+        return compose(result, searcher.index, searcher.models, took_ms, question=text)
 
     def _standalone(self, question: str, history: list[str], searcher: Searcher) -> str:
         """The self-contained question to search (the conversation step)."""
@@ -247,9 +247,13 @@ class QAService:
         }
         if index is None:
             return {**base, "status": "no_index", "version": None, "documents": 0, "passages": 0}
+        models = self._searcher.models if self._searcher else None
         return {
             **base,
             "status": "ok",
+            # "fitted": found is decided by a confidence model fitted for this embedder;
+            # "rank-only": none exists yet (qabot calibrate fits one), see qabot.search.
+            "calibration": "fitted" if models and models.calibrated else "rank-only",
             "version": index.version,
             "created_at": index.manifest.get("created_at"),
             "documents": len(index.documents),

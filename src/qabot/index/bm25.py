@@ -1,7 +1,5 @@
-"""BM25 over Vietnamese syllables and syllable bigrams, with accent-folded twins.
+"""BM25 over the index terms of qabot.terms (syllables, bigrams, accent-folded twins).
 
-Vietnamese words are mostly two or more syllables ("đảng viên"), so bigrams carry much of
-the meaning; folded forms ("~dang_vien") let a question typed without accents match.
 Scores are precomputed per (term, passage) as in bm25s, so a query is a few array adds.
 For ranking, a term's idf is multiplied by its general-language prior (qabot.lexicon): in a
 corpus of a few reports, document frequency alone cannot tell "được" from "kết nạp".
@@ -12,50 +10,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 
-from qabot import lexicon
-from qabot.text import fold, tokens
+from qabot.terms import index_terms, term_prior
 
-FOLDED_PREFIX = "~"
 K1 = 1.2
 B = 0.75
-
-
-def unit_terms(syllables: list[str]) -> list[str]:
-    """Syllables and adjacent-syllable bigrams."""
-    return syllables + [f"{a}_{b}" for a, b in pairwise(syllables)]
-
-
-def exact_terms(text: str) -> list[str]:
-    return unit_terms(tokens(text))
-
-
-def folded_terms(text: str) -> list[str]:
-    return [FOLDED_PREFIX + t for t in unit_terms(tokens(fold(text)))]
-
-
-def term_sets(text: str, folded: bool) -> tuple[frozenset[str], frozenset[str]]:
-    """A text's syllables and syllable bigrams as sets, in the form a query uses: exact, or
-    accent-folded with FOLDED_PREFIX when the question was typed without diacritics."""
-    syllables = tokens(fold(text) if folded else text)
-    prefix = FOLDED_PREFIX if folded else ""
-    return (
-        frozenset(prefix + s for s in syllables),
-        frozenset(f"{prefix}{a}_{b}" for a, b in pairwise(syllables)),
-    )
-
-
-def term_prior(term: str) -> float:
-    folded = term.startswith(FOLDED_PREFIX)
-    return lexicon.prior(tuple(term.removeprefix(FOLDED_PREFIX).split("_")), folded)
-
-
-def index_terms(text: str) -> list[str]:
-    return exact_terms(text) + folded_terms(text)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qabot import lexicon
 from qabot.embedding import Embedder
 from qabot.index import meta
 from qabot.index.bm25 import BM25Index
@@ -73,7 +74,8 @@ class BuildSummary:
 
 
 def pipeline_fingerprint(config: PassageConfig) -> str:
-    return f"pipeline{PIPELINE_VERSION}-{config.fingerprint()}"
+    # BM25 stores each term's general-language prior, so new rarity settings rebuild too.
+    return f"pipeline{PIPELINE_VERSION}-{config.fingerprint()}-lexicon{lexicon.fingerprint()}"
 
 
 def build_index(

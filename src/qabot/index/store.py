@@ -26,9 +26,10 @@ import faiss
 import numpy as np
 
 from qabot.index import meta
-from qabot.index.bm25 import BM25Index, term_sets
+from qabot.index.bm25 import BM25Index
 from qabot.index.vectors import load_sentences, load_vector_index
 from qabot.passages import Passage
+from qabot.terms import term_sets
 
 FORMAT = 2
 CURRENT = "CURRENT"
