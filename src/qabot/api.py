@@ -28,9 +28,11 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qabot.config import Settings
+from qabot.errors import BotConfigError
 from qabot.index import BuildSummary, IndexBusyError, IndexStoreError
 from qabot.index.meta import DocumentInfo
-from qabot.library import LibraryError, human_size
+from qabot.library import LibraryError
+from qabot.messages import INDEX_BUSY, INTERNAL_ERROR, NO_INDEX, human_size
 from qabot.service import (
     MAX_HISTORY,
     MAX_QUESTION_CHARS,
@@ -56,11 +58,6 @@ UPLOAD_PATH = "/documents"
 EXAMPLE_QUESTION = "Đảng bộ có bao nhiêu đảng viên?"
 EXAMPLE_DOC_ID = "2018-07-11-hai-phong-so-ket-6-thang-dau-nam.txt"
 
-INTERNAL_ERROR = "Lỗi hệ thống, vui lòng thử lại sau."
-NO_INDEX = (
-    "Dịch vụ chưa sẵn sàng: chưa có chỉ mục tài liệu nào được nạp. "
-    "Quản trị viên vui lòng tạo chỉ mục (lệnh: qabot index build) rồi thử lại."
-)
 INVALID_JSON = (
     "Nội dung gửi lên không phải JSON hợp lệ (mã hóa UTF-8). Ví dụ đúng: "
     '{"question": "Đảng bộ có bao nhiêu đảng viên?", "top_k": 5}.'
@@ -209,11 +206,7 @@ async def library_error_handler(request: Request, exc: LibraryError) -> JSONResp
 
 
 async def index_busy_handler(request: Request, exc: IndexBusyError) -> JSONResponse:
-    return error_response(
-        409,
-        "index_busy",
-        "Chỉ mục đang được một tiến trình khác cập nhật. Vui lòng thử lại sau ít phút.",
-    )
+    return error_response(409, "index_busy", INDEX_BUSY)
 
 
 async def index_error_handler(request: Request, exc: IndexStoreError) -> JSONResponse:
@@ -896,8 +889,6 @@ def serve(
     service: QAService, settings: Settings, host: str, port: int, watch_docs: bool = False
 ) -> int:
     """Run the API with uvicorn until interrupted; the exit status for the command line."""
-    from qabot.telegram.app import BotConfigError
-
     _configure_logging(settings.log_level)
     try:
         sock = bind_socket(host, port)

@@ -9,17 +9,14 @@ import sys
 from pathlib import Path
 
 from qabot.config import Settings, get_settings
-from qabot.embedding import Embedder, EmbedderError, create_embedder
-from qabot.index import BuildSummary, IndexStoreError, build_index
+from qabot.embedding import Embedder, create_embedder
+from qabot.errors import CommandError, QabotError, QuestionError
+from qabot.index import BuildSummary, build_index
 from qabot.index.store import current_version, read_manifest
-from qabot.library import LibraryError
-from qabot.service import NotReadyError, QAService, QuestionError, clean_question
+from qabot.messages import NOT_FOUND, no_index_in
+from qabot.service import QAService, clean_question
 
 log = logging.getLogger("qabot")
-
-
-class CommandError(Exception):
-    """Ends the command with a one-line message and exit status 1."""
 
 
 def _print_json(data: object) -> None:
@@ -129,7 +126,7 @@ def cmd_index_status(args: argparse.Namespace, settings: Settings) -> int:
     index_dir = Path(args.index or settings.index_dir)
     version = current_version(index_dir)
     if version is None:
-        raise CommandError(f"chưa có chỉ mục trong {index_dir}; hãy chạy: qabot index build")
+        raise CommandError(no_index_in(index_dir))
     manifest = read_manifest(index_dir, version)
     status = {
         "index_dir": str(index_dir),
@@ -157,9 +154,7 @@ def cmd_index_status(args: argparse.Namespace, settings: Settings) -> int:
 def _service(args: argparse.Namespace, settings: Settings) -> QAService:
     service = QAService(Path(args.index or settings.index_dir), _embedder(args, settings))
     if service.index is None:
-        raise CommandError(
-            f"chưa có chỉ mục trong {service.index_dir}; hãy chạy: qabot index build"
-        )
+        raise CommandError(no_index_in(service.index_dir))
     return service
 
 
@@ -171,7 +166,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         _print_json(answer.to_dict())
         return 0
     if not answer.found:
-        print("Không tìm thấy thông tin này trong các báo cáo hiện có.")
+        print(NOT_FOUND)
         return 0
     print(answer.answer)
     print()
@@ -194,7 +189,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     if plain:
         service = QAService(index_dir, embedder)
         if service.index is None:
-            raise CommandError(f"chưa có chỉ mục trong {index_dir}; hãy chạy: qabot index build")
+            raise CommandError(no_index_in(index_dir))
         for s in plain:
             results = evaluation.run(s.items, lambda q: service.ask(q, args.top_k))
             report[s.name] = evaluation.metrics(results)
@@ -365,8 +360,6 @@ def _configure_logging(args: argparse.Namespace, settings: Settings | None) -> N
 
 
 def main(argv: list[str] | None = None) -> int:
-    from qabot.telegram.app import BotConfigError
-
     args = build_parser().parse_args(argv)
     try:
         settings = _settings()
@@ -377,19 +370,12 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(args, settings)
     try:
         return args.handler(args, settings)
-    except (
-        CommandError,
-        IndexStoreError,
-        EmbedderError,
-        NotReadyError,
-        LibraryError,
-        BotConfigError,
-    ) as exc:
-        print(f"Lỗi: {exc}", file=sys.stderr)
-        return 1
     except QuestionError as exc:
         print(f"Lỗi: {exc}", file=sys.stderr)
         return 2
+    except QabotError as exc:  # every refusal qabot explains: one line, no traceback
+        print(f"Lỗi: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("Đã dừng.", file=sys.stderr)
         return 130

@@ -12,11 +12,13 @@ from pathlib import Path
 
 from qabot.answer import Answer, compose
 from qabot.embedding import Embedder
+from qabot.errors import LibraryError, NotFoundError, NotReadyError, QuestionError
 from qabot.index import BuildSummary, IndexMissingError, LoadedIndex, build_index, open_index
 from qabot.index.meta import DocumentInfo, ParagraphRecord
 from qabot.index.store import current_version
 from qabot.ingest import discover
-from qabot.library import DEFAULT_MAX_BYTES, AddedFile, LibraryError, add_file, removing
+from qabot.library import DEFAULT_MAX_BYTES, AddedFile, add_file, removing
+from qabot.messages import no_index_in
 from qabot.search import Searcher
 
 log = logging.getLogger(__name__)
@@ -24,22 +26,6 @@ log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 1000
 MAX_TOP_K = 20
 MAX_HISTORY = 10  # earlier questions of a conversation that a question may lean on
-
-
-class QuestionError(ValueError):
-    """A question that cannot be asked; ``code`` is stable, the message is for people."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class NotReadyError(RuntimeError):
-    """No index is loaded yet."""
-
-
-class NotFoundError(LookupError):
-    pass
 
 
 def clean_question(question: str | None) -> str:
@@ -196,9 +182,7 @@ class QAService:
     def _require(self) -> Searcher:
         searcher = self._searcher
         if searcher is None:
-            raise NotReadyError(
-                f"Chưa có chỉ mục trong {self.index_dir}. Hãy tạo bằng lệnh: qabot index build"
-            )
+            raise NotReadyError(no_index_in(self.index_dir))
         return searcher
 
     # --- questions ---------------------------------------------------------------------

@@ -22,6 +22,7 @@ from qabot.answer import Answer
 from qabot.index import IndexBusyError
 from qabot.index.meta import DocumentInfo
 from qabot.library import LibraryError, safe_name
+from qabot.messages import INDEX_BUSY
 from qabot.service import (
     MAX_TOP_K,
     NotFoundError,
@@ -334,7 +335,7 @@ async def _library_job(
     except LibraryError as error:
         await edit_html(context.bot, progress, "⚠️ " + fmt.escape(str(error)))
     except IndexBusyError:
-        await edit_html(context.bot, progress, fmt.INDEX_BUSY)
+        await edit_html(context.bot, progress, INDEX_BUSY)
     return None
 
 

@@ -12,6 +12,8 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, Defaults
 
 from qabot.config import Settings
+from qabot.errors import BotConfigError
+from qabot.messages import no_index_in
 from qabot.service import QAService
 from qabot.telegram.actions import current_examples
 from qabot.telegram.handlers import ALLOWED_UPDATES, register_handlers
@@ -31,10 +33,6 @@ COMMANDS = [
 ]
 ADMIN_COMMANDS = [*COMMANDS, BotCommand("reindex", "Cập nhật chỉ mục (quản trị viên)")]
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram accepts as secret_token
-
-
-class BotConfigError(ValueError):
-    """The bot cannot start with this configuration; the message says what to set."""
 
 
 def token_of(settings: Settings) -> str:
@@ -125,7 +123,7 @@ def startup_problem(service: QAService, settings: Settings) -> str | None:
     except BotConfigError as error:
         return str(error)
     if service.index is None:
-        return f"chưa có chỉ mục trong {service.index_dir}; hãy chạy: qabot index build"
+        return no_index_in(service.index_dir)
     return None
 
 
