@@ -22,10 +22,12 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from qabot.api import INTERNAL_ERROR, MAX_JSON_BODY_BYTES, create_app
 from qabot.config import Settings
+from qabot.http import create_app
+from qabot.http.app import MAX_JSON_BODY_BYTES
 from qabot.index import build_index
 from qabot.index.store import writer_lock
+from qabot.messages import INTERNAL_ERROR
 from qabot.service import QAService
 
 REPORTS = Path(__file__).resolve().parents[1] / "data" / "reports"

@@ -9,12 +9,19 @@ import sys
 from pathlib import Path
 
 from qabot.config import Settings, get_settings
-from qabot.embedding import Embedder, create_embedder
-from qabot.errors import CommandError, QabotError, QuestionError
-from qabot.index import BuildSummary, build_index
-from qabot.index.store import current_version, read_manifest
 from qabot.messages import NOT_FOUND, no_index_in
-from qabot.service import QAService, clean_question
+from qabot.service import (
+    BuildSummary,
+    CommandError,
+    Embedder,
+    QabotError,
+    QAService,
+    QuestionError,
+    build_index,
+    clean_question,
+    create_embedder,
+    index_status,
+)
 
 log = logging.getLogger("qabot")
 
@@ -123,30 +130,17 @@ def cmd_index_remove(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_index_status(args: argparse.Namespace, settings: Settings) -> int:
-    index_dir = Path(args.index or settings.index_dir)
-    version = current_version(index_dir)
-    if version is None:
-        raise CommandError(no_index_in(index_dir))
-    manifest = read_manifest(index_dir, version)
-    status = {
-        "index_dir": str(index_dir),
-        "version": version,
-        "created_at": manifest.get("created_at"),
-        "embedder": manifest.get("embedder_id"),
-        "dim": manifest.get("dim"),
-        "documents": manifest.get("documents"),
-        "passages": manifest.get("passages"),
-        "skipped": manifest.get("skipped", []),
-    }
+    status = index_status(Path(args.index or settings.index_dir))  # NotReadyError: no index
     if args.json:
-        _print_json(status)
+        _print_json(status.as_dict())
     else:
-        print(f"Chỉ mục {index_dir} — phiên bản {version} (tạo lúc {status['created_at']})")
         print(
-            f"{status['documents']} tài liệu, {status['passages']} đoạn trích; "
-            f"mô hình {status['embedder']}"
+            f"Chỉ mục {status.index_dir} — phiên bản {status.version} (tạo lúc {status.created_at})"
         )
-        for skipped in status["skipped"]:
+        print(
+            f"{status.documents} tài liệu, {status.passages} đoạn trích; mô hình {status.embedder}"
+        )
+        for skipped in status.skipped:
             print(f"Bỏ qua {skipped['source']}: {skipped['reason']}")
     return 0
 
@@ -167,6 +161,9 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if not answer.found:
         print(NOT_FOUND)
+        hint = service.hint_for(answer)
+        if hint:
+            print(hint)
         return 0
     print(answer.answer)
     print()
@@ -236,21 +233,30 @@ def service_from_settings(
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from qabot.api import serve
+    # The command line starts the interfaces: the HTTP API, and beside it on the same server
+    # the Telegram webhook when one is configured. Neither interface imports the other.
+    from qabot.http import serve
+    from qabot.telegram import attach_webhook
 
     service = service_from_settings(settings, args.index, args.embedder)
+
+    def with_webhook(app) -> None:
+        if attach_webhook(app, service, settings):
+            log.info("Telegram webhook served at /telegram/<secret>")
+
     return serve(
         service,
         settings,
         host=args.host if args.host is not None else settings.host,
         port=args.port if args.port is not None else settings.port,
         watch_docs=args.watch,
+        extend=with_webhook,
     )
 
 
 def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
     from qabot.telegram import run_bot
-    from qabot.telegram.app import token_of
+    from qabot.telegram.config import token_of
 
     token_of(settings)  # no token: fail before loading any model
     service = service_from_settings(settings, args.index, args.embedder)

@@ -56,6 +56,12 @@ def safe_name(name: str) -> str:
     return cleaned
 
 
+def check_size(filename: str, size: int, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    """LibraryError when a file of ``size`` bytes is over the upload limit."""
+    if size > max_bytes:
+        raise LibraryError("too_large", f"Tệp {filename} lớn hơn giới hạn {human_size(max_bytes)}.")
+
+
 def existing_hashes(docs_dir: Path) -> dict[str, str]:
     """content hash -> doc id of every document already in the folder."""
     hashes = {}
@@ -72,8 +78,7 @@ def add_file(
 ) -> AddedFile:
     """Write one file into the docs folder atomically, refusing unsafe or duplicate files."""
     filename = safe_name(name)
-    if len(data) > max_bytes:
-        raise LibraryError("too_large", f"Tệp {filename} lớn hơn giới hạn {human_size(max_bytes)}.")
+    check_size(filename, len(data), max_bytes)
     if not data.strip():
         raise LibraryError("empty_file", f"Tệp {filename} không có nội dung.")
     docs_dir.mkdir(parents=True, exist_ok=True)

@@ -11,10 +11,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qabot.answer import Answer, CitedPassage
-from qabot.index.meta import DocumentInfo
-from qabot.messages import INTERNAL_ERROR, NOT_FOUND, NOT_READY, OTHER_LANGUAGE_HINT
-from qabot.service import ParagraphContext
+from qabot.messages import INTERNAL_ERROR, NOT_FOUND, NOT_READY
+from qabot.service import Answer, CitedPassage, DocumentInfo, ParagraphContext
 
 MAX_MESSAGE_CHARS = 4096  # Telegram's limit for one text message
 WELCOME_DOCUMENTS = 5  # reports listed by /start before pointing to /baocao
@@ -113,9 +111,10 @@ def format_answer(
     return "\n\n".join(parts)
 
 
-def format_not_found(question: str | None = None, *, other_language: bool = False) -> str:
-    hint = OTHER_LANGUAGE_HINT if other_language else NOT_FOUND_HINT
-    text = f"{NOT_FOUND}\n{hint}"
+def format_not_found(question: str | None = None, *, hint: str | None = None) -> str:
+    """Not found, with the service's hint when it has one (e.g. write in Vietnamese), else
+    how to ask better."""
+    text = f"{NOT_FOUND}\n{escape(hint or NOT_FOUND_HINT)}"
     if question:
         text = f"❓ <b>Câu hỏi:</b> {escape(question)}\n\n{text}"
     return text
