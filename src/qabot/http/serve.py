@@ -24,12 +24,16 @@ NO_INDEX_YET = (
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    """Bind before uvicorn starts, so port 0 works and the real port can be announced."""
+    """Bind (and listen) before uvicorn starts, so port 0 works and the real port can be
+    announced."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        # Listening now, not when uvicorn starts: a client that reads the announced URL and
+        # connects at once waits in the backlog instead of being refused.
+        sock.listen(2048)
     except OSError:
         sock.close()
         raise
