@@ -22,10 +22,12 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from qabot.api import INTERNAL_ERROR, MAX_JSON_BODY_BYTES, create_app
 from qabot.config import Settings
+from qabot.http import create_app
+from qabot.http.app import MAX_JSON_BODY_BYTES
 from qabot.index import build_index
 from qabot.index.store import writer_lock
+from qabot.messages import INTERNAL_ERROR
 from qabot.service import QAService
 
 REPORTS = Path(__file__).resolve().parents[1] / "data" / "reports"
@@ -37,7 +39,9 @@ ANSWER_KEYS = {"question", "found", "answer", "passages", "took_ms", "interprete
 PASSAGE_KEYS = {
     "rank", "text", "score", "doc_id", "title", "date", "source", "paragraph", "highlight",
 }  # fmt: skip
-HEALTH_KEYS = {"status", "version", "documents", "passages", "embedder", "uptime_seconds"}
+HEALTH_KEYS = {
+    "status", "version", "documents", "passages", "embedder", "uptime_seconds", "calibration",
+}  # fmt: skip
 DOCUMENT_KEYS = {"doc_id", "title", "date", "source", "passages", "paragraphs"}
 ERROR_KEYS = {"detail", "code"}
 
@@ -388,6 +392,7 @@ def test_health_reports_the_loaded_index(client: httpx.Client, service: QAServic
     assert health["passages"] == len(service.index.passages) > 0
     assert health["embedder"] == service.embedder.id
     assert health["uptime_seconds"] >= 0
+    assert health["calibration"] == "fitted"  # the bundled embedder ships its model file
 
 
 def test_service_without_index_answers_503(tmp_path: Path, embedder) -> None:

@@ -108,8 +108,8 @@ def test_pdf_text_layer(tmp_path):
 @pytest.mark.parametrize(
     ("name", "data", "message"),
     [
-        ("rong.txt", b"", "empty"),
-        ("trang.txt", b"  \n\n ", "empty"),
+        ("rong.txt", b"", "không có nội dung"),
+        ("trang.txt", b"  \n\n ", "không có nội dung"),
         ("latin1.txt", "Báo cáo".encode("cp1258"), "UTF-8"),
         ("hong.docx", b"PK\x03\x04 not really a zip", ".docx"),
         ("hong.pdf", b"%PDF-1.4 garbage", "PDF"),

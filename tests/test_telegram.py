@@ -28,6 +28,7 @@ from telegram.ext import Application
 from qabot.answer import Answer, CitedPassage
 from qabot.config import Settings
 from qabot.embedding import BundledEmbedder
+from qabot.examples import choose_examples, title_question
 from qabot.index import build_index
 from qabot.index.meta import DocumentInfo, ParagraphRecord
 from qabot.passages import PassageConfig
@@ -35,7 +36,6 @@ from qabot.service import ParagraphContext, QAService
 from qabot.telegram import build_application, keyboards, run_bot
 from qabot.telegram import formatting as fmt
 from qabot.telegram.app import COMMANDS, file_base_url
-from qabot.telegram.examples import choose_examples, title_question
 from qabot.telegram.handlers import ALLOWED_UPDATES
 from qabot.telegram.ratelimit import RateLimiter
 from qabot.telegram.sending import retry_after_seconds, with_flood_retry
@@ -1164,14 +1164,15 @@ def test_reindex_is_for_admins_only(
 def test_webhook_checks_the_secret_and_feeds_updates(api: FakeBotAPI, service: QAService) -> None:
     from fastapi.testclient import TestClient
 
-    from qabot.api import attach_telegram_webhook, create_app
+    from qabot.http import create_app
+    from qabot.telegram import attach_webhook
     from qabot.telegram.webhook import SECRET_HEADER
 
     settings = make_settings(
         api, telegram_webhook_url="https://bot.example.vn", telegram_webhook_secret="s3cret-Path"
     )
     app = create_app(service, settings)  # the HTTP API's own app carries the webhook
-    assert attach_telegram_webhook(app, service, settings)
+    assert attach_webhook(app, service, settings)
     update = {
         "update_id": 77,
         "message": {

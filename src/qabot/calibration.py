@@ -33,6 +33,7 @@ import numpy as np
 
 from qabot import fitted
 from qabot.embedding import Embedder
+from qabot.errors import CalibrationError
 from qabot.fitted import ConfidenceModel, FittedModels, LinearModel
 from qabot.index import build_index, open_index
 from qabot.index.store import CACHE
@@ -47,12 +48,6 @@ QUESTION_WORDS = 14  # words of the sentence kept in a generated question
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b")
 _NAME = re.compile(r"(?<=\s)[A-ZĐ]\w+(?:\s+[A-ZĐ]\w+){1,3}")
-
-
-class CalibrationError(ValueError):
-    """The corpus is too small to calibrate on."""
-
-    code = "calibration"
 
 
 @dataclass(frozen=True)

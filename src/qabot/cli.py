@@ -8,19 +8,23 @@ import logging
 import sys
 from pathlib import Path
 
-from qabot import fitted
 from qabot.config import Settings, get_settings
-from qabot.embedding import Embedder, EmbedderError, create_embedder
-from qabot.index import BuildSummary, IndexStoreError, build_index
-from qabot.index.store import current_version, read_manifest
-from qabot.library import LibraryError
-from qabot.service import NotReadyError, QAService, QuestionError, clean_question
+from qabot.messages import NOT_FOUND, no_index_in
+from qabot.service import (
+    BuildSummary,
+    CommandError,
+    Embedder,
+    QabotError,
+    QAService,
+    QuestionError,
+    build_index,
+    calibrate,
+    clean_question,
+    create_embedder,
+    index_status,
+)
 
 log = logging.getLogger("qabot")
-
-
-class CommandError(Exception):
-    """Ends the command with a one-line message and exit status 1."""
 
 
 def _print_json(data: object) -> None:
@@ -127,33 +131,17 @@ def cmd_index_remove(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_index_status(args: argparse.Namespace, settings: Settings) -> int:
-    index_dir = Path(args.index or settings.index_dir)
-    version = current_version(index_dir)
-    if version is None:
-        raise CommandError(f"chưa có chỉ mục trong {index_dir}; hãy chạy: qabot index build")
-    manifest = read_manifest(index_dir, version)
-    status = {
-        "index_dir": str(index_dir),
-        "version": version,
-        "created_at": manifest.get("created_at"),
-        "embedder": manifest.get("embedder_id"),
-        "dim": manifest.get("dim"),
-        "documents": manifest.get("documents"),
-        "passages": manifest.get("passages"),
-        "skipped": manifest.get("skipped", []),
-        "calibration": "fitted"
-        if fitted.for_embedder(manifest.get("embedder_id", ""), index_dir).calibrated
-        else "rank-only",
-    }
+    status = index_status(Path(args.index or settings.index_dir))  # NotReadyError: no index
     if args.json:
-        _print_json(status)
+        _print_json(status.as_dict())
     else:
-        print(f"Chỉ mục {index_dir} — phiên bản {version} (tạo lúc {status['created_at']})")
         print(
-            f"{status['documents']} tài liệu, {status['passages']} đoạn trích; "
-            f"mô hình {status['embedder']}"
+            f"Chỉ mục {status.index_dir} — phiên bản {status.version} (tạo lúc {status.created_at})"
         )
-        for skipped in status["skipped"]:
+        print(
+            f"{status.documents} tài liệu, {status.passages} đoạn trích; mô hình {status.embedder}"
+        )
+        for skipped in status.skipped:
             print(f"Bỏ qua {skipped['source']}: {skipped['reason']}")
     return 0
 
@@ -161,9 +149,7 @@ def cmd_index_status(args: argparse.Namespace, settings: Settings) -> int:
 def _service(args: argparse.Namespace, settings: Settings) -> QAService:
     service = QAService(Path(args.index or settings.index_dir), _embedder(args, settings))
     if service.index is None:
-        raise CommandError(
-            f"chưa có chỉ mục trong {service.index_dir}; hãy chạy: qabot index build"
-        )
+        raise CommandError(no_index_in(service.index_dir))
     return service
 
 
@@ -175,7 +161,10 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         _print_json(answer.to_dict())
         return 0
     if not answer.found:
-        print("Không tìm thấy thông tin này trong các báo cáo hiện có.")
+        print(NOT_FOUND)
+        hint = service.hint_for(answer)
+        if hint:
+            print(hint)
         return 0
     print(answer.answer)
     print()
@@ -194,7 +183,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     def open_service(index_dir: Path):
         service = QAService(index_dir, embedder)
         if service.index is None:
-            raise CommandError(f"chưa có chỉ mục trong {index_dir}; hãy chạy: qabot index build")
+            raise CommandError(no_index_in(index_dir))
         return lambda question: service.ask(question, args.top_k)
 
     index_dir = Path(args.index or settings.index_dir)
@@ -217,21 +206,16 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
-    from qabot.calibration import CalibrationError, calibrate
-
     index_dir = Path(args.index or settings.index_dir)
     docs_dir = Path(args.docs or settings.docs_dir)
     embedder = _embedder(args, settings)
-    try:
-        result = calibrate(
-            index_dir,
-            docs_dir,
-            embedder,
-            questions=args.questions,
-            progress=None if args.json else lambda line: print(line, file=sys.stderr),
-        )
-    except CalibrationError as exc:
-        raise CommandError(str(exc)) from None
+    result = calibrate(
+        index_dir,
+        docs_dir,
+        embedder,
+        questions=args.questions,
+        progress=None if args.json else lambda line: print(line, file=sys.stderr),
+    )
     summary = {
         "embedder": embedder.id,
         "path": str(result.path),
@@ -270,21 +254,30 @@ def service_from_settings(
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from qabot.api import serve
+    # The command line starts the interfaces: the HTTP API, and beside it on the same server
+    # the Telegram webhook when one is configured. Neither interface imports the other.
+    from qabot.http import serve
+    from qabot.telegram import attach_webhook
 
     service = service_from_settings(settings, args.index, args.embedder)
+
+    def with_webhook(app) -> None:
+        if attach_webhook(app, service, settings):
+            log.info("Telegram webhook served at /telegram/<secret>")
+
     return serve(
         service,
         settings,
         host=args.host if args.host is not None else settings.host,
         port=args.port if args.port is not None else settings.port,
         watch_docs=args.watch,
+        extend=with_webhook,
     )
 
 
 def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
     from qabot.telegram import run_bot
-    from qabot.telegram.app import token_of
+    from qabot.telegram.config import token_of
 
     token_of(settings)  # no token: fail before loading any model
     service = service_from_settings(settings, args.index, args.embedder)
@@ -402,8 +395,6 @@ def _configure_logging(args: argparse.Namespace, settings: Settings | None) -> N
 
 
 def main(argv: list[str] | None = None) -> int:
-    from qabot.telegram.app import BotConfigError
-
     args = build_parser().parse_args(argv)
     try:
         settings = _settings()
@@ -414,19 +405,12 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(args, settings)
     try:
         return args.handler(args, settings)
-    except (
-        CommandError,
-        IndexStoreError,
-        EmbedderError,
-        NotReadyError,
-        LibraryError,
-        BotConfigError,
-    ) as exc:
-        print(f"Lỗi: {exc}", file=sys.stderr)
-        return 1
     except QuestionError as exc:
         print(f"Lỗi: {exc}", file=sys.stderr)
         return 2
+    except QabotError as exc:  # every refusal qabot explains: one line, no traceback
+        print(f"Lỗi: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("Đã dừng.", file=sys.stderr)
         return 130

@@ -8,14 +8,12 @@ from typing import Protocol
 
 import numpy as np
 
+from qabot.errors import EmbedderError
+
 log = logging.getLogger(__name__)
 
 BUNDLED = "bundled"
 SENTENCE_TRANSFORMERS = "sentence-transformers"
-
-
-class EmbedderError(Exception):
-    """The embedder cannot be created (unknown name, missing model files)."""
 
 
 class Embedder(Protocol):

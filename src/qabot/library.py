@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from qabot.errors import LibraryError
 from qabot.ingest import (
     SUPPORTED_SUFFIXES,
     IngestError,
@@ -21,16 +22,9 @@ from qabot.ingest import (
     doc_id_for,
     load_document,
 )
+from qabot.messages import human_size
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
-
-
-class LibraryError(ValueError):
-    """A file that cannot be added or removed; ``code`` is stable, the message is for people."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -62,6 +56,12 @@ def safe_name(name: str) -> str:
     return cleaned
 
 
+def check_size(filename: str, size: int, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    """LibraryError when a file of ``size`` bytes is over the upload limit."""
+    if size > max_bytes:
+        raise LibraryError("too_large", f"Tệp {filename} lớn hơn giới hạn {human_size(max_bytes)}.")
+
+
 def existing_hashes(docs_dir: Path) -> dict[str, str]:
     """content hash -> doc id of every document already in the folder."""
     hashes = {}
@@ -78,8 +78,7 @@ def add_file(
 ) -> AddedFile:
     """Write one file into the docs folder atomically, refusing unsafe or duplicate files."""
     filename = safe_name(name)
-    if len(data) > max_bytes:
-        raise LibraryError("too_large", f"Tệp {filename} lớn hơn giới hạn {human_size(max_bytes)}.")
+    check_size(filename, len(data), max_bytes)
     if not data.strip():
         raise LibraryError("empty_file", f"Tệp {filename} không có nội dung.")
     docs_dir.mkdir(parents=True, exist_ok=True)
@@ -114,15 +113,6 @@ def add_file(
         target.unlink()
         raise LibraryError("unreadable", f"Không đọc được tệp {filename}: {exc}.") from None
     return AddedFile(doc_id_for(target, docs_dir), target)
-
-
-def human_size(size: int) -> str:
-    """2048 -> "2 KB", 1572864 -> "1.5 MB"."""
-    if size >= 1024 * 1024:
-        return f"{size / (1024 * 1024):.1f}".removesuffix(".0") + " MB"
-    if size >= 1024:
-        return f"{size / 1024:.1f}".removesuffix(".0") + " KB"
-    return f"{size} byte"
 
 
 @contextlib.contextmanager

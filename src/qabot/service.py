@@ -1,4 +1,9 @@
-"""QAService: the one object interfaces talk to. Owns the embedder and the live index."""
+"""QAService: the one object interfaces talk to. Owns the embedder and the live index.
+
+Interfaces (the HTTP API, the Telegram bot, the command line, the web page) import from
+here only: the service re-exports the types and errors they use, so they never reach into
+the index, ingest or search modules.
+"""
 
 from __future__ import annotations
 
@@ -10,36 +15,74 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from qabot.answer import Answer, compose
-from qabot.embedding import Embedder
+from qabot.answer import Answer, CitedPassage, compose
+from qabot.calibration import Calibration, calibrate
+from qabot.embedding import Embedder, create_embedder
+from qabot.errors import (
+    BotConfigError,
+    CalibrationError,
+    CommandError,
+    EmbedderError,
+    IndexBusyError,
+    IndexStoreError,
+    LibraryError,
+    NotFoundError,
+    NotReadyError,
+    QabotError,
+    QuestionError,
+)
+from qabot.examples import choose_examples
+from qabot.fitted import for_embedder
 from qabot.index import BuildSummary, IndexMissingError, LoadedIndex, build_index, open_index
 from qabot.index.meta import DocumentInfo, ParagraphRecord
-from qabot.index.store import current_version
+from qabot.index.store import current_version, read_manifest
 from qabot.ingest import discover
-from qabot.library import DEFAULT_MAX_BYTES, AddedFile, LibraryError, add_file, removing
+from qabot.library import DEFAULT_MAX_BYTES, AddedFile, add_file, check_size, removing, safe_name
+from qabot.messages import OTHER_LANGUAGE_HINT, no_index_in
 from qabot.search import Searcher
+from qabot.text import looks_vietnamese
+
+__all__ = [
+    "MAX_HISTORY",
+    "MAX_QUESTION_CHARS",
+    "MAX_TOP_K",
+    "AddedFile",
+    "Answer",
+    "BotConfigError",
+    "BuildSummary",
+    "Calibration",
+    "CalibrationError",
+    "CitedPassage",
+    "CommandError",
+    "DocumentInfo",
+    "Embedder",
+    "EmbedderError",
+    "IndexBusyError",
+    "IndexStatus",
+    "IndexStoreError",
+    "LibraryError",
+    "MorePassages",
+    "NotFoundError",
+    "NotReadyError",
+    "ParagraphContext",
+    "ParagraphRecord",
+    "QAService",
+    "QabotError",
+    "QuestionError",
+    "build_index",
+    "calibrate",
+    "clean_history",
+    "clean_question",
+    "create_embedder",
+    "index_status",
+    "passage_key",
+]
 
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 1000
 MAX_TOP_K = 20
 MAX_HISTORY = 10  # earlier questions of a conversation that a question may lean on
-
-
-class QuestionError(ValueError):
-    """A question that cannot be asked; ``code`` is stable, the message is for people."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class NotReadyError(RuntimeError):
-    """No index is loaded yet."""
-
-
-class NotFoundError(LookupError):
-    pass
 
 
 def clean_question(question: str | None) -> str:
@@ -87,6 +130,74 @@ class ParagraphContext:
     paragraphs: list[ParagraphRecord]  # the cited paragraph with its neighbours
 
 
+@dataclass(frozen=True)
+class MorePassages:
+    """The next passages for a question whose first passages were shown ("Xem thêm")."""
+
+    passages: list[CitedPassage]  # not shown before, best first
+    more: bool  # whether asking again may give still more
+
+
+def passage_key(passage: CitedPassage) -> tuple[str, int, str]:
+    """What makes a cited passage the same one in two answers to the same question."""
+    return passage.doc_id, passage.paragraph, passage.text
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """The live version of an index folder, as its manifest describes it."""
+
+    index_dir: Path
+    version: str
+    created_at: str | None
+    embedder: str | None
+    dim: int | None
+    documents: int | None
+    passages: int | None
+    skipped: list[dict]  # {"source", "reason"} of each file the build skipped
+    calibration: str  # "fitted" (a confidence model for the embedder) or "rank-only"
+
+    def as_dict(self) -> dict:
+        return {
+            "index_dir": str(self.index_dir),
+            "version": self.version,
+            "created_at": self.created_at,
+            "embedder": self.embedder,
+            "dim": self.dim,
+            "documents": self.documents,
+            "passages": self.passages,
+            "skipped": self.skipped,
+            "calibration": self.calibration,
+        }
+
+
+def index_status(index_dir: Path) -> IndexStatus:
+    """The live index version of ``index_dir`` without loading it (no model, no vectors);
+    NotReadyError when there is none."""
+    index_dir = Path(index_dir)
+    version = current_version(index_dir)
+    if version is None:
+        raise NotReadyError(no_index_in(index_dir))
+    manifest = read_manifest(index_dir, version)
+    return IndexStatus(
+        index_dir=index_dir,
+        version=version,
+        created_at=manifest.get("created_at"),
+        embedder=manifest.get("embedder_id"),
+        dim=manifest.get("dim"),
+        documents=manifest.get("documents"),
+        passages=manifest.get("passages"),
+        skipped=list(manifest.get("skipped", [])),
+        calibration=calibration_of(manifest.get("embedder_id", ""), index_dir),
+    )
+
+
+def calibration_of(embedder_id: str, index_dir: Path | None = None) -> str:
+    """How ``found`` is decided for an embedder: "fitted" when a confidence model was fitted
+    for it (qabot.fitted), "rank-only" when the rank-only rule applies (qabot.search)."""
+    return "fitted" if for_embedder(embedder_id, index_dir).calibrated else "rank-only"
+
+
 class QAService:
     def __init__(
         self,
@@ -105,6 +216,8 @@ class QAService:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._docs_watcher: threading.Thread | None = None
+        self._examples: dict[tuple[str, int], list[str]] = {}  # (index version, n) -> questions
+        self._examples_lock = threading.Lock()
         self.reload()
 
     # --- index lifecycle ---------------------------------------------------------------
@@ -196,9 +309,7 @@ class QAService:
     def _require(self) -> Searcher:
         searcher = self._searcher
         if searcher is None:
-            raise NotReadyError(
-                f"Chưa có chỉ mục trong {self.index_dir}. Hãy tạo bằng lệnh: qabot index build"
-            )
+            raise NotReadyError(no_index_in(self.index_dir))
         return searcher
 
     # --- questions ---------------------------------------------------------------------
@@ -220,6 +331,59 @@ class QAService:
     def _standalone(self, question: str, history: list[str], searcher: Searcher) -> str:
         """The self-contained question to search (the conversation step)."""
         return question
+
+    def more_passages(
+        self,
+        question: str,
+        shown: Sequence[CitedPassage],
+        count: int = 3,
+        history: Sequence[str] | None = None,
+    ) -> MorePassages:
+        """Up to ``count`` passages for ``question`` beyond those already ``shown`` ("Xem
+        thêm"): the question is asked again with a larger top_k, and passages shown before
+        (same document, paragraph and text) are left out. None when the answer is not found
+        or MAX_TOP_K passages have been shown."""
+        if len(shown) >= MAX_TOP_K:
+            return MorePassages([], more=False)
+        top_k = min(MAX_TOP_K, len(shown) + count)
+        answer = self.ask(question, top_k, history)
+        seen = {passage_key(p) for p in shown}
+        fresh = [p for p in answer.passages if passage_key(p) not in seen][:count]
+        if not answer.found or not fresh:
+            return MorePassages([], more=False)
+        more = len(answer.passages) >= top_k and len(shown) + len(fresh) < MAX_TOP_K
+        return MorePassages(fresh, more)
+
+    def hint_for(self, answer: Answer) -> str | None:
+        """A sentence interfaces show beside an answer that was not found, when the reason
+        is likely the question itself: it is not in Vietnamese (retrieval is multilingual,
+        but the found / not-found judgement leans on Vietnamese words). None otherwise."""
+        if answer.found or looks_vietnamese(answer.question):
+            return None
+        return OTHER_LANGUAGE_HINT
+
+    def example_questions(self, n: int = 4) -> list[str]:
+        """Up to ``n`` example questions for the live index: generic questions the reports
+        answer, then questions about report titles. Chosen once per index version (each
+        candidate is asked), so the first call after a new version takes a moment."""
+        searcher = self._searcher
+        if searcher is None or n <= 0:
+            return []
+        key = (searcher.index.version, n)
+        with self._examples_lock:
+            cached = self._examples.get(key)
+            if cached is None:
+
+                def answerable(question: str) -> bool:
+                    return self.ask(question, 1).found
+
+                titles = [doc.title for doc in searcher.index.documents]
+                cached = choose_examples(answerable, titles, count=n)
+                self._examples = {
+                    k: v for k, v in self._examples.items() if k[0] == key[0]
+                }  # older versions' examples are dropped
+                self._examples[key] = cached
+        return list(cached)
 
     # --- documents ---------------------------------------------------------------------
 
@@ -274,6 +438,13 @@ class QAService:
         )
         self.reload()
         return summary
+
+    def check_upload(self, name: str, size: int | None = None) -> None:
+        """Refuse an upload by its name and announced size alone (LibraryError), before its
+        bytes are fetched; ``add_documents`` checks everything again."""
+        filename = safe_name(name)
+        if size is not None:
+            check_size(filename, size, self.max_upload_bytes)
 
     def add_documents(
         self, files: list[tuple[str, bytes]], wait_seconds: float = 60.0

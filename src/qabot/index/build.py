@@ -131,7 +131,9 @@ def _build_locked(
             try:
                 data_hash = content_hash(path.read_bytes())
             except OSError as exc:
-                summary.skipped_files.append(SkippedFile(doc_id, f"cannot read ({exc.strerror})"))
+                summary.skipped_files.append(
+                    SkippedFile(doc_id, f"không đọc được tệp ({exc.strerror})")
+                )
                 continue
             old = live_docs.get(doc_id)
             if reusable and old is not None and old.content_hash == data_hash:

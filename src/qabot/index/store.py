@@ -25,9 +25,12 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from qabot.errors import IndexBusyError, IndexMismatchError, IndexMissingError
+from qabot.errors import IndexStoreError as IndexStoreError  # importable from here, as before
 from qabot.index import meta
 from qabot.index.bm25 import BM25Index
 from qabot.index.vectors import load_sentences, load_vector_index
+from qabot.messages import no_index_in
 from qabot.passages import Passage
 from qabot.terms import term_sets
 
@@ -37,22 +40,6 @@ VERSIONS = "versions"
 CACHE = "embedding_cache.sqlite"
 LOCK = "build.lock"
 KEEP_VERSIONS = 2
-
-
-class IndexStoreError(Exception):
-    """Base for index problems that users can act on; the message says how."""
-
-
-class IndexMissingError(IndexStoreError):
-    pass
-
-
-class IndexMismatchError(IndexStoreError):
-    pass
-
-
-class IndexBusyError(IndexStoreError):
-    pass
 
 
 def current_version(index_dir: Path) -> str | None:
@@ -213,10 +200,7 @@ class LoadedIndex:
 def open_index(index_dir: Path, embedder_id: str | None = None) -> LoadedIndex:
     version = current_version(index_dir)
     if version is None:
-        raise IndexMissingError(
-            f"chưa có chỉ mục trong {index_dir}; hãy tạo bằng lệnh: "
-            f"qabot index build --index {index_dir}"
-        )
+        raise IndexMissingError(no_index_in(index_dir))
     manifest = read_manifest(index_dir, version)
     if manifest.get("format") != FORMAT:
         raise IndexMismatchError(

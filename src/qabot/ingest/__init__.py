@@ -75,13 +75,13 @@ def load_document(path: Path, root: Path) -> Document:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise IngestError(f"cannot read file ({exc.strerror})") from None
+        raise IngestError(f"không đọc được tệp ({exc.strerror})") from None
     if not data.strip():
-        raise IngestError("empty file")
+        raise IngestError("tệp không có nội dung")
     raw = load_raw(path)
     cleaned = clean(raw)
     if not cleaned.paragraphs:
-        raise IngestError("no text found after cleaning")
+        raise IngestError("không còn văn bản nào sau khi làm sạch")
     paragraphs = []
     offset = 0
     for number, (text, kind) in enumerate(cleaned.paragraphs, start=1):

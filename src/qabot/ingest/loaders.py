@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-
-class IngestError(Exception):
-    """A file that cannot be read as a document; the message names the problem."""
+from qabot.errors import IngestError
 
 
 @dataclass(frozen=True)
@@ -31,7 +29,7 @@ def load_text(data: bytes, *, markdown: bool = False) -> RawDocument:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise IngestError(
-            f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+            f"không phải văn bản UTF-8 (byte 0x{data[exc.start]:02x} ở vị trí {exc.start})"
         ) from None
     meta, text = _split_front_matter(text)
     title = meta.get("title")
@@ -186,7 +184,7 @@ def load_html(data: bytes) -> RawDocument:
         parser.feed(text)
         parser.close()
     except Exception as exc:  # html.parser is lenient; this guards odd edge cases
-        raise IngestError(f"unreadable HTML ({exc})") from None
+        raise IngestError("không đọc được nội dung HTML") from exc
     blocks = parser.blocks
     if any(in_article for _, in_article, _ in blocks):
         blocks = [b for b in blocks if b[1]]
@@ -211,7 +209,7 @@ def load_docx(data: bytes) -> RawDocument:
     try:
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise IngestError(f"not a readable .docx file ({exc})") from None
+        raise IngestError("không phải tệp .docx đọc được") from exc
     paragraphs, captions = [], set()
     title = None
     for paragraph in document.paragraphs:
@@ -244,7 +242,7 @@ def load_pdf(data: bytes) -> RawDocument:
         pages = [page.extract_text() or "" for page in reader.pages]
         meta_title = (reader.metadata.title if reader.metadata else None) or None
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
-        raise IngestError(f"not a readable PDF ({exc})") from None
+        raise IngestError("không phải tệp PDF đọc được") from exc
     if meta_title and _PLACEHOLDER_TITLE.match(meta_title.strip()):
         meta_title = None  # what PDF writers put there when nobody set a title
     return RawDocument(text="\n\n".join(pages), title=meta_title)
@@ -270,5 +268,5 @@ SUPPORTED_SUFFIXES = frozenset(LOADERS)
 def load_raw(path: Path) -> RawDocument:
     loader = LOADERS.get(path.suffix.lower())
     if loader is None:
-        raise IngestError(f"unsupported file type {path.suffix or '(none)'}")
+        raise IngestError(f"không hỗ trợ loại tệp {path.suffix or '(không có đuôi)'}")
     return loader(path.read_bytes())

@@ -18,12 +18,14 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from qabot.answer import Answer
-from qabot.index import IndexBusyError
-from qabot.index.meta import DocumentInfo
-from qabot.library import LibraryError, safe_name
+from qabot.messages import INDEX_BUSY
 from qabot.service import (
     MAX_TOP_K,
+    Answer,
+    DocumentInfo,
+    IndexBusyError,
+    LibraryError,
+    MorePassages,
     NotFoundError,
     NotReadyError,
     QuestionError,
@@ -31,15 +33,14 @@ from qabot.service import (
 )
 from qabot.telegram import formatting as fmt
 from qabot.telegram import keyboards
-from qabot.telegram.examples import choose_examples
 from qabot.telegram.sending import edit_html, send_html, show_typing, with_flood_retry
-from qabot.telegram.state import AnswerState, BotDeps, Examples, deps, passage_key, recall, remember
-from qabot.text import looks_vietnamese
+from qabot.telegram.state import AnswerState, BotDeps, Examples, deps, recall, remember
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PAGE_SIZE = 3  # sources per message; "Xem thêm" shows the next ones
+EXAMPLE_COUNT = 3  # example questions offered by /start
 
 Context = ContextTypes.DEFAULT_TYPE
 
@@ -113,12 +114,12 @@ async def _within_rate_limit(update: Update, context: Context, d: BotDeps) -> bo
 # --- questions ----------------------------------------------------------------------------
 
 
-async def _ask(update: Update, context: Context, question: str, top_k: int) -> Answer | None:
-    """The service's answer, or None after telling the user why there is none."""
-    d = deps(context.bot_data)
+async def _ask(update: Update, context: Context, job: Callable[..., T], *args: Any) -> T | None:
+    """A question to the service (an answer, more passages), or None after telling the user
+    why there is none."""
     await show_typing(context.bot, _chat_id(update))
     try:
-        return await asyncio.to_thread(d.service.ask, question, top_k)
+        return await asyncio.to_thread(job, *args)
     except NotReadyError:
         await _reply(update, context, fmt.NOT_READY)
     except QuestionError as error:
@@ -138,15 +139,12 @@ async def answer_question(
         return
     if not await _within_rate_limit(update, context, d):
         return
-    answer = await _ask(update, context, question, PAGE_SIZE)
+    answer: Answer | None = await _ask(update, context, d.service.ask, question, PAGE_SIZE)
     if answer is None:
         return
     if not answer.found:
-        # Retrieval is multilingual but the found/not-found judgement leans on Vietnamese
-        # words, so a question in another language is asked to be put in Vietnamese.
-        other_language = not looks_vietnamese(question)
-        reply = fmt.format_not_found(question if echo else None, other_language=other_language)
-        await _reply(update, context, reply)
+        hint = d.service.hint_for(answer)  # e.g. a question not in Vietnamese
+        await _reply(update, context, fmt.format_not_found(question if echo else None, hint=hint))
         return
     passages = list(answer.passages[:PAGE_SIZE])
     answer_id = remember(context.chat_data, AnswerState(question, passages))
@@ -156,7 +154,7 @@ async def answer_question(
 
 
 async def show_more(update: Update, context: Context, answer_id: str) -> None:
-    """ "Xem thêm": ask again with a larger top_k and show the passages not shown yet."""
+    """ "Xem thêm": the passages of the same question not shown yet (from the service)."""
     d = deps(context.bot_data)
     state = recall(context.chat_data, answer_id)
     if state is None:
@@ -171,19 +169,18 @@ async def show_more(update: Update, context: Context, answer_id: str) -> None:
         return
     state.busy = True
     try:
-        top_k = min(MAX_TOP_K, len(state.shown) + PAGE_SIZE)
-        answer = await _ask(update, context, state.question, top_k)
-        if answer is None:
+        page: MorePassages | None = await _ask(
+            update, context, d.service.more_passages, state.question, list(state.shown), PAGE_SIZE
+        )
+        if page is None:
             return
-        seen = {passage_key(p) for p in state.shown}
-        fresh = [p for p in answer.passages if passage_key(p) not in seen][:PAGE_SIZE]
-        if not answer.found or not fresh:
+        fresh = page.passages
+        if not fresh:
             await _reply(update, context, fmt.NO_MORE)
             return
         first = len(state.shown) + 1
         state.shown.extend(fresh)
-        more = len(answer.passages) >= top_k and len(state.shown) < MAX_TOP_K
-        keyboard = keyboards.answer_keyboard(answer_id, first, len(fresh), more)
+        keyboard = keyboards.answer_keyboard(answer_id, first, len(fresh), page.more)
         await _reply(update, context, fmt.format_more(state.question, fresh, first), keyboard)
         await _drop_more_button(update, context)
     finally:
@@ -244,19 +241,12 @@ async def _documents(d: BotDeps) -> list[DocumentInfo] | None:
 
 
 async def current_examples(d: BotDeps) -> list[str]:
-    """Example questions for the live index version, chosen once per version."""
+    """Example questions for the live index version (the service chooses them once per
+    version); kept so that an example button asks the question it showed."""
     version = d.service.status().get("version")
     if d.examples is not None and d.examples.version == version:
         return d.examples.questions
-    documents = await _documents(d)
-    if documents is None:
-        return []
-
-    def answerable(question: str) -> bool:
-        return d.service.ask(question, 1).found
-
-    titles = [doc.title for doc in documents]
-    questions = await asyncio.to_thread(choose_examples, answerable, titles)
+    questions = await asyncio.to_thread(d.service.example_questions, EXAMPLE_COUNT)
     d.examples = Examples(version, questions)
     return questions
 
@@ -299,10 +289,7 @@ async def add_document(update: Update, context: Context) -> None:
         return
     name = document.file_name or "tai-lieu"
     try:
-        safe_name(name)
-        if document.file_size is not None and document.file_size > d.service.max_upload_bytes:
-            limit_mb = d.service.max_upload_bytes // (1024 * 1024)
-            raise LibraryError("too_large", f"Tệp {name} lớn hơn giới hạn {limit_mb} MB.")
+        d.service.check_upload(name, document.file_size)
     except LibraryError as error:
         await _reply(update, context, "⚠️ " + fmt.escape(str(error)))
         return
@@ -334,7 +321,7 @@ async def _library_job(
     except LibraryError as error:
         await edit_html(context.bot, progress, "⚠️ " + fmt.escape(str(error)))
     except IndexBusyError:
-        await edit_html(context.bot, progress, fmt.INDEX_BUSY)
+        await edit_html(context.bot, progress, INDEX_BUSY)
     return None
 
 

@@ -11,26 +11,19 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qabot.answer import Answer, CitedPassage
-from qabot.index.meta import DocumentInfo
-from qabot.service import ParagraphContext
+from qabot.messages import INTERNAL_ERROR, NOT_FOUND, NOT_READY
+from qabot.service import Answer, CitedPassage, DocumentInfo, ParagraphContext
 
 MAX_MESSAGE_CHARS = 4096  # Telegram's limit for one text message
 WELCOME_DOCUMENTS = 5  # reports listed by /start before pointing to /baocao
 EXPAND_AFTER = 600  # characters of a cited passage shown in a folded (expandable) quote
 
-NOT_FOUND = "Không tìm thấy thông tin này trong các báo cáo hiện có."
 NOT_FOUND_HINT = (
     "Bạn có thể thử diễn đạt lại câu hỏi, nêu cụ thể hơn (tên đơn vị, thời gian, chỉ tiêu…) "
     "hoặc xem danh sách báo cáo bằng lệnh /baocao."
 )
-OTHER_LANGUAGE_HINT = (
-    "Hiện tôi chỉ hiểu câu hỏi bằng tiếng Việt. Bạn vui lòng đặt lại câu hỏi bằng tiếng Việt "
-    "(có dấu hoặc không dấu đều được)."
-)
 NO_MORE = "Không còn đoạn trích liên quan nào khác cho câu hỏi này."
-NOT_READY = "Hệ thống chưa có dữ liệu báo cáo để tra cứu. Vui lòng quay lại sau."
-APOLOGY = "Xin lỗi, đã có lỗi xảy ra khi xử lý yêu cầu của bạn. Vui lòng thử lại sau ít phút."
+APOLOGY = INTERNAL_ERROR
 REFUSAL = (
     "Xin lỗi, bot này chỉ phục vụ các nhóm và người dùng đã được cấp quyền. "
     "Vui lòng liên hệ quản trị viên nếu bạn cần sử dụng."
@@ -41,7 +34,6 @@ ASK_USAGE = "Vui lòng nhập câu hỏi sau lệnh, ví dụ: /ask Đảng bộ
 UNKNOWN_COMMAND = "Xin lỗi, tôi không hiểu lệnh này. Gõ /help để xem hướng dẫn."
 EXPIRED = "Câu hỏi này đã cũ, vui lòng gửi lại câu hỏi."
 SOURCE_GONE = "Không còn tìm thấy đoạn này; có thể báo cáo đã được cập nhật. Vui lòng hỏi lại."
-INDEX_BUSY = "Chỉ mục đang được cập nhật bởi một tiến trình khác. Vui lòng thử lại sau ít phút."
 ADDING = "Đang thêm tệp {name} và cập nhật chỉ mục, vui lòng chờ…"
 DOWNLOAD_FAILED = "Không tải được tệp từ Telegram. Vui lòng gửi lại sau ít phút."
 REINDEXING = "Đang cập nhật chỉ mục, vui lòng chờ…"
@@ -119,9 +111,10 @@ def format_answer(
     return "\n\n".join(parts)
 
 
-def format_not_found(question: str | None = None, *, other_language: bool = False) -> str:
-    hint = OTHER_LANGUAGE_HINT if other_language else NOT_FOUND_HINT
-    text = f"{NOT_FOUND}\n{hint}"
+def format_not_found(question: str | None = None, *, hint: str | None = None) -> str:
+    """Not found, with the service's hint when it has one (e.g. write in Vietnamese), else
+    how to ask better."""
+    text = f"{NOT_FOUND}\n{escape(hint or NOT_FOUND_HINT)}"
     if question:
         text = f"❓ <b>Câu hỏi:</b> {escape(question)}\n\n{text}"
     return text

@@ -9,9 +9,8 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from qabot.answer import CitedPassage
 from qabot.config import Settings
-from qabot.service import QAService
+from qabot.service import CitedPassage, QAService
 from qabot.telegram.ratelimit import RateLimiter
 
 DEPS_KEY = "qabot"
@@ -54,10 +53,6 @@ class AnswerState:
     question: str
     shown: list[CitedPassage]
     busy: bool = False  # a "Xem thêm" for it is being answered
-
-
-def passage_key(passage: CitedPassage) -> tuple[str, int, str]:
-    return passage.doc_id, passage.paragraph, passage.text
 
 
 def remember(chat_data: MutableMapping[Any, Any], state: AnswerState) -> str:

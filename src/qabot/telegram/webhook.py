@@ -1,8 +1,8 @@
 """Webhook mode for HTTPS deployments: Telegram POSTs updates to /telegram/<secret>.
 
-``mount_webhook`` adds the route to any FastAPI app (the HTTP API can mount it beside its
-own routes); ``webhook_lifespan`` starts the bot and registers the webhook with Telegram;
-``run_webhook`` serves a minimal app with both.
+``attach`` is the one place a webhook is added to a FastAPI app (the bot's own minimal app,
+or the HTTP API's): it mounts the route and makes the app's lifespan start the bot and
+register the webhook with Telegram. ``run_webhook`` serves a minimal app with it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from telegram import Update
 from telegram.ext import Application
 
 from qabot.config import Settings
-from qabot.telegram.app import webhook_secret_of
+from qabot.telegram.config import webhook_secret_of
 from qabot.telegram.handlers import ALLOWED_UPDATES
 
 log = logging.getLogger(__name__)
@@ -84,14 +84,16 @@ async def webhook_lifespan(application: Application, settings: Settings) -> Asyn
         await application.shutdown()
 
 
-def create_webhook_app(application: Application, settings: Settings) -> FastAPI:
-    app = FastAPI(
-        lifespan=lambda _app: webhook_lifespan(application, settings),
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-    )
+def attach(app: FastAPI, application: Application, settings: Settings) -> None:
+    """Serve ``application``'s webhook from ``app``: the route, and a lifespan that starts
+    the bot and registers the webhook (replacing the app's own lifespan)."""
     mount_webhook(app, application, settings)
+    app.router.lifespan_context = lambda _app: webhook_lifespan(application, settings)
+
+
+def create_webhook_app(application: Application, settings: Settings) -> FastAPI:
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    attach(app, application, settings)
     return app
 
 

@@ -1,6 +1,7 @@
-"""Example questions for /start, derived from the library: generic questions about the
-reports, kept only when the indexed documents can answer them, then questions about the
-reports' own titles. No facts of a particular corpus are written here."""
+"""Example questions to offer people (the bot's /start, the web page), derived from the
+library: generic questions about the reports, kept only when the indexed documents can
+answer them, then questions about the reports' own titles. No facts of a particular corpus
+are written here. ``QAService.example_questions`` is how interfaces get them."""
 
 from __future__ import annotations
 

@@ -1,0 +1,179 @@
+"""Every error qabot raises on purpose, under one base class with a stable ``code``.
+
+The message (``str(error)``) is Vietnamese, for people; ``code`` is a stable English
+identifier, for programs (the HTTP API sends it as ``{"detail", "code"}``). Each class has a
+default code; a few (QuestionError, LibraryError, IngestError) also take a code per
+instance, because they cover several distinct refusals.
+
+The hierarchy, with default codes::
+
+    QabotError                      "error"
+    ├── QuestionError               "invalid_question"  (per instance: empty_question, ...)
+    ├── NotReadyError               "no_index"
+    ├── NotFoundError               "not_found"
+    ├── LibraryError                "library_error"     (per instance: invalid_name, ...)
+    ├── IngestError                 "unreadable"
+    ├── IndexStoreError             "index_error"
+    │   ├── IndexMissingError       "index_missing"
+    │   ├── IndexMismatchError      "index_mismatch"
+    │   └── IndexBusyError          "index_busy"
+    ├── EmbedderError               "embedder_error"
+    ├── ModelFileError              "model_file"
+    ├── CalibrationError            "calibration"
+    ├── BotConfigError              "bot_config"
+    └── CommandError                "command_failed"
+
+The classes stay importable from the modules that raise them (``qabot.service``,
+``qabot.library``, ``qabot.ingest``, ``qabot.index``, ``qabot.embedding``,
+``qabot.telegram``, ``qabot.cli``). Some also derive from the built-in exception they
+derived from before (ValueError, LookupError, RuntimeError), so older ``except`` clauses
+keep working. This module imports nothing from qabot, so every layer may use it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BotConfigError",
+    "CalibrationError",
+    "CommandError",
+    "EmbedderError",
+    "IndexBusyError",
+    "IndexMismatchError",
+    "IndexMissingError",
+    "IndexStoreError",
+    "IngestError",
+    "LibraryError",
+    "ModelFileError",
+    "NotFoundError",
+    "NotReadyError",
+    "QabotError",
+    "QuestionError",
+]
+
+
+class QabotError(Exception):
+    """Base class of qabot's errors: a message for people and a stable ``code``."""
+
+    code: str = "error"
+
+    def __init__(self, message: str = "", *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+# --- asking ----------------------------------------------------------------------------------
+
+
+class QuestionError(QabotError, ValueError):
+    """A question that cannot be asked: empty, too long, a bad history or top_k.
+
+    Raised by ``qabot.service.clean_question``, ``clean_history`` and ``QAService.ask``;
+    the code names the refusal (``empty_question``, ``question_too_long``,
+    ``history_too_long``, ``invalid_history``, ``invalid_top_k``).
+    """
+
+    code = "invalid_question"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, code=code)
+
+
+class NotReadyError(QabotError, RuntimeError):
+    """No index is loaded yet, so there is nothing to answer from (``qabot.service``)."""
+
+    code = "no_index"
+
+
+class NotFoundError(QabotError, LookupError):
+    """No such document, or no such paragraph in it (``qabot.service``)."""
+
+    code = "not_found"
+
+
+# --- the docs folder and its files -----------------------------------------------------------
+
+
+class LibraryError(QabotError, ValueError):
+    """A file that cannot be added to or removed from the docs folder (``qabot.library``).
+
+    The code names the refusal: ``invalid_name``, ``unsupported_type``, ``empty_file``,
+    ``unreadable``, ``duplicate``, ``exists``, ``too_large``, ``not_found``,
+    ``no_docs_dir``.
+    """
+
+    code = "library_error"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, code=code)
+
+
+class IngestError(QabotError):
+    """A file that cannot be read as a document: empty, undecodable, broken, no text
+    (``qabot.ingest``). A build skips such a file and names it; an upload is refused."""
+
+    code = "unreadable"
+
+
+# --- the index -------------------------------------------------------------------------------
+
+
+class IndexStoreError(QabotError):
+    """An index problem that people can act on; the message says how (``qabot.index``)."""
+
+    code = "index_error"
+
+
+class IndexMissingError(IndexStoreError):
+    """The index folder holds no finished version yet."""
+
+    code = "index_missing"
+
+
+class IndexMismatchError(IndexStoreError):
+    """The index was built in an older format or with another embedder."""
+
+    code = "index_mismatch"
+
+
+class IndexBusyError(IndexStoreError):
+    """Another process holds the index's writer lock."""
+
+    code = "index_busy"
+
+
+# --- configuration and commands --------------------------------------------------------------
+
+
+class EmbedderError(QabotError):
+    """The embedder cannot be created: unknown name, missing model files
+    (``qabot.embedding``)."""
+
+    code = "embedder_error"
+
+
+class BotConfigError(QabotError, ValueError):
+    """The Telegram bot cannot start with this configuration; the message says what to set
+    (``qabot.telegram``)."""
+
+    code = "bot_config"
+
+
+class ModelFileError(QabotError, ValueError):
+    """A fitted-model file is unreadable, or fits features other than those the code
+    computes (``qabot.fitted``); refit it with bench/fit_ranker.py."""
+
+    code = "model_file"
+
+
+class CalibrationError(QabotError, ValueError):
+    """``qabot calibrate`` cannot fit a confidence model: too few reports or questions
+    (``qabot.calibration``)."""
+
+    code = "calibration"
+
+
+class CommandError(QabotError):
+    """Ends a ``qabot`` command with a one-line message and exit status 1 (``qabot.cli``)."""
+
+    code = "command_failed"

@@ -1,0 +1,114 @@
+"""The public endpoints: questions (/ask), service health and the documents' paragraphs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import FastAPI, Path, Query
+
+from qabot.http.errors import ApiError, error_responses
+from qabot.http.schemas import (
+    EXAMPLE_DOC_ID,
+    EXAMPLE_QUESTION,
+    MAX_RADIUS,
+    AnswerOut,
+    AskRequest,
+    DocIdParam,
+    DocumentOut,
+    HealthOut,
+    ParagraphContextOut,
+)
+from qabot.messages import NO_INDEX
+from qabot.service import MAX_QUESTION_CHARS, MAX_TOP_K, QAService, clean_question
+
+
+def add_question_routes(app: FastAPI, service: QAService) -> None:
+    def answer(question: str, top_k: int, history: list[str] | None = None) -> AnswerOut:
+        text = clean_question(question)  # cheap checks first; QuestionError -> 422
+        return AnswerOut.of(service.ask(text, top_k, history))
+
+    # Sync endpoints: FastAPI runs them in its threadpool, so searching never blocks the loop.
+    @app.post(
+        "/ask",
+        tags=["Hỏi đáp"],
+        summary="Đặt câu hỏi",
+        description="Tìm câu trả lời trong các báo cáo và trả về các đoạn trích dẫn.",
+        response_model=AnswerOut,
+        responses=error_responses(413, 422, 503),
+    )
+    def ask_post(body: AskRequest) -> AnswerOut:
+        return answer(body.question, body.top_k, body.history)
+
+    @app.get(
+        "/ask",
+        tags=["Hỏi đáp"],
+        summary="Đặt câu hỏi (GET)",
+        description="Như `POST /ask`, với câu hỏi trong tham số «q».",
+        response_model=AnswerOut,
+        responses=error_responses(422, 503),
+    )
+    def ask_get(
+        q: Annotated[
+            str,
+            Query(
+                description=f"Câu hỏi bằng tiếng Việt, tối đa {MAX_QUESTION_CHARS} ký tự.",
+                examples=[EXAMPLE_QUESTION],
+            ),
+        ],
+        top_k: Annotated[
+            int, Query(ge=1, le=MAX_TOP_K, description="Số đoạn trích dẫn tối đa trả về.")
+        ] = 5,
+    ) -> AnswerOut:
+        return answer(q, top_k)
+
+    @app.get(
+        "/health",
+        tags=["Hệ thống"],
+        summary="Tình trạng dịch vụ",
+        description="Trả về 503 khi chưa có chỉ mục nào được nạp.",
+        response_model=HealthOut,
+        responses=error_responses(503),
+    )
+    async def health() -> HealthOut:
+        status = service.status()
+        if status.get("version") is None:
+            raise ApiError(503, "no_index", NO_INDEX)
+        fields = (
+            "status", "version", "documents", "passages", "embedder", "uptime_seconds",
+            "calibration",
+        )  # fmt: skip
+        return HealthOut(**{key: status[key] for key in fields})
+
+
+def add_document_routes(app: FastAPI, service: QAService) -> None:
+    @app.get(
+        "/documents",
+        tags=["Tài liệu"],
+        summary="Danh sách tài liệu",
+        description="Các tài liệu đang có trong chỉ mục.",
+        response_model=list[DocumentOut],
+        responses=error_responses(503),
+    )
+    def list_documents() -> list[DocumentOut]:
+        return [DocumentOut.of(d) for d in service.documents()]
+
+    @app.get(
+        "/documents/{doc_id:path}/paragraphs/{n}",
+        tags=["Tài liệu"],
+        summary="Một đoạn văn và các đoạn lân cận",
+        description=(
+            "Đoạn văn số «n» của tài liệu (như trong trích dẫn của `/ask`) cùng «radius» đoạn "
+            f"trước và sau. Ví dụ: `/documents/{EXAMPLE_DOC_ID}/paragraphs/2`."
+        ),
+        response_model=ParagraphContextOut,
+        responses=error_responses(404, 422, 503),
+    )
+    def paragraph(
+        doc_id: DocIdParam,
+        n: Annotated[int, Path(description="Số thứ tự đoạn văn, bắt đầu từ 1.", examples=[2])],
+        radius: Annotated[
+            int,
+            Query(ge=0, le=MAX_RADIUS, description="Số đoạn lân cận mỗi phía (0–5)."),
+        ] = 1,
+    ) -> ParagraphContextOut:
+        return ParagraphContextOut.of(service.paragraph_context(doc_id, n, radius))
