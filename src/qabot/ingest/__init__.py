@@ -75,13 +75,17 @@ def load_document(path: Path, root: Path) -> Document:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise IngestError(f"cannot read file ({exc.strerror})") from None
+        raise IngestError(f"không đọc được tệp ({exc.strerror})") from None
     if not data.strip():
-        raise IngestError("empty file")
+        raise IngestError("tệp rỗng")
     raw = load_raw(path)
-    cleaned = clean(raw)
+    try:
+        cleaned = clean(raw)
+    except (RecursionError, MemoryError, ValueError) as exc:
+        log.info("cleaning %s failed: %r", path.name, exc)
+        raise IngestError("không xử lý được nội dung tệp") from None
     if not cleaned.paragraphs:
-        raise IngestError("no text found after cleaning")
+        raise IngestError("không tìm thấy nội dung văn bản trong tệp")
     paragraphs = []
     offset = 0
     for number, (text, kind) in enumerate(cleaned.paragraphs, start=1):
