@@ -12,9 +12,16 @@ from pathlib import Path
 
 from qabot.answer import Answer, compose
 from qabot.embedding import Embedder
-from qabot.index import BuildSummary, IndexMissingError, LoadedIndex, build_index, open_index
+from qabot.index import (
+    BuildSummary,
+    IndexDamagedError,
+    IndexMissingError,
+    LoadedIndex,
+    build_index,
+    open_index,
+)
+from qabot.index.layout import CURRENT, current_version
 from qabot.index.meta import DocumentInfo, ParagraphRecord
-from qabot.index.store import current_version
 from qabot.ingest import discover
 from qabot.library import DEFAULT_MAX_BYTES, AddedFile, LibraryError, add_file, removing
 from qabot.search import Searcher
@@ -102,6 +109,10 @@ class QAService:
         self.started = time.monotonic()
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
+        # The CURRENT pointer as last tried, so a damaged live version is reported once and
+        # not verified again on every poll; the problems found when nothing could be served.
+        self._tried: tuple | None = None
+        self.damage: list = []
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._docs_watcher: threading.Thread | None = None
@@ -115,20 +126,42 @@ class QAService:
         return searcher.index if searcher else None
 
     def reload(self) -> bool:
-        """Load the live index version if it differs from the one in use. True if switched."""
+        """Load the live index version if it differs from the one in use. True if switched.
+
+        A damaged live version is logged and the newest good version served instead (see
+        qabot.index.loaded.open_index); ``status()`` reports the damage."""
         with self._lock:
             live = current_version(self.index_dir)
             current = self._searcher.index.version if self._searcher else None
-            if live is None or live == current:
+            if live is not None and live == current:
                 return False
+            pointer = self._pointer_state(live)
+            if pointer == self._tried:
+                return False  # this pointer was tried already; versions never change
             try:
                 index = open_index(self.index_dir, self.embedder.id)
             except IndexMissingError:
+                return False
+            except IndexDamagedError as exc:
+                self._tried = pointer
+                self.damage = [d.as_dict() for d in exc.damage]
+                log.error("no index version can be served: %s", exc)
+                return False
+            self._tried = pointer
+            self.damage = [d.as_dict() for d in index.damaged]
+            if index.version == current:
                 return False
             # Requests in flight keep the Searcher they started with.
             self._searcher = Searcher(index, self.embedder)
             log.info("serving index version %s (%d passages)", index.version, len(index.passages))
             return True
+
+    def _pointer_state(self, live: str | None) -> tuple:
+        try:
+            stat = (self.index_dir / CURRENT).stat()
+            return (live, stat.st_mtime_ns, stat.st_ino)
+        except OSError:
+            return (live, None, None)
 
     def watch(self, interval: float) -> None:
         """Poll for new index versions in a background thread."""
@@ -246,10 +279,20 @@ class QAService:
             "uptime_seconds": round(time.monotonic() - self.started, 1),
         }
         if index is None:
-            return {**base, "status": "no_index", "version": None, "documents": 0, "passages": 0}
+            state = "damaged" if self.damage else "no_index"
+            return {
+                **base,
+                "status": state,
+                "version": None,
+                "documents": 0,
+                "passages": 0,
+                "damaged": self.damage,
+            }
         return {
             **base,
-            "status": "ok",
+            # degraded: the live version is damaged and an older good one is served.
+            "status": "degraded" if index.damaged else "ok",
+            "damaged": [d.as_dict() for d in index.damaged],
             "version": index.version,
             "created_at": index.manifest.get("created_at"),
             "documents": len(index.documents),
