@@ -20,10 +20,19 @@ from qabot.index import (
     build_index,
     open_index,
 )
-from qabot.index.layout import CURRENT, current_version
+from qabot.index.layout import CURRENT, IndexBusyError, current_version, writer_lock
+from qabot.index.loaded import live_documents
 from qabot.index.meta import DocumentInfo, ParagraphRecord
 from qabot.ingest import discover
-from qabot.library import DEFAULT_MAX_BYTES, AddedFile, LibraryError, add_file, removing
+from qabot.library import (
+    DEFAULT_MAX_BYTES,
+    AddedFile,
+    Change,
+    LibraryError,
+    park_files,
+    recover,
+    stage_files,
+)
 from qabot.search import Searcher
 
 log = logging.getLogger(__name__)
@@ -308,30 +317,73 @@ class QAService:
 
     def rebuild(self, wait_seconds: float = 60.0) -> BuildSummary:
         """Bring the index up to date with the docs folder and switch to it."""
+        docs = self._docs()
         summary = build_index(
-            self._docs(), self.index_dir, self.embedder, wait_seconds=wait_seconds
+            docs,
+            self.index_dir,
+            self.embedder,
+            wait_seconds=wait_seconds,
+            before_scan=lambda: self._recover_docs(docs),
         )
         self.reload()
         return summary
+
+    def _recover_docs(self, docs: Path) -> None:
+        """Settle docs-folder changes a killed process left half done (under the writer
+        lock, so the live index cannot change meanwhile)."""
+        recover(docs, live_documents(self.index_dir))
+
+    def _recover_at_start(self) -> None:
+        if self.docs_dir is None or not self.docs_dir.is_dir():
+            return
+        try:
+            with writer_lock(self.index_dir):
+                self._recover_docs(self.docs_dir)
+        except IndexBusyError:
+            pass  # the build running now settles them before it reads the folder
+        except OSError as exc:  # a read-only index or docs folder: nothing can be half done
+            log.warning("could not check the docs journal: %s", exc)
+
+    def _settle(self, change: Change) -> None:
+        """A change whose build failed: make the folder agree with whatever the index holds
+        now (a concurrent build may have indexed an added file). Done under the writer lock.
+        When another build holds it, nothing is deleted on a guess: removed files come back
+        at once, and added files stay for the next build to settle against its index."""
+        try:
+            with writer_lock(self.index_dir, wait_seconds=1.0):
+                change.settle(live_documents(self.index_dir))
+        except IndexBusyError:
+            if change.op == "remove":
+                change.settle(None)
+            else:
+                log.warning("index busy; the next build settles added files (%s)", change.entry)
+                change.release()
+        except BaseException:
+            change.release()
+            raise
 
     def add_documents(
         self, files: list[tuple[str, bytes]], wait_seconds: float = 60.0
     ) -> tuple[list[AddedFile], BuildSummary]:
         """Validate and store uploaded files, then update the index. All or nothing: a bad
-        file in the batch, or a failed build, leaves the docs folder as it was."""
-        docs = self._docs()
-        added: list[AddedFile] = []
+        file in the batch, or a failed build, leaves the docs folder agreeing with the index
+        (an unreadable file is refused before it reaches the folder)."""
+        change = stage_files(self._docs(), files, self.max_upload_bytes)
         try:
-            for name, data in files:
-                added.append(add_file(docs, name, data, self.max_upload_bytes))
-            return added, self.rebuild(wait_seconds)
+            summary = self.rebuild(wait_seconds)
         except BaseException:
-            # Nothing half-done: the files go when they cannot all be stored and indexed.
-            for item in added:
-                item.path.unlink(missing_ok=True)
+            self._settle(change)
             raise
+        change.done()
+        return change.added, summary
 
     def remove_documents(self, doc_ids: list[str], wait_seconds: float = 60.0) -> BuildSummary:
         # The files come back if the index cannot be updated, so folder and index agree.
-        with removing(self._docs(), doc_ids):
-            return self.rebuild(wait_seconds)
+        change = park_files(self._docs(), doc_ids)
+        try:
+            summary = self.rebuild(wait_seconds)
+        except BaseException:
+            self._settle(change)
+            raise
+        change.done()
+        return summary

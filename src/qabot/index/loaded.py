@@ -270,3 +270,19 @@ def open_index(index_dir: Path, embedder_id: str | None = None) -> LoadedIndex:
         f"lệnh: qabot index build --index {index_dir} (xem chi tiết: qabot index verify)",
         damaged,
     )
+
+
+def live_documents(index_dir: Path) -> dict[str, str] | None:
+    """doc id -> content hash of what the live version holds; None when there is no whole
+    live version to ask (callers then treat the docs folder as the truth)."""
+    live = current_version(index_dir)
+    if live is None or verify_version(index_dir, live, hashes=False):
+        return None
+    try:
+        db = meta.connect(index_dir / VERSIONS / live / "meta.sqlite")
+        try:
+            return {d.doc_id: d.content_hash for d in meta.read_documents(db)}
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
