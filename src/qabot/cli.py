@@ -11,8 +11,9 @@ from pathlib import Path
 from qabot.config import Settings, get_settings
 from qabot.embedding import Embedder, EmbedderError, create_embedder
 from qabot.index import BuildSummary, IndexStoreError, build_index
-from qabot.index.store import current_version, read_manifest
-from qabot.library import LibraryError
+from qabot.index.layout import IndexReport, inspect_index, read_manifest
+from qabot.index.loaded import live_documents
+from qabot.library import LibraryError, recover
 from qabot.service import NotReadyError, QAService, QuestionError, clean_question
 
 log = logging.getLogger("qabot")
@@ -81,12 +82,15 @@ def cmd_index_build(args: argparse.Namespace, settings: Settings) -> int:
     docs = Path(args.docs or settings.docs_dir)
     if not docs.is_dir():
         raise CommandError(f"không có thư mục tài liệu {docs}")
+    index_dir = Path(args.index or settings.index_dir)
     summary = build_index(
         docs,
-        Path(args.index or settings.index_dir),
+        index_dir,
         _embedder(args, settings),
         progress=_progress_printer(not args.json and sys.stderr.isatty()),
         wait_seconds=args.wait,
+        # Changes of the docs folder that a killed server left half done are settled first.
+        before_scan=lambda: recover(docs, live_documents(index_dir)),
     )
     if args.json:
         _print_json(_build_json(summary))
@@ -125,21 +129,43 @@ def cmd_index_remove(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _print_damage(report: IndexReport) -> None:
+    if report.pointer is not None:
+        print(f"Hỏng: {report.pointer.describe()}")
+    for version, problems in report.versions.items():
+        for problem in problems:
+            print(f"Phiên bản {version} hỏng: {problem.describe()}")
+    if report.cache_problem:
+        print(
+            f"Bộ nhớ đệm vector hỏng ({report.cache_problem}); "
+            "lần chạy qabot index build tới sẽ tạo lại"
+        )
+
+
 def cmd_index_status(args: argparse.Namespace, settings: Settings) -> int:
     index_dir = Path(args.index or settings.index_dir)
-    version = current_version(index_dir)
+    report = inspect_index(index_dir)
+    version = report.serving
     if version is None:
+        if report.versions:
+            raise CommandError(
+                f"chỉ mục trong {index_dir} bị hỏng và không còn phiên bản tốt nào; "
+                "xem chi tiết bằng qabot index verify, rồi chạy: qabot index build"
+            )
         raise CommandError(f"chưa có chỉ mục trong {index_dir}; hãy chạy: qabot index build")
     manifest = read_manifest(index_dir, version)
     status = {
         "index_dir": str(index_dir),
+        "status": "ok" if report.ok else "damaged",
         "version": version,
+        "live": report.live,
         "created_at": manifest.get("created_at"),
         "embedder": manifest.get("embedder_id"),
         "dim": manifest.get("dim"),
         "documents": manifest.get("documents"),
         "passages": manifest.get("passages"),
         "skipped": manifest.get("skipped", []),
+        "damage": report.as_dict(),
     }
     if args.json:
         _print_json(status)
@@ -151,11 +177,46 @@ def cmd_index_status(args: argparse.Namespace, settings: Settings) -> int:
         )
         for skipped in status["skipped"]:
             print(f"Bỏ qua {skipped['source']}: {skipped['reason']}")
-    return 0
+        if not report.ok:
+            _print_damage(report)
+            print("Tình trạng: HỎNG — hãy chạy qabot index build để sửa.")
+    return 0 if report.ok else 1
+
+
+def cmd_index_verify(args: argparse.Namespace, settings: Settings) -> int:
+    """Check every version's files against their checksums, CURRENT and the cache."""
+    index_dir = Path(args.index or settings.index_dir)
+    report = inspect_index(index_dir)
+    if not report.versions and report.live is None:
+        raise CommandError(f"chưa có chỉ mục trong {index_dir}; hãy chạy: qabot index build")
+    if args.json:
+        _print_json(report.as_dict())
+        return 0 if report.ok else 1
+    for version, problems in report.versions.items():
+        mark = "hiện hành, " if version == report.live else ""
+        print(f"Phiên bản {version} ({mark}{'tốt' if not problems else 'HỎNG'})")
+        for problem in problems:
+            print(f"    {problem.describe()}")
+    if report.pointer is not None:
+        print(f"Hỏng: {report.pointer.describe()}")
+    if report.cache_problem:
+        print(f"Bộ nhớ đệm vector hỏng: {report.cache_problem}")
+    if report.ok:
+        print("Chỉ mục nguyên vẹn.")
+        return 0
+    if report.serving:
+        print(f"Dịch vụ sẽ dùng phiên bản tốt gần nhất: {report.serving}.")
+    print("Hãy chạy qabot index build để tạo lại phiên bản tốt từ thư mục tài liệu.")
+    return 1
 
 
 def _service(args: argparse.Namespace, settings: Settings) -> QAService:
     service = QAService(Path(args.index or settings.index_dir), _embedder(args, settings))
+    if service.index is None and service.damage:
+        raise CommandError(
+            f"chỉ mục trong {service.index_dir} bị hỏng; xem chi tiết bằng qabot index verify, "
+            "rồi chạy: qabot index build"
+        )
     if service.index is None:
         raise CommandError(
             f"chưa có chỉ mục trong {service.index_dir}; hãy chạy: qabot index build"
@@ -306,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     status = index.add_parser("status", help="xem chỉ mục hiện tại")
     common(status)
     status.set_defaults(handler=cmd_index_status)
+    verify = index.add_parser("verify", help="kiểm tra các tệp chỉ mục có bị hỏng không")
+    common(verify)
+    verify.set_defaults(handler=cmd_index_verify)
 
     ask = commands.add_parser("ask", help="đặt một câu hỏi")
     ask.add_argument("question")

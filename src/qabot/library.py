@@ -12,6 +12,7 @@ exactly that file.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -275,9 +276,16 @@ class Change:
     @classmethod
     def begin(cls, docs_dir: Path, op: str, items: list[dict]) -> Change:
         folder = docs_dir / JOURNAL
-        folder.mkdir(exist_ok=True)
         entry = folder / f"{uuid.uuid4().hex}.json"
-        lock = open(entry, "x")  # noqa: SIM115 - held until the change is settled
+        for _ in range(3):  # another change may remove the empty folder meanwhile
+            folder.mkdir(exist_ok=True)
+            try:
+                lock = open(entry, "x")  # noqa: SIM115 - held until the change is settled
+                break
+            except FileNotFoundError:
+                continue
+        else:
+            raise LibraryError("journal", "Không ghi được nhật ký thay đổi của thư mục tài liệu.")
         fcntl.flock(lock, fcntl.LOCK_EX)
         lock.write(json.dumps({"op": op, "items": items}, ensure_ascii=False))
         lock.flush()
@@ -334,6 +342,8 @@ class Change:
     def _close(self) -> None:
         self.entry.unlink(missing_ok=True)
         self.release()
+        with contextlib.suppress(OSError):  # not empty: another change is running
+            self.entry.parent.rmdir()
 
 
 def _fsync_dir(path: Path) -> None:
