@@ -228,19 +228,23 @@ def test_no_good_version_left_is_a_clear_error(index_copy, embedder):
     assert "Traceback" not in result.stderr
 
 
-def test_a_damaged_embedding_cache_is_set_aside_and_rebuilt(docs_copy, index_copy, embedder):
-    (index_copy / CACHE).write_bytes(b"SQLite format 3\x00" + b"\x13" * 5000)
+def test_a_damaged_embedding_cache_is_set_aside_and_rebuilt(tmp_path, embedder):
+    # A one-report folder: the cache is rebuilt from scratch, so keep it small.
+    docs, index_dir = tmp_path / "docs", tmp_path / "index"
+    docs.mkdir()
+    (docs / NEW_REPORT_NAME).write_text(NEW_REPORT, encoding="utf-8")
+    build_index(docs, index_dir, embedder)
+    (index_dir / CACHE).write_bytes(b"SQLite format 3\x00" + b"\x13" * 5000)
     for extra in ("-wal", "-shm"):
-        (index_copy / f"{CACHE}{extra}").unlink(missing_ok=True)
-    result = qabot("index", "verify", "--index", str(index_copy))
+        (index_dir / f"{CACHE}{extra}").unlink(missing_ok=True)
+    result = qabot("index", "verify", "--index", str(index_dir))
     assert result.returncode == 1 and "Bộ nhớ đệm vector hỏng" in result.stdout
-    status = qabot("index", "status", "--index", str(index_copy))
-    assert status.returncode == 1
-    (docs_copy / NEW_REPORT_NAME).write_text(NEW_REPORT, encoding="utf-8")
-    summary = build_index(docs_copy, index_copy, embedder)
-    assert summary.published and summary.documents == 6
-    assert list(index_copy.glob(f"{CACHE}.damaged-*"))
-    assert inspect_index(index_copy).ok
+    assert qabot("index", "status", "--index", str(index_dir)).returncode == 1
+    (docs / "hai.txt").write_text(NEW_REPORT.replace("320", "330"), encoding="utf-8")
+    summary = build_index(docs, index_dir, embedder)
+    assert summary.published and summary.documents == 2
+    assert list(index_dir.glob(f"{CACHE}.damaged-*"))
+    assert inspect_index(index_dir).ok
 
 
 def test_a_service_stays_on_its_version_when_a_new_one_is_damaged(writable_service, embedder):

@@ -126,6 +126,7 @@ class QAService:
         self._watcher: threading.Thread | None = None
         self._docs_watcher: threading.Thread | None = None
         self.reload()
+        self._recover_at_start()
 
     # --- index lifecycle ---------------------------------------------------------------
 
@@ -300,8 +301,8 @@ class QAService:
         return {
             **base,
             # degraded: the live version is damaged and an older good one is served.
-            "status": "degraded" if index.damaged else "ok",
-            "damaged": [d.as_dict() for d in index.damaged],
+            "status": "degraded" if self.damage else "ok",
+            "damaged": self.damage,
             "version": index.version,
             "created_at": index.manifest.get("created_at"),
             "documents": len(index.documents),
