@@ -188,7 +188,11 @@ def _build_locked(
         [passages[r].text[s:e] for r, s, e in sentences], index_dir, embedder, progress
     )
 
-    nothing_changed = reusable and not (summary.added or summary.changed or summary.removed)
+    # A version from before checksums existed is sealed again by publishing a fresh copy.
+    sealed = bool(live_manifest and isinstance(live_manifest.get("files"), dict))
+    nothing_changed = (
+        reusable and sealed and not (summary.added or summary.changed or summary.removed)
+    )
     if nothing_changed:
         summary.version = live
         return summary
