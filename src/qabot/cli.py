@@ -426,6 +426,8 @@ def _configure_logging(args: argparse.Namespace, settings: Settings | None) -> N
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    # pypdf warns about each damaged file it reads; the refusal already says so in one line.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 
 def main(argv: list[str] | None = None) -> int:
