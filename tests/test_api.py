@@ -26,7 +26,7 @@ from qabot.config import Settings
 from qabot.http import create_app
 from qabot.http.app import MAX_JSON_BODY_BYTES
 from qabot.index import build_index
-from qabot.index.store import writer_lock
+from qabot.index.layout import writer_lock
 from qabot.messages import INTERNAL_ERROR
 from qabot.service import QAService
 

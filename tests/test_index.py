@@ -17,7 +17,7 @@ from qabot.index import (
     build_index,
     open_index,
 )
-from qabot.index.store import VERSIONS, current_version, writer_lock
+from qabot.index.layout import VERSIONS, current_version, writer_lock
 
 NEW_REPORT = (
     "Khu công nghiệp Tràng Duệ tổ chức lớp tập huấn an toàn lao động\n\n"

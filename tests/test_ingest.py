@@ -1,5 +1,6 @@
 """Loaders for every format, cleaning rules and dates, on real files written to disk."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from qabot.ingest import BODY, CAPTION, IngestError, discover, load_document
 from qabot.ingest.dates import find_date
 
+from . import damaged
 from .conftest import REPORTS
 
 REPORT = (
@@ -191,3 +193,63 @@ def test_sample_report_captions_and_paragraph_styles():
     assert any(p.text == "Quang cảnh hội nghị" and p.kind == CAPTION for p in ha_tinh.paragraphs)
     assert "Đảng ủy Khu kinh tế Hải Phòng" in ha_tinh.text
     assert "uỷ" not in ha_tinh.text  # one tone-mark placement
+
+
+# --- damaged and hostile files -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "message"),
+    [
+        ("xml-hong.docx", damaged.docx_broken_xml, "XML"),
+        ("long-sau.docx", damaged.docx_deep_xml, "XML"),
+        ("bom.docx", damaged.docx_zip_bomb, "giải nén"),
+        ("nen-hong.docx", damaged.docx_corrupt_deflate, ".docx"),
+        ("cut.docx", damaged.docx_truncated, ".docx"),
+        ("cut.pdf", damaged.pdf_truncated, "PDF|pdf"),
+    ],
+)
+def test_damaged_files_raise_ingest_error_with_a_vietnamese_reason(tmp_path, name, make, message):
+    with pytest.raises(IngestError, match=message) as caught:
+        load_document(write(tmp_path, name, make()), tmp_path)
+    assert "Traceback" not in str(caught.value)
+
+
+def test_a_zip_bomb_is_refused_before_it_is_expanded(tmp_path):
+    data = damaged.docx_zip_bomb(20)
+    assert len(data) < 200_000  # 20 MB of XML in a small file
+    started = time.perf_counter()
+    with pytest.raises(IngestError, match="giải nén"):
+        load_document(write(tmp_path, "bom.docx", data), tmp_path)
+    assert time.perf_counter() - started < 5  # not a speed bench: a bomb would take ~54 s
+
+
+def test_mutated_pdfs_either_load_or_raise_ingest_error(tmp_path):
+    outcomes = {"loaded": 0, "refused": 0}
+    for number, data in enumerate(damaged.pdf_mutations()):
+        path = write(tmp_path, f"m{number}.pdf", data)
+        try:
+            load_document(path, tmp_path)
+            outcomes["loaded"] += 1
+        except IngestError:
+            outcomes["refused"] += 1
+    assert sum(outcomes.values()) == 40
+
+
+def test_deeply_nested_html_keeps_its_text(tmp_path):
+    document = load_document(write(tmp_path, "long.html", damaged.nested_html(80)), tmp_path)
+    assert set(document.text) == {"x"}
+    assert len(document.text) == 80 * 1024 // 4
+
+
+def test_html_past_the_depth_limit_still_closes_its_elements(tmp_path):
+    page = (
+        "<html><head><title>Tập huấn</title></head><body><nav>"
+        + "<span>" * 300
+        + "Trang chủ"
+        + "</span>" * 300
+        + "</nav><p>Ngày 5/9/2025, Ban Quản lý tổ chức lớp tập huấn an toàn lao động.</p>"
+    )
+    document = load_document(write(tmp_path, "sau.html", page), tmp_path)
+    assert "tập huấn" in document.text
+    assert "Trang chủ" not in document.text

@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 
 from qabot.http import create_app
-from qabot.index.store import writer_lock
+from qabot.index.layout import writer_lock
 from qabot.service import QAService
 
 from .test_api import (

@@ -101,7 +101,7 @@ def test_every_error_has_the_base_class_and_a_stable_code() -> None:
     from qabot.cli import CommandError
     from qabot.embedding import EmbedderError
     from qabot.index import IndexBusyError, IndexMismatchError, IndexMissingError
-    from qabot.index.store import IndexStoreError
+    from qabot.index.layout import IndexStoreError
     from qabot.ingest import IngestError
     from qabot.library import LibraryError as LibraryErrorFromLibrary
     from qabot.service import NotFoundError, QuestionError

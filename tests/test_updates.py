@@ -140,7 +140,7 @@ def test_in_flight_requests_finish_on_the_old_version(writable_service: QAServic
 
 def test_remove_restores_files_when_the_index_cannot_be_updated(writable_service: QAService):
     from qabot.index import IndexBusyError
-    from qabot.index.store import writer_lock
+    from qabot.index.layout import writer_lock
 
     service = writable_service
     doc_id = sorted(p.name for p in service.docs_dir.iterdir())[0]

@@ -36,7 +36,7 @@ from qabot.embedding import Embedder
 from qabot.errors import CalibrationError
 from qabot.fitted import ConfidenceModel, FittedModels, LinearModel
 from qabot.index import build_index, open_index
-from qabot.index.store import CACHE
+from qabot.index.layout import CACHE
 from qabot.ingest import BODY, discover
 from qabot.search import CONFIDENCE_FEATURES, Searcher, confidence_features
 from qabot.text import sentences

@@ -14,14 +14,16 @@ from qabot.service import (
     BuildSummary,
     CommandError,
     Embedder,
+    IndexReport,
     QabotError,
     QAService,
     QuestionError,
-    build_index,
+    build_library,
     calibrate,
     clean_question,
     create_embedder,
     index_status,
+    inspect_index,
 )
 
 log = logging.getLogger("qabot")
@@ -86,7 +88,7 @@ def cmd_index_build(args: argparse.Namespace, settings: Settings) -> int:
     docs = Path(args.docs or settings.docs_dir)
     if not docs.is_dir():
         raise CommandError(f"không có thư mục tài liệu {docs}")
-    summary = build_index(
+    summary = build_library(
         docs,
         Path(args.index or settings.index_dir),
         _embedder(args, settings),
@@ -130,8 +132,21 @@ def cmd_index_remove(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _print_damage(report: IndexReport) -> None:
+    if report.pointer is not None:
+        print(f"Hỏng: {report.pointer.describe()}")
+    for version, problems in report.versions.items():
+        for problem in problems:
+            print(f"Phiên bản {version} hỏng: {problem.describe()}")
+    if report.cache_problem:
+        print(
+            f"Bộ nhớ đệm vector hỏng ({report.cache_problem}); "
+            "lần chạy qabot index build tới sẽ tạo lại"
+        )
+
+
 def cmd_index_status(args: argparse.Namespace, settings: Settings) -> int:
-    status = index_status(Path(args.index or settings.index_dir))  # NotReadyError: no index
+    status = index_status(Path(args.index or settings.index_dir))  # no good version: error
     if args.json:
         _print_json(status.as_dict())
     else:
@@ -143,11 +158,46 @@ def cmd_index_status(args: argparse.Namespace, settings: Settings) -> int:
         )
         for skipped in status.skipped:
             print(f"Bỏ qua {skipped['source']}: {skipped['reason']}")
-    return 0
+        if not status.report.ok:
+            _print_damage(status.report)
+            print("Tình trạng: HỎNG — hãy chạy qabot index build để sửa.")
+    return 0 if status.report.ok else 1
+
+
+def cmd_index_verify(args: argparse.Namespace, settings: Settings) -> int:
+    """Check every version's files against their checksums, CURRENT and the cache."""
+    index_dir = Path(args.index or settings.index_dir)
+    report = inspect_index(index_dir)
+    if not report.versions and report.live is None:
+        raise CommandError(no_index_in(index_dir))
+    if args.json:
+        _print_json(report.as_dict())
+        return 0 if report.ok else 1
+    for version, problems in report.versions.items():
+        mark = "hiện hành, " if version == report.live else ""
+        print(f"Phiên bản {version} ({mark}{'tốt' if not problems else 'HỎNG'})")
+        for problem in problems:
+            print(f"    {problem.describe()}")
+    if report.pointer is not None:
+        print(f"Hỏng: {report.pointer.describe()}")
+    if report.cache_problem:
+        print(f"Bộ nhớ đệm vector hỏng: {report.cache_problem}")
+    if report.ok:
+        print("Chỉ mục nguyên vẹn.")
+        return 0
+    if report.serving:
+        print(f"Dịch vụ sẽ dùng phiên bản tốt gần nhất: {report.serving}.")
+    print("Hãy chạy qabot index build để tạo lại phiên bản tốt từ thư mục tài liệu.")
+    return 1
 
 
 def _service(args: argparse.Namespace, settings: Settings) -> QAService:
     service = QAService(Path(args.index or settings.index_dir), _embedder(args, settings))
+    if service.index is None and service.damage:
+        raise CommandError(
+            f"chỉ mục trong {service.index_dir} bị hỏng; xem chi tiết bằng qabot index verify, "
+            "rồi chạy: qabot index build"
+        )
     if service.index is None:
         raise CommandError(no_index_in(service.index_dir))
     return service
@@ -328,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     status = index.add_parser("status", help="xem chỉ mục hiện tại")
     common(status)
     status.set_defaults(handler=cmd_index_status)
+    verify = index.add_parser("verify", help="kiểm tra các tệp chỉ mục có bị hỏng không")
+    common(verify)
+    verify.set_defaults(handler=cmd_index_verify)
 
     ask = commands.add_parser("ask", help="đặt một câu hỏi")
     ask.add_argument("question")
@@ -392,6 +445,8 @@ def _configure_logging(args: argparse.Namespace, settings: Settings | None) -> N
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    # pypdf warns about each damaged file it reads; the refusal already says so in one line.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 
 def main(argv: list[str] | None = None) -> int:

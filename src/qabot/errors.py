@@ -16,7 +16,8 @@ The hierarchy, with default codes::
     ├── IndexStoreError             "index_error"
     │   ├── IndexMissingError       "index_missing"
     │   ├── IndexMismatchError      "index_mismatch"
-    │   └── IndexBusyError          "index_busy"
+    │   ├── IndexBusyError          "index_busy"
+    │   └── IndexDamagedError       "index_damaged"
     ├── EmbedderError               "embedder_error"
     ├── ModelFileError              "model_file"
     ├── CalibrationError            "calibration"
@@ -38,6 +39,7 @@ __all__ = [
     "CommandError",
     "EmbedderError",
     "IndexBusyError",
+    "IndexDamagedError",
     "IndexMismatchError",
     "IndexMissingError",
     "IndexStoreError",
@@ -140,6 +142,17 @@ class IndexBusyError(IndexStoreError):
     """Another process holds the index's writer lock."""
 
     code = "index_busy"
+
+
+class IndexDamagedError(IndexStoreError):
+    """No version of the index can be served (``qabot.index.loaded``); ``damage`` lists
+    what is wrong with each version. ``qabot index build`` repairs it."""
+
+    code = "index_damaged"
+
+    def __init__(self, message: str, damage: list | None = None) -> None:
+        super().__init__(message)
+        self.damage = damage or []
 
 
 # --- configuration and commands --------------------------------------------------------------

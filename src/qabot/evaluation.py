@@ -18,7 +18,7 @@ from pathlib import Path
 from qabot.answer import Answer
 from qabot.embedding import Embedder
 from qabot.index import build_index
-from qabot.index.store import CACHE
+from qabot.index.layout import CACHE
 from qabot.passages import PassageConfig
 from qabot.text import match_key
 

@@ -24,6 +24,7 @@ from qabot.errors import (
     CommandError,
     EmbedderError,
     IndexBusyError,
+    IndexDamagedError,
     IndexStoreError,
     LibraryError,
     NotFoundError,
@@ -34,10 +35,28 @@ from qabot.errors import (
 from qabot.examples import choose_examples
 from qabot.fitted import for_embedder
 from qabot.index import BuildSummary, IndexMissingError, LoadedIndex, build_index, open_index
+from qabot.index.build import Progress
+from qabot.index.layout import (
+    CURRENT,
+    IndexReport,
+    current_version,
+    inspect_index,
+    read_manifest,
+    writer_lock,
+)
+from qabot.index.loaded import live_documents
 from qabot.index.meta import DocumentInfo, ParagraphRecord
-from qabot.index.store import current_version, read_manifest
 from qabot.ingest import discover
-from qabot.library import DEFAULT_MAX_BYTES, AddedFile, add_file, check_size, removing, safe_name
+from qabot.library import (
+    DEFAULT_MAX_BYTES,
+    AddedFile,
+    Change,
+    check_size,
+    park_files,
+    recover,
+    safe_name,
+    stage_files,
+)
 from qabot.messages import OTHER_LANGUAGE_HINT, no_index_in
 from qabot.search import Searcher
 from qabot.text import looks_vietnamese
@@ -58,6 +77,8 @@ __all__ = [
     "Embedder",
     "EmbedderError",
     "IndexBusyError",
+    "IndexDamagedError",
+    "IndexReport",
     "IndexStatus",
     "IndexStoreError",
     "LibraryError",
@@ -70,11 +91,13 @@ __all__ = [
     "QabotError",
     "QuestionError",
     "build_index",
+    "build_library",
     "calibrate",
     "clean_history",
     "clean_question",
     "create_embedder",
     "index_status",
+    "inspect_index",
     "passage_key",
 ]
 
@@ -145,10 +168,12 @@ def passage_key(passage: CitedPassage) -> tuple[str, int, str]:
 
 @dataclass(frozen=True)
 class IndexStatus:
-    """The live version of an index folder, as its manifest describes it."""
+    """The version of an index folder that would be served, as its manifest describes it,
+    and what is damaged (``report``)."""
 
     index_dir: Path
-    version: str
+    version: str  # the version served: the live one, or the newest good one when it is damaged
+    live: str | None  # what CURRENT names
     created_at: str | None
     embedder: str | None
     dim: int | None
@@ -156,11 +181,14 @@ class IndexStatus:
     passages: int | None
     skipped: list[dict]  # {"source", "reason"} of each file the build skipped
     calibration: str  # "fitted" (a confidence model for the embedder) or "rank-only"
+    report: IndexReport
 
     def as_dict(self) -> dict:
         return {
             "index_dir": str(self.index_dir),
+            "status": "ok" if self.report.ok else "damaged",
             "version": self.version,
+            "live": self.live,
             "created_at": self.created_at,
             "embedder": self.embedder,
             "dim": self.dim,
@@ -168,20 +196,28 @@ class IndexStatus:
             "passages": self.passages,
             "skipped": self.skipped,
             "calibration": self.calibration,
+            "damage": self.report.as_dict(),
         }
 
 
 def index_status(index_dir: Path) -> IndexStatus:
-    """The live index version of ``index_dir`` without loading it (no model, no vectors);
-    NotReadyError when there is none."""
+    """The index folder's state without loading it (no model, no vectors): NotReadyError when
+    there is no index, IndexDamagedError when no version is good."""
     index_dir = Path(index_dir)
-    version = current_version(index_dir)
+    report = inspect_index(index_dir)
+    version = report.serving
     if version is None:
+        if report.versions:
+            raise IndexDamagedError(
+                f"chỉ mục trong {index_dir} bị hỏng và không còn phiên bản tốt nào; "
+                "xem chi tiết bằng qabot index verify, rồi chạy: qabot index build"
+            )
         raise NotReadyError(no_index_in(index_dir))
     manifest = read_manifest(index_dir, version)
     return IndexStatus(
         index_dir=index_dir,
         version=version,
+        live=report.live,
         created_at=manifest.get("created_at"),
         embedder=manifest.get("embedder_id"),
         dim=manifest.get("dim"),
@@ -189,6 +225,26 @@ def index_status(index_dir: Path) -> IndexStatus:
         passages=manifest.get("passages"),
         skipped=list(manifest.get("skipped", [])),
         calibration=calibration_of(manifest.get("embedder_id", ""), index_dir),
+        report=report,
+    )
+
+
+def build_library(
+    docs_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    progress: Progress | None = None,
+    wait_seconds: float = 0.0,
+) -> BuildSummary:
+    """Bring an index up to date with its docs folder (``qabot index build``). Changes of
+    the folder that a killed process left half done are settled first."""
+    return build_index(
+        docs_dir,
+        index_dir,
+        embedder,
+        progress=progress,
+        wait_seconds=wait_seconds,
+        before_scan=lambda: recover(docs_dir, live_documents(index_dir)),
     )
 
 
@@ -213,12 +269,17 @@ class QAService:
         self.started = time.monotonic()
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
+        # The CURRENT pointer as last tried, so a damaged live version is reported once and
+        # not verified again on every poll; the problems found when nothing could be served.
+        self._tried: tuple | None = None
+        self.damage: list = []
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._docs_watcher: threading.Thread | None = None
         self._examples: dict[tuple[str, int], list[str]] = {}  # (index version, n) -> questions
         self._examples_lock = threading.Lock()
         self.reload()
+        self._recover_at_start()
 
     # --- index lifecycle ---------------------------------------------------------------
 
@@ -228,20 +289,42 @@ class QAService:
         return searcher.index if searcher else None
 
     def reload(self) -> bool:
-        """Load the live index version if it differs from the one in use. True if switched."""
+        """Load the live index version if it differs from the one in use. True if switched.
+
+        A damaged live version is logged and the newest good version served instead (see
+        qabot.index.loaded.open_index); ``status()`` reports the damage."""
         with self._lock:
             live = current_version(self.index_dir)
             current = self._searcher.index.version if self._searcher else None
-            if live is None or live == current:
+            if live is not None and live == current:
                 return False
+            pointer = self._pointer_state(live)
+            if pointer == self._tried:
+                return False  # this pointer was tried already; versions never change
             try:
                 index = open_index(self.index_dir, self.embedder.id)
             except IndexMissingError:
+                return False
+            except IndexDamagedError as exc:
+                self._tried = pointer
+                self.damage = [d.as_dict() for d in exc.damage]
+                log.error("no index version can be served: %s", exc)
+                return False
+            self._tried = pointer
+            self.damage = [d.as_dict() for d in index.damaged]
+            if index.version == current:
                 return False
             # Requests in flight keep the Searcher they started with.
             self._searcher = Searcher(index, self.embedder)
             log.info("serving index version %s (%d passages)", index.version, len(index.passages))
             return True
+
+    def _pointer_state(self, live: str | None) -> tuple:
+        try:
+            stat = (self.index_dir / CURRENT).stat()
+            return (live, stat.st_mtime_ns, stat.st_ino)
+        except OSError:
+            return (live, None, None)
 
     def watch(self, interval: float) -> None:
         """Poll for new index versions in a background thread."""
@@ -410,11 +493,21 @@ class QAService:
             "uptime_seconds": round(time.monotonic() - self.started, 1),
         }
         if index is None:
-            return {**base, "status": "no_index", "version": None, "documents": 0, "passages": 0}
+            state = "damaged" if self.damage else "no_index"
+            return {
+                **base,
+                "status": state,
+                "version": None,
+                "documents": 0,
+                "passages": 0,
+                "damaged": self.damage,
+            }
         models = self._searcher.models if self._searcher else None
         return {
             **base,
-            "status": "ok",
+            # degraded: the live version is damaged and an older good one is served.
+            "status": "degraded" if self.damage else "ok",
+            "damaged": self.damage,
             # "fitted": found is decided by a confidence model fitted for this embedder;
             # "rank-only": none exists yet (qabot calibrate fits one), see qabot.search.
             "calibration": "fitted" if models and models.calibrated else "rank-only",
@@ -433,8 +526,13 @@ class QAService:
 
     def rebuild(self, wait_seconds: float = 60.0) -> BuildSummary:
         """Bring the index up to date with the docs folder and switch to it."""
+        docs = self._docs()
         summary = build_index(
-            self._docs(), self.index_dir, self.embedder, wait_seconds=wait_seconds
+            docs,
+            self.index_dir,
+            self.embedder,
+            wait_seconds=wait_seconds,
+            before_scan=lambda: self._recover_docs(docs),
         )
         self.reload()
         return summary
@@ -446,24 +544,62 @@ class QAService:
         if size is not None:
             check_size(filename, size, self.max_upload_bytes)
 
+    def _recover_docs(self, docs: Path) -> None:
+        """Settle docs-folder changes a killed process left half done (under the writer
+        lock, so the live index cannot change meanwhile)."""
+        recover(docs, live_documents(self.index_dir))
+
+    def _recover_at_start(self) -> None:
+        if self.docs_dir is None or not self.docs_dir.is_dir():
+            return
+        try:
+            with writer_lock(self.index_dir):
+                self._recover_docs(self.docs_dir)
+        except IndexBusyError:
+            pass  # the build running now settles them before it reads the folder
+        except OSError as exc:  # a read-only index or docs folder: nothing can be half done
+            log.warning("could not check the docs journal: %s", exc)
+
+    def _settle(self, change: Change) -> None:
+        """A change whose build failed: make the folder agree with whatever the index holds
+        now (a concurrent build may have indexed an added file). Done under the writer lock.
+        When another build holds it, nothing is deleted on a guess: removed files come back
+        at once, and added files stay for the next build to settle against its index."""
+        try:
+            with writer_lock(self.index_dir, wait_seconds=1.0):
+                change.settle(live_documents(self.index_dir))
+        except IndexBusyError:
+            if change.op == "remove":
+                change.settle(None)
+            else:
+                log.warning("index busy; the next build settles added files (%s)", change.entry)
+                change.release()
+        except BaseException:
+            change.release()
+            raise
+
     def add_documents(
         self, files: list[tuple[str, bytes]], wait_seconds: float = 60.0
     ) -> tuple[list[AddedFile], BuildSummary]:
         """Validate and store uploaded files, then update the index. All or nothing: a bad
-        file in the batch, or a failed build, leaves the docs folder as it was."""
-        docs = self._docs()
-        added: list[AddedFile] = []
+        file in the batch, or a failed build, leaves the docs folder agreeing with the index
+        (an unreadable file is refused before it reaches the folder)."""
+        change = stage_files(self._docs(), files, self.max_upload_bytes)
         try:
-            for name, data in files:
-                added.append(add_file(docs, name, data, self.max_upload_bytes))
-            return added, self.rebuild(wait_seconds)
+            summary = self.rebuild(wait_seconds)
         except BaseException:
-            # Nothing half-done: the files go when they cannot all be stored and indexed.
-            for item in added:
-                item.path.unlink(missing_ok=True)
+            self._settle(change)
             raise
+        change.done()
+        return change.added, summary
 
     def remove_documents(self, doc_ids: list[str], wait_seconds: float = 60.0) -> BuildSummary:
         # The files come back if the index cannot be updated, so folder and index agree.
-        with removing(self._docs(), doc_ids):
-            return self.rebuild(wait_seconds)
+        change = park_files(self._docs(), doc_ids)
+        try:
+            summary = self.rebuild(wait_seconds)
+        except BaseException:
+            self._settle(change)
+            raise
+        change.done()
+        return summary

@@ -1,18 +1,24 @@
-"""The versioned index: FAISS vectors, BM25, SQLite metadata and the embedding cache."""
+"""The versioned index: FAISS vectors, BM25, SQLite metadata and the embedding cache.
+
+layout: the folders on disk (versions, CURRENT, locks, checksums); loaded: one version in
+memory (LoadedIndex, open_index); build: incremental, atomic builds; verify: a report on
+what is damaged.
+"""
 
 from qabot.index.build import BuildSummary, build_index
-from qabot.index.store import (
+from qabot.index.layout import (
     IndexBusyError,
+    IndexDamagedError,
     IndexMismatchError,
     IndexMissingError,
     IndexStoreError,
-    LoadedIndex,
-    open_index,
 )
+from qabot.index.loaded import LoadedIndex, open_index
 
 __all__ = [
     "BuildSummary",
     "IndexBusyError",
+    "IndexDamagedError",
     "IndexMismatchError",
     "IndexMissingError",
     "IndexStoreError",

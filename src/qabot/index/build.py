@@ -2,6 +2,9 @@
 
 Only new or changed files are cleaned, split and embedded; unchanged documents are copied
 from the live version; vectors come from the embedding cache when their text was seen.
+A build always ends with a whole version when the documents allow one: a file that cannot
+be read is skipped and reported, a damaged live version is not copied from (everything is
+read again), and a damaged embedding cache is set aside and rebuilt.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,15 +25,17 @@ from qabot.embedding import Embedder
 from qabot.index import meta
 from qabot.index.bm25 import BM25Index
 from qabot.index.cache import EmbeddingCache, text_hash
-from qabot.index.store import (
+from qabot.index.layout import (
     CACHE,
     FORMAT,
     VERSIONS,
+    IndexDamagedError,
     current_version,
     new_version_name,
     prune_versions,
     publish_version,
     read_manifest,
+    verify_version,
     writer_lock,
 )
 from qabot.index.vectors import build_vector_index, save_sentences, save_vector_index
@@ -43,6 +49,7 @@ log = logging.getLogger(__name__)
 PIPELINE_VERSION = "5"
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+Hook = Callable[[], None]
 
 
 @dataclass
@@ -85,11 +92,16 @@ def build_index(
     config: PassageConfig | None = None,
     progress: Progress | None = None,
     wait_seconds: float = 0.0,
+    before_scan: Hook | None = None,
 ) -> BuildSummary:
+    """Bring the index in ``index_dir`` up to date with ``docs_dir``. ``before_scan`` runs
+    under the writer lock before the folder is read (the library's journal recovery)."""
     config = config or PassageConfig()
     progress = progress or (lambda stage, done, total: None)
     started = time.monotonic()
     with writer_lock(index_dir, wait_seconds):
+        if before_scan is not None:
+            before_scan()
         summary = _build_locked(docs_dir, index_dir, embedder, config, progress)
     summary.seconds = time.monotonic() - started
     return summary
@@ -107,11 +119,8 @@ def _build_locked(
     (index_dir / VERSIONS).mkdir(parents=True, exist_ok=True)
     prune_versions(index_dir)  # clears staging folders a killed build left behind
 
-    live = current_version(index_dir)
-    live_manifest = read_manifest(index_dir, live) if live else None
-    live_db = meta.connect(index_dir / VERSIONS / live / "meta.sqlite") if live else None
+    live, live_manifest, live_db, live_docs = _live_rows(index_dir)
     try:
-        live_docs = {d.doc_id: d for d in meta.read_documents(live_db)} if live_db else {}
         reusable = bool(
             live_manifest
             and live_manifest.get("format") == FORMAT
@@ -137,18 +146,26 @@ def _build_locked(
                 continue
             old = live_docs.get(doc_id)
             if reusable and old is not None and old.content_hash == data_hash:
-                documents.append(meta.read_document_rows(live_db, doc_id))
-                summary.unchanged += 1
-                continue
+                try:
+                    documents.append(meta.read_document_rows(live_db, doc_id))
+                    summary.unchanged += 1
+                    continue
+                except sqlite3.Error as exc:  # read it from its file instead
+                    log.warning("live index rows of %s unreadable (%s)", doc_id, exc)
+                    reusable = False
             try:
                 document = load_document(path, docs_dir)
+                rows = meta.DocumentRows.from_document(document, split_document(document, config))
             except IngestError as exc:
                 log.warning("skipping %s: %s", doc_id, exc)
                 summary.skipped_files.append(SkippedFile(doc_id, str(exc)))
                 continue
-            documents.append(
-                meta.DocumentRows.from_document(document, split_document(document, config))
-            )
+            except Exception as exc:  # one file's bug must not stop every later build
+                log.exception("skipping %s: reading it failed unexpectedly", doc_id)
+                reason = f"không đọc được tệp (lỗi {type(exc).__name__})"
+                summary.skipped_files.append(SkippedFile(doc_id, reason))
+                continue
+            documents.append(rows)
             if old is None:
                 summary.added += 1
             else:
@@ -175,7 +192,11 @@ def _build_locked(
         [passages[r].text[s:e] for r, s, e in sentences], index_dir, embedder, progress
     )
 
-    nothing_changed = reusable and not (summary.added or summary.changed or summary.removed)
+    # A version from before checksums existed is sealed again by publishing a fresh copy.
+    sealed = bool(live_manifest and isinstance(live_manifest.get("files"), dict))
+    nothing_changed = (
+        reusable and sealed and not (summary.added or summary.changed or summary.removed)
+    )
     if nothing_changed:
         summary.version = live
         return summary
@@ -222,10 +243,60 @@ def _build_locked(
     return summary
 
 
+def _live_rows(index_dir: Path):
+    """The live version's name, manifest, open metadata and documents, when it is whole
+    enough to copy rows from; else (None, None, None, {}) so that every file is read again."""
+    live = current_version(index_dir)
+    if live is None:
+        return None, None, None, {}
+    problems = verify_version(index_dir, live)
+    if problems:
+        log.warning(
+            "live index version %s is damaged (%s); reading every document again",
+            live,
+            "; ".join(f"{p.file}: {p.kind}" for p in problems),
+        )
+        return None, None, None, {}
+    db = None
+    try:
+        manifest = read_manifest(index_dir, live)
+        db = meta.connect(index_dir / VERSIONS / live / "meta.sqlite")
+        documents = {d.doc_id: d for d in meta.read_documents(db)}
+    except (IndexDamagedError, sqlite3.Error) as exc:
+        log.warning("live index version %s cannot be read (%s); reading every document", live, exc)
+        if db is not None:
+            db.close()
+        return None, None, None, {}
+    return live, manifest, db, documents
+
+
 def _vectors_for(
     texts: list[str], index_dir: Path, embedder: Embedder, progress: Progress, batch: int = 16
 ) -> tuple[np.ndarray, int]:
-    """Vectors for ``texts`` from the cache, embedding (and caching) only the missing ones."""
+    """Vectors for ``texts`` from the cache, embedding (and caching) only the missing ones.
+    A damaged cache is moved aside and a new one started: it only ever saves time."""
+    try:
+        return _vectors_from_cache(texts, index_dir, embedder, progress, batch)
+    except sqlite3.DatabaseError as exc:
+        aside = set_cache_aside(index_dir, str(exc))
+        log.warning("embedding cache was damaged (%s); moved to %s, rebuilding", exc, aside.name)
+        return _vectors_from_cache(texts, index_dir, embedder, progress, batch)
+
+
+def set_cache_aside(index_dir: Path, reason: str) -> Path:
+    """Move a damaged embedding cache (and its WAL files) out of the way."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    aside = index_dir / f"{CACHE}.damaged-{stamp}"
+    for suffix in ("", "-wal", "-shm"):
+        source = index_dir / f"{CACHE}{suffix}"
+        if source.exists():
+            source.replace(index_dir / f"{aside.name}{suffix}")
+    return aside
+
+
+def _vectors_from_cache(
+    texts: list[str], index_dir: Path, embedder: Embedder, progress: Progress, batch: int
+) -> tuple[np.ndarray, int]:
     cache = EmbeddingCache(index_dir / CACHE)
     try:
         hashes = [text_hash(t) for t in texts]

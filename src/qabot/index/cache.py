@@ -55,3 +55,19 @@ class EmbeddingCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+def check_cache(path: Path) -> str | None:
+    """What is wrong with an embedding cache file, or None when it is sound (or absent)."""
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = db.execute("PRAGMA quick_check").fetchall()
+            db.execute("SELECT count(*) FROM vectors").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        return str(exc)
+    return None if rows == [("ok",)] else "; ".join(str(r[0]) for r in rows[:3])

@@ -79,9 +79,13 @@ def load_document(path: Path, root: Path) -> Document:
     if not data.strip():
         raise IngestError("tệp không có nội dung")
     raw = load_raw(path)
-    cleaned = clean(raw)
+    try:
+        cleaned = clean(raw)
+    except (RecursionError, MemoryError, ValueError) as exc:
+        log.info("cleaning %s failed: %r", path.name, exc)
+        raise IngestError("không xử lý được nội dung tệp") from None
     if not cleaned.paragraphs:
-        raise IngestError("không còn văn bản nào sau khi làm sạch")
+        raise IngestError("không tìm thấy nội dung văn bản trong tệp")
     paragraphs = []
     offset = 0
     for number, (text, kind) in enumerate(cleaned.paragraphs, start=1):
