@@ -42,6 +42,7 @@ from qabot.service import (
     QuestionError,
     clean_question,
 )
+from qabot.web import mount_web
 
 log = logging.getLogger("qabot.api")
 
@@ -637,6 +638,7 @@ def create_app(service: QAService, settings: Settings) -> FastAPI:
     _add_question_routes(app, service)
     _add_document_routes(app, service)
     _add_admin_routes(app, service, settings)
+    mount_web(app, service, settings)
     return app
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import unicodedata
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 1000
 MAX_TOP_K = 20
 MAX_HISTORY = 10  # earlier questions of a conversation that a question may lean on
+EXAMPLE_WORDS = 24  # syllables; a longer example question is hard to read at a glance
+JOINING_WORDS = frozenset({"và", "tại", "về", "trong", "với", "của", "cho", "để", "nhằm"})
 
 
 class QuestionError(ValueError):
@@ -225,6 +228,48 @@ class QAService:
 
     def documents(self) -> list[DocumentInfo]:
         return list(self._require().index.documents)
+
+    def document_sizes(self) -> dict[str, int]:
+        """Bytes of each indexed document's file in the docs folder; a document whose file
+        is not there (an index built elsewhere) is left out."""
+        docs = self.docs_dir
+        sizes: dict[str, int] = {}
+        if docs is None:
+            return sizes
+        for document in self.documents():
+            try:
+                sizes[document.doc_id] = (docs / document.doc_id).stat().st_size
+            except OSError:
+                continue
+        return sizes
+
+    def example_questions(self, n: int = 4) -> list[str]:
+        """Up to ``n`` questions people could ask about the current reports, newest first.
+
+        A report's title usually reads as one event ("X tổ chức Y"); asking when it happened
+        makes a question the report answers. Its first clause is kept so the question stays
+        short. An empty list when no index is loaded.
+        """
+        index = self.index
+        if index is None or n <= 0:
+            return []
+        documents = sorted(index.documents, key=lambda d: d.date or "", reverse=True)
+        questions: list[str] = []
+        for document in documents:
+            clause = re.split(r"\s+[-–:]\s+|[,;.?!(]", document.title.strip(), maxsplit=1)[0]
+            words = clause.split()
+            if len(words) > EXAMPLE_WORDS:
+                # Cut before a joining word, so the question ends on a whole phrase.
+                cuts = [i for i, w in enumerate(words[:EXAMPLE_WORDS]) if w in JOINING_WORDS]
+                words = words[: cuts[-1]] if cuts else []
+            if len(words) < 4:  # a bare name is no event to ask about
+                continue
+            question = " ".join(words) + " khi nào?"
+            if question not in questions:
+                questions.append(question)
+            if len(questions) == n:
+                break
+        return questions
 
     def paragraph_context(self, doc_id: str, paragraph: int, radius: int = 1) -> ParagraphContext:
         index = self._require().index
