@@ -245,10 +245,24 @@ function sendFiles(files, onProgress, onSent) {
   });
 }
 
+function showChosenFiles() {
+  const files = Array.from($("files").files);
+  $("file-names").textContent = files.length
+    ? files.map((f) => `${f.name} (${formatSize(f.size)})`).join(", ")
+    : "Chưa chọn tệp nào.";
+}
+
+$("files").addEventListener("change", showChosenFiles);
+
 $("upload-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const files = Array.from($("files").files);
-  if (!files.length) return;
+  if (!files.length) {
+    const result = $("upload-result");
+    result.className = "result error-text";
+    show(result, "Vui lòng chọn ít nhất một tệp để tải lên.");
+    return;
+  }
   const button = $("upload-button");
   const progress = $("upload-progress");
   const label = $("upload-label");
@@ -275,6 +289,7 @@ $("upload-form").addEventListener("submit", async (event) => {
     );
     show(result, `Đã thêm ${body.doc_ids.length} báo cáo: ${body.doc_ids.join(", ")}. ${summaryText(body.summary)}`);
     $("files").value = "";
+    showChosenFiles();
   } catch (error) {
     result.className = "result error-text";
     show(result, error.message);

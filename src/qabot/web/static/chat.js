@@ -131,10 +131,24 @@ function renderAnswer(answer) {
     return parts;
   }
   parts.push(el("p", { class: "answer-text" }, answer.answer));
-  if (answer.passages.length) {
+  // The passage the answer comes from (it holds the highlight) and the best one are shown;
+  // the others wait behind one click, so an answer stays short on a phone.
+  const main = answer.passages.filter((p, i) => i === 0 || p.highlight);
+  const more = answer.passages.filter((p, i) => !(i === 0 || p.highlight));
+  if (main.length) {
     parts.push(
       el("p", { class: "sources-label" }, "Nguồn trích dẫn"),
-      el("ol", { class: "passages" }, answer.passages.map(renderPassage)),
+      el("ol", { class: "passages" }, main.map(renderPassage)),
+    );
+  }
+  if (more.length) {
+    parts.push(
+      el(
+        "details",
+        { class: "more-passages" },
+        el("summary", {}, `Xem thêm ${more.length} đoạn liên quan`),
+        el("ol", { class: "passages" }, more.map(renderPassage)),
+      ),
     );
   }
   // Feedback (👍 / 👎 under each answer) goes here once the API can record it.
