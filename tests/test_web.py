@@ -502,6 +502,7 @@ def test_phone_width_has_no_horizontal_scroll(browser: Any, site: Site) -> None:
     browser.get(site.url + "/admin")
     wait_for(browser, lambda d: css(d, "#documents tbody tr[data-doc-id]"))
     assert horizontal_overflow(browser) <= 0
+    screenshot(browser, "admin-phone.png")
 
 
 # --- the admin page ------------------------------------------------------------------------

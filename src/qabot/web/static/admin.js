@@ -116,7 +116,7 @@ function summaryText(summary) {
   let text =
     `Chỉ mục hiện có ${summary.documents} báo cáo, ${summary.passages} đoạn trích ` +
     `(thêm ${summary.added}, sửa ${summary.changed}, xóa ${summary.removed}; ` +
-    `${String(summary.seconds).replace(".", ",")} giây).`;
+    `${Number(summary.seconds).toFixed(1).replace(".", ",")} giây).`;
   for (const skipped of summary.skipped_files || []) {
     text += ` Bỏ qua ${skipped.source}: ${skipped.reason}.`;
   }
