@@ -207,9 +207,12 @@ def browser(chrome: Any) -> Iterator[Any]:
 
 
 def wait_for(driver: Any, condition: Callable[[Any], Any], timeout: float = WAIT_SECONDS) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(condition)
+    # The pages redraw lists as answers arrive; an element caught mid-redraw is looked up again.
+    wait = WebDriverWait(driver, timeout, ignored_exceptions=[StaleElementReferenceException])
+    return wait.until(condition)
 
 
 def css(root: Any, selector: str) -> list[Any]:
@@ -327,10 +330,12 @@ def upload(driver: Any, tmp_path: Path, name: str, text: str) -> str:
 
 
 def document_row(driver: Any, doc_id: str) -> Any | None:
-    rows = [
-        r for r in css(driver, "#documents tbody tr") if r.get_attribute("data-doc-id") == doc_id
-    ]
-    return rows[0] if rows else None
+    # One script, so a table the page is redrawing cannot go stale halfway through the search.
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#documents tbody tr')]"
+        ".find((row) => row.dataset.docId === arguments[0]) || null;",
+        doc_id,
+    )
 
 
 def remove_quietly(site: Site, doc_id: str) -> None:
