@@ -305,13 +305,16 @@ def service_from_settings(
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # The command line starts the interfaces: the HTTP API, and beside it on the same server
-    # the Telegram webhook when one is configured. Neither interface imports the other.
+    # the web pages and, when one is configured, the Telegram webhook. No interface imports
+    # another.
     from qabot.http import serve
     from qabot.telegram import attach_webhook
+    from qabot.web import mount_web
 
     service = service_from_settings(settings, args.index, args.embedder)
 
-    def with_webhook(app) -> None:
+    def with_pages(app) -> None:
+        mount_web(app, service, settings)
         if attach_webhook(app, service, settings):
             log.info("Telegram webhook served at /telegram/<secret>")
 
@@ -321,7 +324,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         host=args.host if args.host is not None else settings.host,
         port=args.port if args.port is not None else settings.port,
         watch_docs=args.watch,
-        extend=with_webhook,
+        extend=with_pages,
     )
 
 

@@ -473,6 +473,20 @@ class QAService:
     def documents(self) -> list[DocumentInfo]:
         return list(self._require().index.documents)
 
+    def document_sizes(self) -> dict[str, int]:
+        """Bytes of each indexed document's file in the docs folder; a document whose file
+        is not there (an index built elsewhere) is left out."""
+        docs = self.docs_dir
+        sizes: dict[str, int] = {}
+        if docs is None:
+            return sizes
+        for document in self.documents():
+            try:
+                sizes[document.doc_id] = (docs / document.doc_id).stat().st_size
+            except OSError:
+                continue
+        return sizes
+
     def paragraph_context(self, doc_id: str, paragraph: int, radius: int = 1) -> ParagraphContext:
         index = self._require().index
         document = index.document(doc_id)

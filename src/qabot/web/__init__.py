@@ -1,0 +1,108 @@
+"""The web pages: a chat page at ``/`` and an admin page at ``/admin``.
+
+Plain HTML, CSS and JavaScript shipped as package data (no build step, nothing from a CDN:
+deployments are often offline). The pages talk to the JSON API of the same app (POST /ask,
+GET /documents, ...); this module only adds what the pages need beyond it:
+
+* ``GET /`` and ``GET /admin``: the pages, with a Content-Security-Policy that allows scripts
+  and styles from this server only (no inline code), so text from a report can never run.
+* ``GET /static/...``: the pages' scripts, styles and icon.
+* ``GET /examples?n=4``: ``{"questions": [...]}``, example questions about the current reports.
+* ``GET /admin/config``: ``{"enabled": bool, "authorized": bool}``. ``enabled`` says whether
+  the server has an admin token (QABOT_ADMIN_TOKEN); ``authorized`` whether the request's
+  ``Authorization: Bearer`` header carries it, so the page can check a typed token without
+  changing anything.
+* ``GET /admin/documents``: the indexed reports as in ``GET /documents``, each with the
+  ``size`` of its file in bytes (``null`` when the file is not in the docs folder).
+
+Like every interface this talks to QAService only.
+"""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from qabot.config import Settings
+from qabot.service import QAService
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+MAX_EXAMPLES = 8
+
+# 'self' only: no inline scripts or styles, no other origin. Text from the index is inserted
+# with textContent, and this policy is the second lock if that were ever got wrong.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+def mount_web(app: FastAPI, service: QAService, settings: Settings) -> None:
+    """Add the chat page, the admin page, their static files and JSON helpers to ``app``."""
+    secret = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    expected = secret.encode("utf-8")
+
+    def page(name: str) -> FileResponse:
+        return FileResponse(STATIC_DIR / name, media_type="text/html", headers=PAGE_HEADERS)
+
+    @app.get("/", include_in_schema=False)
+    async def chat_page() -> FileResponse:
+        return page("index.html")
+
+    @app.get("/admin", include_in_schema=False)
+    async def admin_page() -> FileResponse:
+        return page("admin.html")
+
+    @app.get("/examples", include_in_schema=False)
+    def examples(n: Annotated[int, Query(ge=1, le=MAX_EXAMPLES)] = 4) -> JSONResponse:
+        return JSONResponse({"questions": service.example_questions(n)})
+
+    @app.get("/admin/config", include_in_schema=False)
+    async def admin_config(request: Request) -> JSONResponse:
+        authorized = False
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if expected and scheme.lower() == "bearer":
+            # Bytes: compare_digest refuses non-ASCII str, and a client may send anything.
+            authorized = hmac.compare_digest(
+                given.strip().encode("utf-8", "surrogateescape"), expected
+            )
+        return JSONResponse({"enabled": bool(expected), "authorized": authorized})
+
+    @app.get("/admin/documents", include_in_schema=False)
+    def admin_documents() -> JSONResponse:
+        sizes = service.document_sizes()
+        return JSONResponse([_document(d, sizes.get(d.doc_id)) for d in service.documents()])
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="web-static")
+
+
+def _document(document: Any, size: int | None) -> dict[str, Any]:
+    return {
+        "doc_id": document.doc_id,
+        "title": document.title,
+        "date": document.date,
+        "source": document.source,
+        "passages": document.passages,
+        "paragraphs": document.paragraphs,
+        "size": size,
+    }
