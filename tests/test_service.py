@@ -100,8 +100,8 @@ def test_check_upload_refuses_by_name_and_size(service: QAService) -> None:
 def test_every_error_has_the_base_class_and_a_stable_code() -> None:
     from qabot.cli import CommandError
     from qabot.embedding import EmbedderError
+    from qabot.errors import IndexStoreError
     from qabot.index import IndexBusyError, IndexMismatchError, IndexMissingError
-    from qabot.index.layout import IndexStoreError
     from qabot.ingest import IngestError
     from qabot.library import LibraryError as LibraryErrorFromLibrary
     from qabot.service import NotFoundError, QuestionError

@@ -5,14 +5,14 @@ memory (LoadedIndex, open_index); build: incremental, atomic builds; verify: a r
 what is damaged.
 """
 
-from qabot.index.build import BuildSummary, build_index
-from qabot.index.layout import (
+from qabot.errors import (
     IndexBusyError,
     IndexDamagedError,
     IndexMismatchError,
     IndexMissingError,
     IndexStoreError,
 )
+from qabot.index.build import BuildSummary, build_index
 from qabot.index.loaded import LoadedIndex, open_index
 
 __all__ = [

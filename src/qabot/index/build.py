@@ -22,6 +22,7 @@ import numpy as np
 
 from qabot import lexicon
 from qabot.embedding import Embedder
+from qabot.errors import IndexDamagedError
 from qabot.index import meta
 from qabot.index.bm25 import BM25Index
 from qabot.index.cache import EmbeddingCache, text_hash
@@ -29,7 +30,6 @@ from qabot.index.layout import (
     CACHE,
     FORMAT,
     VERSIONS,
-    IndexDamagedError,
     current_version,
     new_version_name,
     prune_versions,

@@ -19,14 +19,12 @@ from typing import IO, Generic, TypeVar
 import faiss
 import numpy as np
 
+from qabot.errors import IndexDamagedError, IndexMismatchError, IndexMissingError
 from qabot.index import meta
 from qabot.index.bm25 import BM25Index
 from qabot.index.layout import (
     FORMAT,
     VERSIONS,
-    IndexDamagedError,
-    IndexMismatchError,
-    IndexMissingError,
     Problem,
     VersionDamage,
     current_version,
