@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qabot.config import Settings
+from qabot.http.insights import add_insight_routes
 from qabot.index import BuildSummary, IndexBusyError, IndexStoreError
 from qabot.index.meta import DocumentInfo
 from qabot.library import LibraryError, human_size
@@ -385,6 +386,10 @@ class AnswerOut(BaseModel):
             "khôi phục; bằng «question» khi không có gì thay đổi."
         )
     )
+    answer_id: str | None = Field(
+        description="Mã câu trả lời, dùng để gửi phản hồi tới `POST /feedback`; null khi "
+        "nhật ký câu hỏi đang tắt."
+    )
 
 
 class HealthOut(BaseModel):
@@ -637,6 +642,7 @@ def create_app(service: QAService, settings: Settings) -> FastAPI:
     _add_question_routes(app, service)
     _add_document_routes(app, service)
     _add_admin_routes(app, service, settings)
+    add_insight_routes(app, service, settings)  # last: its metrics middleware sees every answer
     return app
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import secrets
 import threading
 import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
+from qabot.activity import Activity
 from qabot.answer import Answer, compose
 from qabot.embedding import Embedder
 from qabot.index import BuildSummary, IndexMissingError, LoadedIndex, build_index, open_index
@@ -17,7 +21,8 @@ from qabot.index.meta import DocumentInfo, ParagraphRecord
 from qabot.index.store import current_version
 from qabot.ingest import discover
 from qabot.library import DEFAULT_MAX_BYTES, AddedFile, LibraryError, add_file, removing
-from qabot.search import Searcher
+from qabot.questionlog import LoggedAnswer, LogUnavailableError, QuestionLog
+from qabot.search import Searcher, SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +99,14 @@ class QAService:
         embedder: Embedder,
         docs_dir: Path | None = None,
         max_upload_bytes: int = DEFAULT_MAX_BYTES,
+        question_log: QuestionLog | None = None,
     ) -> None:
         self.index_dir = Path(index_dir)
         self.docs_dir = Path(docs_dir) if docs_dir is not None else None
         self.embedder = embedder
         self.max_upload_bytes = max_upload_bytes
+        self.question_log = question_log
+        self.activity = Activity()
         self.started = time.monotonic()
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
@@ -192,6 +200,8 @@ class QAService:
             if thread is not None:
                 thread.join(timeout=5)
         self._watcher = self._docs_watcher = None
+        if self.question_log is not None:
+            self.question_log.close()
 
     def _require(self) -> Searcher:
         searcher = self._searcher
@@ -203,9 +213,23 @@ class QAService:
 
     # --- questions ---------------------------------------------------------------------
 
-    def ask(self, question: str, top_k: int = 5, history: Sequence[str] | None = None) -> Answer:
+    def ask(
+        self,
+        question: str,
+        top_k: int = 5,
+        history: Sequence[str] | None = None,
+        *,
+        channel: str | None = "api",
+        user: str | None = None,
+    ) -> Answer:
         """Answer ``question``; ``history`` holds the conversation's earlier questions, oldest
-        first, which a follow-up ("Còn năm 2024 thì sao?") may lean on."""
+        first, which a follow-up ("Còn năm 2024 thì sao?") may lean on.
+
+        ``channel`` (api, telegram, web, cli) is where a person asked; the answer is then
+        counted and written to the question log, and carries an ``answer_id`` for feedback.
+        None is for questions the program asks itself (example questions, "Xem thêm"), which
+        are neither counted nor logged. ``user`` is a Telegram user or chat id; the log keeps
+        only its salted hash."""
         text = clean_question(question)
         earlier = clean_history(history)
         if not 1 <= top_k <= MAX_TOP_K:
@@ -215,7 +239,57 @@ class QAService:
         searched = self._standalone(text, earlier, searcher)
         result = searcher.search(searched, top_k)
         took_ms = (time.perf_counter() - started) * 1000
-        return compose(result, searcher.index, took_ms, question=text)
+        answer = compose(result, searcher.index, took_ms, question=text)
+        if channel is None:
+            return answer
+        self.activity.answered(channel, answer.found)
+        return self._logged(answer, result, channel, user)
+
+    def _logged(
+        self, answer: Answer, result: SearchResult, channel: str, user: str | None
+    ) -> Answer:
+        """The answer with its id, queued for the log; a log problem never fails an answer."""
+        question_log = self.question_log
+        if question_log is None:
+            return answer
+        try:
+            answer_id = secrets.token_urlsafe(9)
+            question_log.record(
+                LoggedAnswer(
+                    answer_id=answer_id,
+                    at=time.time(),
+                    channel=channel,
+                    question=answer.question,
+                    interpreted_question=answer.interpreted_question,
+                    found=answer.found,
+                    confidence=round(result.confidence, 4),
+                    took_ms=answer.took_ms,
+                    citations=tuple((p.doc_id, p.paragraph) for p in answer.passages),
+                    user=user,
+                )
+            )
+        except Exception:
+            log.exception("queueing an answer for the question log failed")
+            return answer
+        return dataclasses.replace(answer, answer_id=answer_id)
+
+    def feedback(self, answer_id: str, helpful: bool | None, comment: str | None = None) -> None:
+        """Keep a reader's verdict on an answer with its question. ``helpful`` None adds a
+        comment to the verdict already given. Raises NotFoundError for an unknown answer and
+        LogUnavailableError when there is no log to keep it in."""
+        if self.question_log is None:
+            raise LogUnavailableError("the question log is off")
+        if not self.question_log.feedback(answer_id, helpful, comment):
+            raise NotFoundError(f"Không có câu trả lời mã {answer_id!r} trong nhật ký câu hỏi.")
+
+    def report(self, since: timedelta) -> dict:
+        """What people asked in the last ``since``: see QuestionLog.report. The reports of the
+        live index are listed so those nobody cited show too."""
+        if self.question_log is None:
+            raise LogUnavailableError("the question log is off")
+        index = self.index
+        documents = [(d.doc_id, d.title) for d in index.documents] if index is not None else []
+        return self.question_log.report(since, documents)
 
     def _standalone(self, question: str, history: list[str], searcher: Searcher) -> str:
         """The self-contained question to search (the conversation step)."""
@@ -265,10 +339,15 @@ class QAService:
 
     def rebuild(self, wait_seconds: float = 60.0) -> BuildSummary:
         """Bring the index up to date with the docs folder and switch to it."""
-        summary = build_index(
-            self._docs(), self.index_dir, self.embedder, wait_seconds=wait_seconds
-        )
-        self.reload()
+        docs = self._docs()
+        started = time.perf_counter()
+        try:
+            summary = build_index(docs, self.index_dir, self.embedder, wait_seconds=wait_seconds)
+            self.reload()
+        except BaseException:
+            self.activity.rebuild_failed()
+            raise
+        self.activity.rebuilt(time.perf_counter() - started)
         return summary
 
     def add_documents(

@@ -8,6 +8,7 @@ the event loop keeps serving other chats.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from qabot.service import (
 from qabot.telegram import formatting as fmt
 from qabot.telegram import keyboards
 from qabot.telegram.examples import choose_examples
+from qabot.telegram.feedback import with_feedback_buttons
 from qabot.telegram.sending import edit_html, send_html, show_typing, with_flood_retry
 from qabot.telegram.state import AnswerState, BotDeps, Examples, deps, passage_key, recall, remember
 from qabot.text import looks_vietnamese
@@ -113,12 +115,24 @@ async def _within_rate_limit(update: Update, context: Context, d: BotDeps) -> bo
 # --- questions ----------------------------------------------------------------------------
 
 
-async def _ask(update: Update, context: Context, question: str, top_k: int) -> Answer | None:
-    """The service's answer, or None after telling the user why there is none."""
+def _asker(update: Update) -> str:
+    """Who asked, for the question log (which stores only a salted hash of it)."""
+    user = update.effective_user
+    return f"user:{user.id}" if user is not None else f"chat:{_chat_id(update)}"
+
+
+async def _ask(
+    update: Update, context: Context, question: str, top_k: int, logged: bool = False
+) -> Answer | None:
+    """The service's answer, or None after telling the user why there is none. ``logged``:
+    a person's question (counted and logged), not the bot asking again for more sources."""
     d = deps(context.bot_data)
     await show_typing(context.bot, _chat_id(update))
+    channel, user = ("telegram", _asker(update)) if logged else (None, None)
     try:
-        return await asyncio.to_thread(d.service.ask, question, top_k)
+        return await asyncio.to_thread(
+            functools.partial(d.service.ask, question, top_k, channel=channel, user=user)
+        )
     except NotReadyError:
         await _reply(update, context, fmt.NOT_READY)
     except QuestionError as error:
@@ -138,7 +152,7 @@ async def answer_question(
         return
     if not await _within_rate_limit(update, context, d):
         return
-    answer = await _ask(update, context, question, PAGE_SIZE)
+    answer = await _ask(update, context, question, PAGE_SIZE, logged=True)
     if answer is None:
         return
     if not answer.found:
@@ -152,6 +166,7 @@ async def answer_question(
     answer_id = remember(context.chat_data, AnswerState(question, passages))
     more = len(answer.passages) >= PAGE_SIZE
     keyboard = keyboards.answer_keyboard(answer_id, 1, len(passages), more)
+    keyboard = with_feedback_buttons(keyboard, answer.answer_id)
     await _reply(update, context, fmt.format_answer(answer, passages, echo_question=echo), keyboard)
 
 
@@ -253,7 +268,7 @@ async def current_examples(d: BotDeps) -> list[str]:
         return []
 
     def answerable(question: str) -> bool:
-        return d.service.ask(question, 1).found
+        return d.service.ask(question, 1, channel=None).found  # not a person's question
 
     titles = [doc.title for doc in documents]
     questions = await asyncio.to_thread(choose_examples, answerable, titles)

@@ -1,0 +1,155 @@
+"""What people ask, for admins: POST /feedback, GET /admin/stats and GET /metrics.
+
+Errors follow the API's shape {"detail": Vietnamese message, "code": stable identifier}.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Query
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+
+from qabot.config import Settings
+from qabot.http.metrics import install_metrics
+from qabot.questionlog import MAX_COMMENT_CHARS, LogUnavailableError, parse_period
+from qabot.service import NotFoundError, QAService
+
+LOG_OFF = (
+    "Chức năng ghi nhận câu hỏi và phản hồi đang tắt hoặc tạm thời không dùng được "
+    "(QABOT_LOG_DB). Vui lòng liên hệ quản trị viên."
+)
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="Mã quản trị (QABOT_ADMIN_TOKEN), gửi dưới dạng «Authorization: Bearer <mã>».",
+)
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"answer_id": "Qx3v9kLm0aZb", "helpful": False, "comment": "Số liệu chưa đúng"}
+            ]
+        }
+    )
+
+    answer_id: str = Field(
+        min_length=1, max_length=64, description="Mã câu trả lời «answer_id» do `/ask` trả về."
+    )
+    helpful: bool = Field(strict=True, description="true: câu trả lời hữu ích; false: sai.")
+    comment: str | None = Field(
+        None,
+        max_length=MAX_COMMENT_CHARS,
+        description=f"Góp ý thêm (không bắt buộc), tối đa {MAX_COMMENT_CHARS} ký tự.",
+    )
+
+
+class FeedbackOut(BaseModel):
+    stored: bool = Field(description="Phản hồi đã được lưu cùng câu hỏi.")
+
+
+def _error(status: int, code: str, detail: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail, "code": code}, status_code=status, headers=headers)
+
+
+def _admin_refusal(
+    settings: Settings, credentials: HTTPAuthorizationCredentials | None
+) -> JSONResponse | None:
+    """None when the request carries the admin token; otherwise the error to answer."""
+    secret = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    if not secret:
+        return _error(
+            403,
+            "admin_disabled",
+            "Chức năng quản trị đang tắt vì máy chủ chưa cấu hình mã quản trị (QABOT_ADMIN_TOKEN).",
+        )
+    if credentials is None:
+        return _error(
+            401,
+            "missing_token",
+            "Vui lòng gửi mã quản trị trong tiêu đề «Authorization: Bearer <mã>».",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    given = credentials.credentials.encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(given, secret.encode("utf-8")):
+        return _error(
+            401,
+            "invalid_token",
+            "Mã quản trị không đúng.",
+            {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return None
+
+
+def add_insight_routes(app: FastAPI, service: QAService, settings: Settings) -> None:
+    """POST /feedback, GET /admin/stats, GET /metrics, and the metrics middleware."""
+    registry = install_metrics(app, service)
+
+    @app.post(
+        "/feedback",
+        tags=["Hỏi đáp"],
+        summary="Phản hồi về một câu trả lời",
+        description="Đánh dấu câu trả lời (theo «answer_id» của `/ask`) là hữu ích hay sai.",
+        response_model=FeedbackOut,
+    )
+    def feedback(body: FeedbackIn) -> JSONResponse:
+        try:
+            service.feedback(body.answer_id, body.helpful, body.comment)
+        except NotFoundError:
+            return _error(
+                404,
+                "unknown_answer",
+                "Không tìm thấy câu trả lời có mã này (có thể đã quá thời hạn lưu). "
+                "Vui lòng dùng «answer_id» do /ask trả về.",
+            )
+        except LogUnavailableError:
+            return _error(503, "log_unavailable", LOG_OFF)
+        return JSONResponse({"stored": True})
+
+    @app.get(
+        "/admin/stats",
+        tags=["Quản trị"],
+        summary="Thống kê câu hỏi",
+        description=(
+            "Số câu hỏi theo ngày và kênh, tỷ lệ tìm thấy, thời gian trả lời, câu hỏi nhiều "
+            "nhất, câu hỏi chưa có câu trả lời (gộp câu gần giống nhau), câu trả lời bị đánh "
+            "dấu sai và báo cáo được trích dẫn nhiều / ít nhất."
+        ),
+    )
+    def admin_stats(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        since: Annotated[
+            str, Query(description="Khoảng thời gian gần nhất: 30d (ngày), 12h (giờ), 2w (tuần).")
+        ] = "30d",
+    ) -> JSONResponse:
+        refusal = _admin_refusal(settings, credentials)
+        if refusal is not None:
+            return refusal
+        try:
+            period = parse_period(since)
+        except ValueError:
+            return _error(
+                422,
+                "invalid_period",
+                "Khoảng thời gian «since» không hợp lệ; ví dụ: 30d (ngày), 12h (giờ), 2w (tuần).",
+            )
+        try:
+            return JSONResponse(service.report(period))
+        except LogUnavailableError:
+            return _error(503, "log_unavailable", LOG_OFF)
+
+    @app.get(
+        "/metrics",
+        tags=["Hệ thống"],
+        summary="Số liệu Prometheus",
+        description="Số liệu vận hành theo định dạng văn bản của Prometheus.",
+        response_class=Response,
+    )
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
