@@ -138,13 +138,14 @@ def group_questions(
     asked: Iterable[tuple[str, bool]], threshold: float = SAME_QUESTION_JACCARD
 ) -> list[QuestionGroup]:
     """Near-identical questions together, most asked first. ``asked`` holds (question,
-    found) pairs; the most frequent wordings choose the groups, greedily."""
+    found) pairs, oldest first; the most frequent wordings choose the groups, greedily."""
     by_text: dict[str, list[int]] = {}
     for question, found in asked:
         counts = by_text.setdefault(" ".join(question.split()), [0, 0])
         counts[0] += 1
         counts[1] += int(found)
-    ordered = sorted(by_text.items(), key=lambda item: (-item[1][0], item[0]))
+    # Stable: among wordings asked equally often, the first asked leads.
+    ordered = sorted(by_text.items(), key=lambda item: -item[1][0])
     groups: list[QuestionGroup] = []
     for text, (count, found) in ordered[:MAX_GROUPED_QUESTIONS]:
         key = question_key(text)

@@ -135,7 +135,8 @@ class _ReplyToPrompt(filters.MessageFilter):
 async def feedback_comment(update: Update, context: Context) -> None:
     message = update.effective_message
     prompts = (context.chat_data or {}).get(PROMPTS_KEY) or {}
-    answer_id = prompts.pop(message.reply_to_message.message_id, None)
+    # Kept, not popped: the prompt's answer is not asked about again.
+    answer_id = prompts.get(message.reply_to_message.message_id)
     if answer_id is None:
         await send_html(context.bot, message.chat_id, COMMENT_EXPIRED)
         return
