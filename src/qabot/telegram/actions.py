@@ -8,7 +8,6 @@ the event loop keeps serving other chats.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import re
 from collections.abc import Callable
@@ -130,9 +129,7 @@ async def _ask(
     await show_typing(context.bot, _chat_id(update))
     channel, user = ("telegram", _asker(update)) if logged else (None, None)
     try:
-        return await asyncio.to_thread(
-            functools.partial(d.service.ask, question, top_k, channel=channel, user=user)
-        )
+        return await asyncio.to_thread(d.service.ask, question, top_k, channel=channel, user=user)
     except NotReadyError:
         await _reply(update, context, fmt.NOT_READY)
     except QuestionError as error:
