@@ -7,7 +7,8 @@ Asks every question of shared/eval/dev_seeds.jsonl --repeat times.
 
 --log also compares the question log on and off: two services over the same index, one
 writing a question log in a temporary folder, asked the same questions in alternation (so
-the machine's load falls on both alike); prints both medians and their difference.
+the machine's load falls on both alike); prints both medians and their difference, and the
+time of the logging step alone (what the log adds to each answer).
 """
 
 from __future__ import annotations
@@ -84,6 +85,17 @@ def compare_log(service: QAService, questions: list[str], repeat: int) -> dict:
                     t = time.perf_counter()
                     qa.ask(question)
                     times.append((time.perf_counter() - t) * 1000)
+        # The only work the log adds to an answer: under load the medians above move by
+        # more than this, so the step is timed on its own too.
+        searcher = logged._require()
+        step: list[float] = []
+        for question in questions:
+            answer = service.ask(question)
+            result = searcher.search(question, 5)
+            for _ in range(20):
+                t = time.perf_counter()
+                logged._logged(answer, result, "api", None)
+                step.append((time.perf_counter() - t) * 1000)
         logged.close()
         written = question_log.written
     off_median, on_median = statistics.median(off), statistics.median(on)
@@ -93,6 +105,8 @@ def compare_log(service: QAService, questions: list[str], repeat: int) -> dict:
         "median_ms_log_off": round(off_median, 2),
         "median_ms_log_on": round(on_median, 2),
         "median_difference_ms": round(on_median - off_median, 2),
+        "log_step_median_ms": round(statistics.median(step), 4),
+        "log_step_max_ms": round(max(step), 3),
     }
 
 
