@@ -35,7 +35,9 @@ HAI_PHONG = "2018-07-11-hai-phong-so-ket-6-thang-dau-nam.txt"
 HAI_PHONG_PARAGRAPHS = 9
 ON_TOPIC = "Đảng ủy Khu kinh tế Hải Phòng có những cơ quan tham mưu giúp việc nào?"
 OFF_TOPIC = "Thời tiết Hà Nội ngày mai thế nào?"
-ANSWER_KEYS = {"question", "found", "answer", "passages", "took_ms", "interpreted_question"}
+ANSWER_KEYS = {
+    "question", "found", "answer", "passages", "took_ms", "interpreted_question", "answer_id",
+}  # fmt: skip
 PASSAGE_KEYS = {
     "rank", "text", "score", "doc_id", "title", "date", "source", "paragraph", "highlight",
 }  # fmt: skip
@@ -126,7 +128,7 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict:
 
 
 def without_timing(answer: dict) -> dict:
-    return {k: v for k, v in answer.items() if k != "took_ms"}
+    return {k: v for k, v in answer.items() if k not in ("took_ms", "answer_id")}
 
 
 def doc_ids(client: httpx.Client) -> list[str]:

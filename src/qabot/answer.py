@@ -97,6 +97,8 @@ class Answer:
     # The question as searched: the follow-up made self-contained, diacritics restored.
     # Equal to ``question`` when nothing was rewritten.
     interpreted_question: str = ""
+    # The id of this answer in the question log, for feedback; None when it was not logged.
+    answer_id: str | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)

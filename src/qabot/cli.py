@@ -15,15 +15,19 @@ from qabot.service import (
     CommandError,
     Embedder,
     IndexReport,
+    LogUnavailableError,
     QabotError,
     QAService,
     QuestionError,
+    QuestionLog,
     build_library,
     calibrate,
     clean_question,
     create_embedder,
     index_status,
     inspect_index,
+    open_log,
+    parse_period,
 )
 
 log = logging.getLogger("qabot")
@@ -191,8 +195,16 @@ def cmd_index_verify(args: argparse.Namespace, settings: Settings) -> int:
     return 1
 
 
-def _service(args: argparse.Namespace, settings: Settings) -> QAService:
-    service = QAService(Path(args.index or settings.index_dir), _embedder(args, settings))
+def _question_log(settings: Settings, index: str | None) -> QuestionLog | None:
+    return open_log(settings.log_db, Path(index or settings.index_dir), settings.log_days)
+
+
+def _service(args: argparse.Namespace, settings: Settings, log: bool = False) -> QAService:
+    index_dir = Path(args.index or settings.index_dir)
+    question_log = _question_log(settings, args.index) if log else None
+    service = QAService(index_dir, _embedder(args, settings), question_log=question_log)
+    if service.index is None:
+        service.close()
     if service.index is None and service.damage:
         raise CommandError(
             f"chỉ mục trong {service.index_dir} bị hỏng; xem chi tiết bằng qabot index verify, "
@@ -205,8 +217,13 @@ def _service(args: argparse.Namespace, settings: Settings) -> QAService:
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     clean_question(args.question)  # a blank question fails before any model loads
-    service = _service(args, settings)
-    answer = service.ask(args.question, args.top_k or settings.top_k, args.history)
+    service = _service(args, settings, log=args.log)
+    try:
+        answer = service.ask(
+            args.question, args.top_k or settings.top_k, args.history, channel="cli"
+        )
+    finally:
+        service.close()  # writes what the log still holds
     if args.json:
         _print_json(answer.to_dict())
         return 0
@@ -292,15 +309,93 @@ def service_from_settings(
     index: str | None = None,
     embedder: str | None = None,
     docs: str | None = None,
+    log: bool = False,
 ) -> QAService:
     """The QAService of `serve`, `bot` and the library commands: configured embedder, index
-    and docs folder, each overridable from the command line."""
+    and docs folder, each overridable from the command line; with ``log``, the question log
+    of QABOT_LOG_DB."""
     return QAService(
         Path(index or settings.index_dir),
         create_embedder(embedder or settings.embedder, settings.embedding_model),
         docs_dir=Path(docs or settings.docs_dir),
         max_upload_bytes=settings.max_upload_bytes,
+        question_log=_question_log(settings, index) if log else None,
     )
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        period = parse_period(args.since)
+    except ValueError:
+        raise CommandError(
+            f"khoảng thời gian {args.since!r} không hợp lệ; ví dụ: 30d (ngày), 12h (giờ), 2w (tuần)"
+        ) from None
+    question_log = _question_log(settings, args.index)
+    if question_log is None:
+        raise CommandError("nhật ký câu hỏi đang tắt (QABOT_LOG_DB=off)")
+    if not question_log.path.exists():
+        question_log.close()
+        raise CommandError(f"chưa có nhật ký câu hỏi tại {question_log.path}")
+    service = QAService(
+        Path(args.index or settings.index_dir),
+        _embedder(args, settings),
+        question_log=question_log,
+    )
+    try:
+        report = service.report(period)
+    except LogUnavailableError as exc:
+        raise CommandError(f"không đọc được nhật ký câu hỏi ({exc})") from None
+    finally:
+        service.close()
+    if args.json:
+        _print_json(report)
+    else:
+        print(format_report(report))
+    return 0
+
+
+def format_report(report: dict) -> str:
+    """The report for a terminal, in Vietnamese."""
+    lines = [f"Báo cáo câu hỏi từ {report['since']} đến {report['until']}"]
+    total = report["questions"]
+    if not total:
+        lines.append("Chưa có câu hỏi nào trong khoảng thời gian này.")
+        return "\n".join(lines)
+    latency = report["latency_ms"]
+    lines.append(
+        f"{total} câu hỏi, tìm thấy câu trả lời {report['found_rate']:.0%}; thời gian trả lời "
+        f"trung vị {latency['median']} ms, p95 {latency['p95']} ms."
+    )
+    feedback = report["feedback"]
+    lines.append(f"Phản hồi: {feedback['helpful']} 👍, {feedback['wrong']} 👎.")
+    lines.append("")
+    lines.append("Số câu hỏi theo ngày và kênh:")
+    for day in report["per_day"]:
+        channels = ", ".join(f"{name} {count}" for name, count in day["channels"].items())
+        lines.append(f"  {day['date']}: {day['total']} ({channels})")
+    sections = [
+        ("Câu hỏi được hỏi nhiều nhất:", report["most_asked"], "question", "count"),
+        ("Câu hỏi chưa có câu trả lời (gộp các câu gần giống nhau):", report["unanswered"],
+         "question", "count"),
+        ("Báo cáo được trích dẫn nhiều nhất:", report["most_cited"], "title", "answers"),
+        ("Báo cáo ít được trích dẫn nhất:", report["least_cited"], "title", "answers"),
+    ]  # fmt: skip
+    for title, rows, text_key, count_key in sections:
+        lines.append("")
+        lines.append(title)
+        lines.extend(f"  {row[count_key]:>4} × {row[text_key]}" for row in rows)
+        if not rows:
+            lines.append("  (không có)")
+    lines.append("")
+    lines.append("Câu trả lời bị đánh dấu sai:")
+    for wrong in report["wrong_answers"]:
+        cited = "; ".join(f"{c['doc_id']} đoạn {c['paragraph']}" for c in wrong["citations"][:3])
+        comment = f" — góp ý: {wrong['comment']}" if wrong["comment"] else ""
+        lines.append(f"  [{wrong['at']}] {wrong['question']}{comment}")
+        lines.append(f"      trích dẫn: {cited or '(không có)'}")
+    if not report["wrong_answers"]:
+        lines.append("  (không có)")
+    return "\n".join(lines)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -311,7 +406,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from qabot.telegram import attach_webhook
     from qabot.web import mount_web
 
-    service = service_from_settings(settings, args.index, args.embedder)
+    service = service_from_settings(settings, args.index, args.embedder, log=True)
 
     def with_pages(app) -> None:
         mount_web(app, service, settings)
@@ -333,7 +428,7 @@ def cmd_bot(args: argparse.Namespace, settings: Settings) -> int:
     from qabot.telegram.config import token_of
 
     token_of(settings)  # no token: fail before loading any model
-    service = service_from_settings(settings, args.index, args.embedder)
+    service = service_from_settings(settings, args.index, args.embedder, log=True)
     return run_bot(service, settings)
 
 
@@ -395,6 +490,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="QUESTION",
         help="một câu hỏi trước đó của cuộc hội thoại (lặp lại được, cũ nhất trước)",
     )
+    ask.add_argument(
+        "--log",
+        action="store_true",
+        help="ghi câu hỏi vào nhật ký câu hỏi (QABOT_LOG_DB; mặc định không ghi)",
+    )
     common(ask)
     ask.set_defaults(handler=cmd_ask)
 
@@ -405,6 +505,15 @@ def build_parser() -> argparse.ArgumentParser:
     calibration.add_argument("--docs", help="thư mục tài liệu (mặc định QABOT_DOCS_DIR)")
     common(calibration)
     calibration.set_defaults(handler=cmd_calibrate)
+
+    report = commands.add_parser(
+        "report", help="thống kê câu hỏi: số lượng, tỷ lệ trả lời, câu chưa trả lời, phản hồi"
+    )
+    report.add_argument(
+        "--since", default="30d", help="khoảng thời gian gần nhất: 30d (ngày), 12h, 2w"
+    )
+    common(report)
+    report.set_defaults(handler=cmd_report)
 
     evaluate = commands.add_parser("eval", help="chấm điểm trên các bộ câu hỏi")
     evaluate.add_argument("files", nargs="+")

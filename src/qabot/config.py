@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 10 * 1024 * 1024
     reload_seconds: float = 2.0  # how often a running service looks for a new index
     log_level: str = "INFO"
+    # The question log: a SQLite file path; unset: beside the index folder
+    # (embeddings -> embeddings-questions.sqlite); "off": no log.
+    log_db: str | None = None
+    log_days: int = Field(180, ge=1)  # questions older than this are deleted
 
     telegram_token: SecretStr | None = None
     telegram_base_url: str = "https://api.telegram.org/bot"

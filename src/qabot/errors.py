@@ -21,6 +21,7 @@ The hierarchy, with default codes::
     ├── EmbedderError               "embedder_error"
     ├── ModelFileError              "model_file"
     ├── CalibrationError            "calibration"
+    ├── LogUnavailableError         "log_unavailable"
     ├── BotConfigError              "bot_config"
     └── CommandError                "command_failed"
 
@@ -45,6 +46,7 @@ __all__ = [
     "IndexStoreError",
     "IngestError",
     "LibraryError",
+    "LogUnavailableError",
     "ModelFileError",
     "NotFoundError",
     "NotReadyError",
@@ -184,6 +186,13 @@ class CalibrationError(QabotError, ValueError):
     (``qabot.calibration``)."""
 
     code = "calibration"
+
+
+class LogUnavailableError(QabotError, RuntimeError):
+    """The question log is off or cannot be written right now, so feedback and the report
+    cannot be had (``qabot.questionlog``, ``QAService.feedback`` and ``report``)."""
+
+    code = "log_unavailable"
 
 
 class CommandError(QabotError):

@@ -7,14 +7,18 @@ the index, ingest or search modules.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import secrets
 import threading
 import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
+from qabot.activity import Activity
 from qabot.answer import Answer, CitedPassage, compose
 from qabot.calibration import Calibration, calibrate
 from qabot.embedding import Embedder, create_embedder
@@ -27,6 +31,7 @@ from qabot.errors import (
     IndexDamagedError,
     IndexStoreError,
     LibraryError,
+    LogUnavailableError,
     NotFoundError,
     NotReadyError,
     QabotError,
@@ -58,10 +63,18 @@ from qabot.library import (
     stage_files,
 )
 from qabot.messages import OTHER_LANGUAGE_HINT, no_index_in
-from qabot.search import Searcher
+from qabot.questionlog import (
+    MAX_COMMENT_CHARS,
+    LoggedAnswer,
+    QuestionLog,
+    open_log,
+    parse_period,
+)
+from qabot.search import Searcher, SearchResult
 from qabot.text import looks_vietnamese
 
 __all__ = [
+    "MAX_COMMENT_CHARS",
     "MAX_HISTORY",
     "MAX_QUESTION_CHARS",
     "MAX_TOP_K",
@@ -82,6 +95,7 @@ __all__ = [
     "IndexStatus",
     "IndexStoreError",
     "LibraryError",
+    "LogUnavailableError",
     "MorePassages",
     "NotFoundError",
     "NotReadyError",
@@ -90,6 +104,7 @@ __all__ = [
     "QAService",
     "QabotError",
     "QuestionError",
+    "QuestionLog",
     "build_index",
     "build_library",
     "calibrate",
@@ -98,6 +113,8 @@ __all__ = [
     "create_embedder",
     "index_status",
     "inspect_index",
+    "open_log",
+    "parse_period",
     "passage_key",
 ]
 
@@ -261,11 +278,14 @@ class QAService:
         embedder: Embedder,
         docs_dir: Path | None = None,
         max_upload_bytes: int = DEFAULT_MAX_BYTES,
+        question_log: QuestionLog | None = None,
     ) -> None:
         self.index_dir = Path(index_dir)
         self.docs_dir = Path(docs_dir) if docs_dir is not None else None
         self.embedder = embedder
         self.max_upload_bytes = max_upload_bytes
+        self.question_log = question_log
+        self.activity = Activity()
         self.started = time.monotonic()
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
@@ -388,6 +408,8 @@ class QAService:
             if thread is not None:
                 thread.join(timeout=5)
         self._watcher = self._docs_watcher = None
+        if self.question_log is not None:
+            self.question_log.close()
 
     def _require(self) -> Searcher:
         searcher = self._searcher
@@ -397,9 +419,23 @@ class QAService:
 
     # --- questions ---------------------------------------------------------------------
 
-    def ask(self, question: str, top_k: int = 5, history: Sequence[str] | None = None) -> Answer:
+    def ask(
+        self,
+        question: str,
+        top_k: int = 5,
+        history: Sequence[str] | None = None,
+        *,
+        channel: str | None = "api",
+        user: str | None = None,
+    ) -> Answer:
         """Answer ``question``; ``history`` holds the conversation's earlier questions, oldest
-        first, which a follow-up ("Còn năm 2024 thì sao?") may lean on."""
+        first, which a follow-up ("Còn năm 2024 thì sao?") may lean on.
+
+        ``channel`` (api, telegram, web, cli) is where a person asked; the answer is then
+        counted and written to the question log, and carries an ``answer_id`` for feedback.
+        None is for questions the program asks itself (example questions, "Xem thêm"), which
+        are neither counted nor logged. ``user`` is a Telegram user or chat id; the log keeps
+        only its salted hash."""
         text = clean_question(question)
         earlier = clean_history(history)
         if not 1 <= top_k <= MAX_TOP_K:
@@ -409,7 +445,57 @@ class QAService:
         searched = self._standalone(text, earlier, searcher)
         result = searcher.search(searched, top_k)
         took_ms = (time.perf_counter() - started) * 1000
-        return compose(result, searcher.index, searcher.models, took_ms, question=text)
+        answer = compose(result, searcher.index, searcher.models, took_ms, question=text)
+        if channel is None:
+            return answer
+        self.activity.answered(channel, answer.found)
+        return self._logged(answer, result, channel, user)
+
+    def _logged(
+        self, answer: Answer, result: SearchResult, channel: str, user: str | None
+    ) -> Answer:
+        """The answer with its id, queued for the log; a log problem never fails an answer."""
+        question_log = self.question_log
+        if question_log is None:
+            return answer
+        try:
+            answer_id = secrets.token_urlsafe(9)
+            question_log.record(
+                LoggedAnswer(
+                    answer_id=answer_id,
+                    at=time.time(),
+                    channel=channel,
+                    question=answer.question,
+                    interpreted_question=answer.interpreted_question,
+                    found=answer.found,
+                    confidence=round(result.confidence, 4),
+                    took_ms=answer.took_ms,
+                    citations=tuple((p.doc_id, p.paragraph) for p in answer.passages),
+                    user=user,
+                )
+            )
+        except Exception:
+            log.exception("queueing an answer for the question log failed")
+            return answer
+        return dataclasses.replace(answer, answer_id=answer_id)
+
+    def feedback(self, answer_id: str, helpful: bool | None, comment: str | None = None) -> None:
+        """Keep a reader's verdict on an answer with its question. ``helpful`` None adds a
+        comment to the verdict already given. Raises NotFoundError for an unknown answer and
+        LogUnavailableError when there is no log to keep it in."""
+        if self.question_log is None:
+            raise LogUnavailableError("the question log is off")
+        if not self.question_log.feedback(answer_id, helpful, comment):
+            raise NotFoundError(f"Không có câu trả lời mã {answer_id!r} trong nhật ký câu hỏi.")
+
+    def report(self, since: timedelta) -> dict:
+        """What people asked in the last ``since``: see QuestionLog.report. The reports of the
+        live index are listed so those nobody cited show too."""
+        if self.question_log is None:
+            raise LogUnavailableError("the question log is off")
+        index = self.index
+        documents = [(d.doc_id, d.title) for d in index.documents] if index is not None else []
+        return self.question_log.report(since, documents)
 
     def _standalone(self, question: str, history: list[str], searcher: Searcher) -> str:
         """The self-contained question to search (the conversation step)."""
@@ -429,7 +515,7 @@ class QAService:
         if len(shown) >= MAX_TOP_K:
             return MorePassages([], more=False)
         top_k = min(MAX_TOP_K, len(shown) + count)
-        answer = self.ask(question, top_k, history)
+        answer = self.ask(question, top_k, history, channel=None)  # asked before, logged then
         seen = {passage_key(p) for p in shown}
         fresh = [p for p in answer.passages if passage_key(p) not in seen][:count]
         if not answer.found or not fresh:
@@ -458,7 +544,7 @@ class QAService:
             if cached is None:
 
                 def answerable(question: str) -> bool:
-                    return self.ask(question, 1).found
+                    return self.ask(question, 1, channel=None).found  # not a person's
 
                 titles = [doc.title for doc in searcher.index.documents]
                 cached = choose_examples(answerable, titles, count=n)
@@ -541,14 +627,20 @@ class QAService:
     def rebuild(self, wait_seconds: float = 60.0) -> BuildSummary:
         """Bring the index up to date with the docs folder and switch to it."""
         docs = self._docs()
-        summary = build_index(
-            docs,
-            self.index_dir,
-            self.embedder,
-            wait_seconds=wait_seconds,
-            before_scan=lambda: self._recover_docs(docs),
-        )
-        self.reload()
+        started = time.perf_counter()
+        try:
+            summary = build_index(
+                docs,
+                self.index_dir,
+                self.embedder,
+                wait_seconds=wait_seconds,
+                before_scan=lambda: self._recover_docs(docs),
+            )
+            self.reload()
+        except BaseException:
+            self.activity.rebuild_failed()
+            raise
+        self.activity.rebuilt(time.perf_counter() - started)
         return summary
 
     def check_upload(self, name: str, size: int | None = None) -> None:

@@ -14,6 +14,7 @@ from qabot.http.access_log import AccessLogMiddleware
 from qabot.http.admin import MAX_UPLOAD_FILES, UPLOAD_PATH, add_admin_routes
 from qabot.http.body_limit import BodyLimitMiddleware
 from qabot.http.errors import add_exception_handlers, error_responses
+from qabot.http.insights import add_insight_routes
 from qabot.http.routes import add_document_routes, add_question_routes
 from qabot.service import QAService
 
@@ -63,6 +64,7 @@ def create_app(service: QAService, settings: Settings) -> FastAPI:
     add_question_routes(app, service)
     add_document_routes(app, service)
     add_admin_routes(app, service, settings)
+    add_insight_routes(app, service, settings)  # last: its metrics middleware sees every answer
     return app
 
 

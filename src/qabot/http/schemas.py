@@ -83,6 +83,10 @@ class AnswerOut(BaseModel):
             "khôi phục; bằng «question» khi không có gì thay đổi."
         )
     )
+    answer_id: str | None = Field(
+        description="Mã câu trả lời, dùng để gửi phản hồi tới `POST /feedback`; null khi "
+        "nhật ký câu hỏi đang tắt."
+    )
 
     @classmethod
     def of(cls, answer: Answer) -> AnswerOut:

@@ -8,6 +8,7 @@ the event loop keeps serving other chats.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from qabot.service import (
 )
 from qabot.telegram import formatting as fmt
 from qabot.telegram import keyboards
+from qabot.telegram.feedback import with_feedback_buttons
 from qabot.telegram.sending import edit_html, send_html, show_typing, with_flood_retry
 from qabot.telegram.state import AnswerState, BotDeps, Examples, deps, recall, remember
 
@@ -114,6 +116,12 @@ async def _within_rate_limit(update: Update, context: Context, d: BotDeps) -> bo
 # --- questions ----------------------------------------------------------------------------
 
 
+def _asker(update: Update) -> str:
+    """Who asked, for the question log (which stores only a salted hash of it)."""
+    user = update.effective_user
+    return f"user:{user.id}" if user is not None else f"chat:{_chat_id(update)}"
+
+
 async def _ask(update: Update, context: Context, job: Callable[..., T], *args: Any) -> T | None:
     """A question to the service (an answer, more passages), or None after telling the user
     why there is none."""
@@ -139,7 +147,13 @@ async def answer_question(
         return
     if not await _within_rate_limit(update, context, d):
         return
-    answer: Answer | None = await _ask(update, context, d.service.ask, question, PAGE_SIZE)
+    answer: Answer | None = await _ask(
+        update,
+        context,
+        functools.partial(d.service.ask, channel="telegram", user=_asker(update)),
+        question,
+        PAGE_SIZE,
+    )
     if answer is None:
         return
     if not answer.found:
@@ -150,6 +164,7 @@ async def answer_question(
     answer_id = remember(context.chat_data, AnswerState(question, passages))
     more = len(answer.passages) >= PAGE_SIZE
     keyboard = keyboards.answer_keyboard(answer_id, 1, len(passages), more)
+    keyboard = with_feedback_buttons(keyboard, answer.answer_id)
     await _reply(update, context, fmt.format_answer(answer, passages, echo_question=echo), keyboard)
 
 

@@ -29,7 +29,11 @@ COMMANDS = [
     BotCommand("baocao", "Danh sách báo cáo trong thư viện"),
     BotCommand("sources", "Danh sách báo cáo (giống /baocao)"),
 ]
-ADMIN_COMMANDS = [*COMMANDS, BotCommand("reindex", "Cập nhật chỉ mục (quản trị viên)")]
+ADMIN_COMMANDS = [
+    *COMMANDS,
+    BotCommand("reindex", "Cập nhật chỉ mục (quản trị viên)"),
+    BotCommand("thongke", "Thống kê câu hỏi, ví dụ: /thongke 7d (quản trị viên)"),
+]
 
 
 def file_base_url(base_url: str) -> str:

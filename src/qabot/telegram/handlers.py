@@ -20,7 +20,7 @@ from telegram.ext import (
     filters,
 )
 
-from qabot.telegram import actions, keyboards
+from qabot.telegram import actions, feedback, keyboards
 from qabot.telegram import formatting as fmt
 from qabot.telegram.sending import answer_callback, send_html
 from qabot.telegram.state import deps
@@ -194,6 +194,7 @@ async def on_error(update: object, context: Context) -> None:
 
 def register_handlers(application: Application) -> None:
     application.add_handler(TypeHandler(Update, allow_list_gate), group=-1)
+    feedback.register_handlers(application)  # first: a reply to its prompt is no question
 
     def command(names: str | list[str], callback) -> None:
         application.add_handler(CommandHandler(names, callback, filters=NEW_MESSAGE))
