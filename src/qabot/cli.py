@@ -196,7 +196,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         if service.index is None:
             raise CommandError(f"chưa có chỉ mục trong {index_dir}; hãy chạy: qabot index build")
         for s in plain:
-            results = evaluation.run(s.items, lambda q: service.ask(q, args.top_k))
+            results = evaluation.run(s.items, lambda q, h=None: service.ask(q, args.top_k, h))
             report[s.name] = evaluation.metrics(results)
     if squad:
         eval_root = index_dir / "eval"

@@ -11,13 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qabot.answer import Answer, compose
+from qabot.conversation import resolve_conversation
 from qabot.embedding import Embedder
 from qabot.index import BuildSummary, IndexMissingError, LoadedIndex, build_index, open_index
+from qabot.index.bm25 import FOLDED_PREFIX
 from qabot.index.meta import DocumentInfo, ParagraphRecord
 from qabot.index.store import current_version
 from qabot.ingest import discover
 from qabot.library import DEFAULT_MAX_BYTES, AddedFile, LibraryError, add_file, removing
 from qabot.search import Searcher
+from qabot.text import fold
 
 log = logging.getLogger(__name__)
 
@@ -218,8 +221,20 @@ class QAService:
         return compose(result, searcher.index, took_ms, question=text)
 
     def _standalone(self, question: str, history: list[str], searcher: Searcher) -> str:
-        """The self-contained question to search (the conversation step)."""
-        return question
+        """The self-contained question to search (the conversation step): a follow-up gets
+        the subject, place and period of the earlier questions it leans on."""
+        if not history:
+            return question
+        vocabulary = searcher.index.bm25.vocabulary
+
+        def known(word: str) -> bool:
+            # A word typed without accents is known when its folded form is.
+            return word in vocabulary or FOLDED_PREFIX + fold(word) in vocabulary
+
+        step = resolve_conversation(question, history, known)
+        if step.rewritten:
+            log.info("follow-up (%s) searched as: %s", step.kind, step.standalone)
+        return step.standalone
 
     # --- documents ---------------------------------------------------------------------
 
