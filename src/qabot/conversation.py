@@ -527,6 +527,14 @@ def _subject_slots(frame: Frame) -> list[Slot]:
     return frame.slots_of(ORGANISATION, PLACE)
 
 
+def _inline(slot: Slot) -> str:
+    """A slot's text inside a sentence: a period starts lower case ("Năm 2024" -> "năm
+    2024"); names keep their capitals."""
+    if slot.kind == TIME:
+        return slot.text[:1].lower() + slot.text[1:]
+    return slot.text
+
+
 def _replace_slots(previous: Frame, current: Frame) -> str:
     """The previous question with the slots the follow-up names put in place of its own."""
     replacements: dict[tuple[int, int], str] = {}
@@ -545,11 +553,11 @@ def _replace_slots(previous: Frame, current: Frame) -> str:
             targets = same_group[:1] if same_group and slot.group == "mass" else subject
         targets = [t for t in targets if (t.first, t.last) not in replacements]
         if targets:
-            replacements[(targets[0].first, targets[0].last)] = slot.text
+            replacements[(targets[0].first, targets[0].last)] = _inline(slot)
             for extra in targets[1:]:
                 replacements[(extra.first, extra.last)] = ""
         else:
-            appended.append(slot.text)
+            appended.append(_inline(slot))
     text = _ends(_replace_spans(previous, replacements))
     if appended:
         text = f"{text} {' '.join(appended)}"
@@ -570,7 +578,7 @@ def _with_previous(previous: Frame, current: Frame) -> str:
         span = (ref.first, ref.last)
         if ref.kind == "time":
             if times:
-                replacements[span] = times[0].text
+                replacements[span] = _inline(times[0])
                 inherit_time = False
             else:
                 replacements[span] = ref.noun
@@ -610,7 +618,7 @@ def _with_previous(previous: Frame, current: Frame) -> str:
     if inherit_subject and not subject and person and not current.slots_of(PERSON):
         context.append(person[0].text)
     if inherit_time and times:
-        context.append(times[0].text)
+        context.append(_inline(times[0]))
     context = [c for c in dict.fromkeys(context) if c and fold(c) not in fold(core)]
     text = _capitalise(core)
     if context:
