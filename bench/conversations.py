@@ -39,9 +39,11 @@ def main() -> None:
                 ok = r.first_hit == 1 and r.answer_correct if r.answerable else not r.answer.found
                 if not ok:
                     top = r.answer.passages[0].text[:120] if r.answer.passages else "-"
-                    print(f"{r.item.id} hit={r.first_hit} ans={r.answer_correct} "
-                          f"found={r.answer.found} | {r.answer.interpreted_question}\n   "
-                          f"answer: {r.answer.answer[:150]!r}\n   top: {top!r}")
+                    print(
+                        f"{r.item.id} hit={r.first_hit} ans={r.answer_correct} "
+                        f"found={r.answer.found} | {r.answer.interpreted_question}\n   "
+                        f"answer: {r.answer.answer[:150]!r}\n   top: {top!r}"
+                    )
     print(json.dumps(report, ensure_ascii=False, indent=1))
 
 

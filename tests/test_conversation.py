@@ -159,9 +159,7 @@ def test_follow_ups_of_the_dev_conversations_meet_the_targets(service):
 def test_dev_seeds_after_an_unrelated_question_score_as_alone(service, earlier):
     items = evaluation.load_set(DEV_SEEDS).items
     alone = evaluation.metrics(evaluation.run(items, lambda q: service.ask(q, 10)))
-    after = evaluation.metrics(
-        evaluation.run(items, lambda q: service.ask(q, 10, [earlier]))
-    )
+    after = evaluation.metrics(evaluation.run(items, lambda q: service.ask(q, 10, [earlier])))
     for metric in ("hit@1", "hit@5", "answer@1", "found", "not_found"):
         assert after[metric] >= alone[metric], metric
 

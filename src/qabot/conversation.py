@@ -363,9 +363,11 @@ def analyse_turn(question: str) -> Frame:
             i += 1
             continue
         name_tokens = tokens[i + length : end]
-        named = bool(name_tokens) or tokens[i].text[:1].isupper() and length > 1
-        if length == 1 and not tokens[i].text[:1].isupper() and not (
-            name_tokens and name_tokens[0].text[:1].isupper()
+        named = bool(name_tokens) or (tokens[i].text[:1].isupper() and length > 1)
+        if (
+            length == 1
+            and not tokens[i].text[:1].isupper()
+            and not (name_tokens and name_tokens[0].text[:1].isupper())
         ):
             i += 1
             continue
@@ -414,9 +416,8 @@ def analyse_turn(question: str) -> Frame:
         capitalised = tokens[start].text[:1].isupper()
         if not title and not (capitalised and folded[start] in _SURNAMES):
             continue
-        if title == "ba" or title == "ong":
-            if not capitalised:
-                continue
+        if title in ("ba", "ong") and not capitalised:
+            continue
         end = start
         while (
             end < n
@@ -437,9 +438,14 @@ def analyse_turn(question: str) -> Frame:
         if n and (length := _phrase_at(folded, 0, phrase)):
             if phrase == "con" and accented and tokens[0].text.lower() != "còn":
                 continue
-            if phrase in ("vay", "the") and accented and tokens[0].text.lower() not in (
-                "vậy",
-                "thế",
+            if (
+                phrase in ("vay", "the")
+                and accented
+                and tokens[0].text.lower()
+                not in (
+                    "vậy",
+                    "thế",
+                )
             ):
                 continue
             cue_spans.append((0, length))
@@ -546,9 +552,7 @@ def _replace_slots(previous: Frame, current: Frame) -> str:
             targets = previous.slots_of(PERSON)[:1]
         else:
             subject = _subject_slots(previous)
-            same_group = [
-                s for s in subject if slot.kind == ORGANISATION and s.group == slot.group
-            ]
+            same_group = [s for s in subject if slot.kind == ORGANISATION and s.group == slot.group]
             # A new place or organisation replaces the previous subject as a whole.
             targets = same_group[:1] if same_group and slot.group == "mass" else subject
         targets = [t for t in targets if (t.first, t.last) not in replacements]

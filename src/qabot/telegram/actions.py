@@ -113,12 +113,18 @@ async def _within_rate_limit(update: Update, context: Context, d: BotDeps) -> bo
 # --- questions ----------------------------------------------------------------------------
 
 
-async def _ask(update: Update, context: Context, question: str, top_k: int) -> Answer | None:
+async def _ask(
+    update: Update,
+    context: Context,
+    question: str,
+    top_k: int,
+    history: list[str] | None = None,
+) -> Answer | None:
     """The service's answer, or None after telling the user why there is none."""
     d = deps(context.bot_data)
     await show_typing(context.bot, _chat_id(update))
     try:
-        return await asyncio.to_thread(d.service.ask, question, top_k)
+        return await asyncio.to_thread(d.service.ask, question, top_k, history)
     except NotReadyError:
         await _reply(update, context, fmt.NOT_READY)
     except QuestionError as error:
@@ -127,32 +133,41 @@ async def _ask(update: Update, context: Context, question: str, top_k: int) -> A
 
 
 async def answer_question(
-    update: Update, context: Context, question: str, *, echo: bool = False
-) -> None:
-    """One reply: the short answer and the first sources, with buttons for more."""
+    update: Update,
+    context: Context,
+    question: str,
+    *,
+    echo: bool = False,
+    history: list[str] | None = None,
+) -> list[Message]:
+    """One reply: the short answer and the first sources, with buttons for more. ``history``
+    holds the conversation's earlier questions. Returns the messages sent (none when the
+    question was not asked: empty, rate-limited)."""
     d = deps(context.bot_data)
     try:
         question = clean_question(question)
     except QuestionError as error:
         await _reply(update, context, fmt.escape(str(error)))
-        return
+        return []
     if not await _within_rate_limit(update, context, d):
-        return
-    answer = await _ask(update, context, question, PAGE_SIZE)
+        return []
+    answer = await _ask(update, context, question, PAGE_SIZE, history)
     if answer is None:
-        return
+        return []
     if not answer.found:
         # Retrieval is multilingual but the found/not-found judgement leans on Vietnamese
         # words, so a question in another language is asked to be put in Vietnamese.
         other_language = not looks_vietnamese(question)
         reply = fmt.format_not_found(question if echo else None, other_language=other_language)
-        await _reply(update, context, reply)
-        return
+        return await _reply(update, context, reply)
     passages = list(answer.passages[:PAGE_SIZE])
-    answer_id = remember(context.chat_data, AnswerState(question, passages))
+    answer_id = remember(context.chat_data, AnswerState(answer.interpreted_question, passages))
     more = len(answer.passages) >= PAGE_SIZE
-    keyboard = keyboards.answer_keyboard(answer_id, 1, len(passages), more)
-    await _reply(update, context, fmt.format_answer(answer, passages, echo_question=echo), keyboard)
+    keyboard = keyboards.answer_keyboard(
+        answer_id, 1, len(passages), more, new_question=bool(history)
+    )
+    text = fmt.format_answer(answer, passages, echo_question=echo)
+    return await _reply(update, context, text, keyboard)
 
 
 async def show_more(update: Update, context: Context, answer_id: str) -> None:
