@@ -737,3 +737,18 @@ def test_ask_accepts_a_conversation_history(client: httpx.Client) -> None:
     assert body["interpreted_question"] == alone["interpreted_question"] == ON_TOPIC
     history_limit = client.post("/ask", json={"question": "x", "history": ["q"] * 10})
     assert history_limit.status_code == 200
+
+
+def test_a_follow_up_is_searched_as_the_question_it_means(client: httpx.Client) -> None:
+    history = ["Đảng ủy Khu kinh tế Hải Phòng hiện có bao nhiêu đảng viên?"]
+    body = client.post("/ask", json={"question": "Ở Cần Thơ thì bao nhiêu?", "history": history})
+    assert body.status_code == 200
+    answer = body.json()
+    assert answer["question"] == "Ở Cần Thơ thì bao nhiêu?"
+    assert answer["interpreted_question"] == "Cần Thơ hiện có bao nhiêu đảng viên?"
+    assert answer["found"] is True and "611" in answer["answer"]
+    off_topic = client.post(
+        "/ask", json={"question": "Còn giá vàng hôm nay thì sao?", "history": history}
+    ).json()
+    assert off_topic["found"] is False
+    assert off_topic["interpreted_question"] == "Còn giá vàng hôm nay thì sao?"

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from qabot.index.store import writer_lock
 
+from qabot.index.layout import writer_lock
 from qabot.questionlog import (
     LoggedAnswer,
     QuestionLog,

@@ -251,7 +251,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         service = QAService(index_dir, embedder)
         if service.index is None:
             raise CommandError(no_index_in(index_dir))
-        return lambda question: service.ask(question, args.top_k)
+        return lambda question, history=None: service.ask(question, args.top_k, history)
 
     index_dir = Path(args.index or settings.index_dir)
     report = evaluation.evaluate([Path(f) for f in args.files], index_dir, open_service, embedder)

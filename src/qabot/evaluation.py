@@ -33,6 +33,8 @@ class EvalItem:
     gold: tuple[str, ...]  # strings that mark an answering passage; empty: unanswerable
     answers: tuple[str, ...]
     context_doc: str | None = None  # SQuAD: the document made from the question's context
+    # Conversation sets: the earlier questions of the item's conversation, oldest first.
+    history: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,24 @@ def is_squad(path: Path) -> bool:
     return head.startswith("{") and '"data"' in head
 
 
+def conversation_items(record: dict, number: int) -> list[EvalItem]:
+    """The scored turns of one conversation: every turn after the first, each asked with the
+    questions before it as history."""
+    turns = record["turns"]
+    conversation = str(record.get("id", number))
+    return [
+        EvalItem(
+            id=f"{conversation}.{k + 1}",
+            question=turn["q"],
+            gold=tuple(turn.get("gold", [])),
+            answers=tuple(turn.get("answer", [])),
+            history=tuple(t["q"] for t in turns[:k]),
+        )
+        for k, turn in enumerate(turns)
+        if k > 0
+    ]
+
+
 def load_jsonl(path: Path) -> EvalSet:
     items = []
     with open(path, encoding="utf-8") as handle:
@@ -57,6 +77,9 @@ def load_jsonl(path: Path) -> EvalSet:
             if not line.strip():
                 continue
             record = json.loads(line)
+            if "turns" in record:
+                items.extend(conversation_items(record, number))
+                continue
             items.append(
                 EvalItem(
                     id=str(record.get("id", number)),
@@ -164,11 +187,12 @@ class ItemResult:
         return any(match_key(a) and match_key(a) in key for a in self.item.answers)
 
 
-def run(items: list[EvalItem], ask: Callable[[str], Answer]) -> list[ItemResult]:
+def run(items: list[EvalItem], ask: Callable[..., Answer]) -> list[ItemResult]:
+    """Ask every item; an item of a conversation set is asked as ``ask(question, history)``."""
     results = []
     for item in items:
         started = time.perf_counter()
-        answer = ask(item.question)
+        answer = ask(item.question, list(item.history)) if item.history else ask(item.question)
         results.append(ItemResult(item, answer, time.perf_counter() - started))
     return results
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from qabot.activity import Activity
 from qabot.answer import Answer, CitedPassage, compose
 from qabot.calibration import Calibration, calibrate
+from qabot.conversation import resolve_conversation
 from qabot.embedding import Embedder, create_embedder
 from qabot.errors import (
     BotConfigError,
@@ -71,7 +72,8 @@ from qabot.questionlog import (
     parse_period,
 )
 from qabot.search import Searcher, SearchResult
-from qabot.text import looks_vietnamese
+from qabot.terms import FOLDED_PREFIX
+from qabot.text import fold, looks_vietnamese
 
 __all__ = [
     "MAX_COMMENT_CHARS",
@@ -498,8 +500,24 @@ class QAService:
         return self.question_log.report(since, documents)
 
     def _standalone(self, question: str, history: list[str], searcher: Searcher) -> str:
-        """The self-contained question to search (the conversation step)."""
-        return question
+        """The self-contained question to search (the conversation step): a follow-up gets
+        the subject, place and period of the earlier questions it leans on."""
+        if not history:
+            return question
+        vocabulary = searcher.index.bm25.vocabulary
+
+        def known(word: str) -> bool:
+            # A word typed without accents is known when its folded form is.
+            return word in vocabulary or FOLDED_PREFIX + fold(word) in vocabulary
+
+        # Searching an implicit follow-up as typed too, and keeping it when it is answered at
+        # least as confidently as the rewrite, changed nothing on the conversation dev set
+        # (hit@1 0.864, answer@1 0.841) at twice the search time; with a 0.1 margin it lost
+        # 0.045 hit@1. One search, then.
+        step = resolve_conversation(question, history, known)
+        if step.rewritten:
+            log.info("follow-up (%s) searched as: %s", step.kind, step.standalone)
+        return step.standalone
 
     def more_passages(
         self,

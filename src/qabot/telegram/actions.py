@@ -136,36 +136,47 @@ async def _ask(update: Update, context: Context, job: Callable[..., T], *args: A
 
 
 async def answer_question(
-    update: Update, context: Context, question: str, *, echo: bool = False
-) -> None:
-    """One reply: the short answer and the first sources, with buttons for more."""
+    update: Update,
+    context: Context,
+    question: str,
+    *,
+    echo: bool = False,
+    history: list[str] | None = None,
+) -> list[Message]:
+    """One reply: the short answer and the first sources, with buttons for more. ``history``
+    holds the conversation's earlier questions. Returns the messages sent (none when the
+    question was not asked: empty, rate-limited)."""
     d = deps(context.bot_data)
     try:
         question = clean_question(question)
     except QuestionError as error:
         await _reply(update, context, fmt.escape(str(error)))
-        return
+        return []
     if not await _within_rate_limit(update, context, d):
-        return
+        return []
     answer: Answer | None = await _ask(
         update,
         context,
         functools.partial(d.service.ask, channel="telegram", user=_asker(update)),
         question,
         PAGE_SIZE,
+        history,
     )
     if answer is None:
-        return
+        return []
     if not answer.found:
         hint = d.service.hint_for(answer)  # e.g. a question not in Vietnamese
-        await _reply(update, context, fmt.format_not_found(question if echo else None, hint=hint))
-        return
+        reply = fmt.format_not_found(question if echo else None, hint=hint)
+        return await _reply(update, context, reply)
     passages = list(answer.passages[:PAGE_SIZE])
-    answer_id = remember(context.chat_data, AnswerState(question, passages))
+    answer_id = remember(context.chat_data, AnswerState(answer.interpreted_question, passages))
     more = len(answer.passages) >= PAGE_SIZE
-    keyboard = keyboards.answer_keyboard(answer_id, 1, len(passages), more)
+    keyboard = keyboards.answer_keyboard(
+        answer_id, 1, len(passages), more, new_question=bool(history)
+    )
     keyboard = with_feedback_buttons(keyboard, answer.answer_id)
-    await _reply(update, context, fmt.format_answer(answer, passages, echo_question=echo), keyboard)
+    text = fmt.format_answer(answer, passages, echo_question=echo)
+    return await _reply(update, context, text, keyboard)
 
 
 async def show_more(update: Update, context: Context, answer_id: str) -> None:

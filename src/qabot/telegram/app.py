@@ -28,6 +28,7 @@ COMMANDS = [
     BotCommand("ask", "Đặt câu hỏi, ví dụ: /ask Đảng bộ có bao nhiêu đảng viên?"),
     BotCommand("baocao", "Danh sách báo cáo trong thư viện"),
     BotCommand("sources", "Danh sách báo cáo (giống /baocao)"),
+    BotCommand("moi", "Bắt đầu cuộc trò chuyện mới (quên các câu hỏi trước)"),
 ]
 ADMIN_COMMANDS = [
     *COMMANDS,

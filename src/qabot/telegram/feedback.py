@@ -24,8 +24,7 @@ from telegram.ext import (
     filters,
 )
 
-from qabot.questionlog import LogUnavailableError, parse_period
-from qabot.service import NotFoundError
+from qabot.service import LogUnavailableError, NotFoundError, parse_period
 from qabot.telegram.sending import send_html, with_flood_retry
 from qabot.telegram.state import deps
 

@@ -95,6 +95,15 @@ def format_sources(passages: Sequence[CitedPassage], first_number: int = 1) -> s
     return "\n\n".join(blocks)
 
 
+def interpreted_line(answer: Answer) -> str | None:
+    """ "🔎 Hiểu là: …" when the question searched is not the one typed (a follow-up made
+    self-contained, diacritics restored); None otherwise."""
+    interpreted = answer.interpreted_question
+    if not interpreted or " ".join(interpreted.split()) == " ".join(answer.question.split()):
+        return None
+    return f"🔎 <i>Hiểu là:</i> {escape(interpreted)}"
+
+
 def format_answer(
     answer: Answer, passages: Sequence[CitedPassage], *, echo_question: bool = False
 ) -> str:
@@ -102,6 +111,8 @@ def format_answer(
     parts = []
     if echo_question:
         parts.append(f"❓ <b>Câu hỏi:</b> {escape(answer.question)}")
+    if line := interpreted_line(answer):
+        parts.append(line)
     if answer.answer:
         parts.append(f"💡 <b>Trả lời:</b> {escape(answer.answer)}")
     else:
@@ -374,3 +385,6 @@ def split_message(text: str, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
 def _visible(part: str) -> bool:
     """Whether a part has any text once tags are removed."""
     return bool(re.sub(r"<[^>]*>", "", part).strip())
+
+
+NEW_CONVERSATION = "🆕 Đã bắt đầu cuộc trò chuyện mới. Mời bạn đặt câu hỏi."

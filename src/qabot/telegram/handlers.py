@@ -22,6 +22,7 @@ from telegram.ext import (
 
 from qabot.telegram import actions, feedback, keyboards
 from qabot.telegram import formatting as fmt
+from qabot.telegram.conversations import conversations
 from qabot.telegram.sending import answer_callback, send_html
 from qabot.telegram.state import deps
 
@@ -97,7 +98,16 @@ async def ask_command(update: Update, context: Context) -> None:
     if not question:
         await send_html(context.bot, message.chat_id, fmt.ASK_USAGE)
         return
-    await actions.answer_question(update, context, question)
+    if update.effective_chat.type == ChatType.PRIVATE:
+        await _private_question(update, context, question)
+    else:
+        await _group_question(update, context, question, history=[])  # /ask starts anew
+
+
+async def new_conversation_command(update: Update, context: Context) -> None:
+    """/moi: forget the chat's conversation; the next question stands alone."""
+    conversations(context.bot_data).clear(update.effective_chat.id)
+    await send_html(context.bot, update.effective_chat.id, fmt.NEW_CONVERSATION)
 
 
 async def sources_command(update: Update, context: Context) -> None:
@@ -120,8 +130,29 @@ async def unknown_command(update: Update, context: Context) -> None:
 # --- messages -------------------------------------------------------------------------------
 
 
+async def _private_question(update: Update, context: Context, question: str) -> None:
+    """A private chat's recent questions are the history of its next one."""
+    store = conversations(context.bot_data)
+    chat_id = update.effective_chat.id
+    asked_at = store.clock()
+    sent = await actions.answer_question(update, context, question, history=store.recent(chat_id))
+    if sent:
+        store.add_recent(chat_id, " ".join(question.split()), asked_at)
+
+
+async def _group_question(
+    update: Update, context: Context, question: str, history: list[str]
+) -> None:
+    """In a group, the bot's answer carries its conversation, for replies to continue."""
+    store = conversations(context.bot_data)
+    sent = await actions.answer_question(update, context, question, history=history)
+    if sent:
+        asked = [*history, " ".join(question.split())]
+        store.add_thread(update.effective_chat.id, [m.message_id for m in sent], asked)
+
+
 async def private_text(update: Update, context: Context) -> None:
-    await actions.answer_question(update, context, update.effective_message.text or "")
+    await _private_question(update, context, update.effective_message.text or "")
 
 
 async def group_text(update: Update, context: Context) -> None:
@@ -131,7 +162,13 @@ async def group_text(update: Update, context: Context) -> None:
     question = actions.addressed_question(message.text or "", context.bot.username, replied)
     if question is None:
         return
-    await actions.answer_question(update, context, question)
+    # A reply to one of the bot's answers continues its conversation; a mention starts one.
+    history = (
+        conversations(context.bot_data).thread(message.chat_id, message.reply_to_message.message_id)
+        if replied
+        else []
+    )
+    await _group_question(update, context, question, history)
 
 
 async def document_message(update: Update, context: Context) -> None:
@@ -169,6 +206,13 @@ async def source_button(update: Update, context: Context) -> None:
         await actions.show_source(update, context, callback.answer_id, callback.number)
 
 
+async def new_question_button(update: Update, context: Context) -> None:
+    query = update.callback_query
+    await answer_callback(context.bot, query.id)
+    conversations(context.bot_data).clear(update.effective_chat.id)
+    await send_html(context.bot, update.effective_chat.id, fmt.NEW_CONVERSATION)
+
+
 async def stale_button(update: Update, context: Context) -> None:
     """Buttons this version of the bot does not know (e.g. from an older version)."""
     await answer_callback(context.bot, update.callback_query.id, fmt.EXPIRED)
@@ -204,6 +248,7 @@ def register_handlers(application: Application) -> None:
     command("ask", ask_command)
     command(["sources", "baocao"], sources_command)
     command("reindex", reindex_command)
+    command("moi", new_conversation_command)
     application.add_handler(
         MessageHandler(NEW_MESSAGE & PRIVATE & filters.TEXT & ~filters.COMMAND, private_text)
     )
@@ -219,5 +264,8 @@ def register_handlers(application: Application) -> None:
     application.add_handler(CallbackQueryHandler(example_button, pattern=keyboards.EXAMPLE_PATTERN))
     application.add_handler(CallbackQueryHandler(more_button, pattern=keyboards.MORE_PATTERN))
     application.add_handler(CallbackQueryHandler(source_button, pattern=keyboards.SOURCE_PATTERN))
+    application.add_handler(
+        CallbackQueryHandler(new_question_button, pattern=keyboards.NEW_PATTERN)
+    )
     application.add_handler(CallbackQueryHandler(stale_button))
     application.add_error_handler(on_error)

@@ -14,12 +14,14 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 EXAMPLE = "ex"
 MORE = "more"
 SOURCE = "src"
+NEW = "new"  # "Câu hỏi mới": forget the conversation
 MAX_CALLBACK_BYTES = 64
 SOURCES_PER_ROW = 5
 
 EXAMPLE_PATTERN = rf"^{EXAMPLE}:\d+$"
 MORE_PATTERN = rf"^{MORE}:[\w-]+$"
 SOURCE_PATTERN = rf"^{SOURCE}:[\w-]+:\d+$"
+NEW_PATTERN = rf"^{NEW}$"
 
 
 @dataclass(frozen=True)
@@ -72,9 +74,10 @@ def examples_keyboard(questions: Sequence[str]) -> InlineKeyboardMarkup | None:
 
 
 def answer_keyboard(
-    answer_id: str, first_number: int, count: int, more: bool
+    answer_id: str, first_number: int, count: int, more: bool, new_question: bool = False
 ) -> InlineKeyboardMarkup | None:
-    """One button per source shown (its whole paragraph) and, if more may exist, "Xem thêm"."""
+    """One button per source shown (its whole paragraph), "Xem thêm" if more may exist, and
+    "Câu hỏi mới" when the answer continued a conversation."""
     buttons = [
         InlineKeyboardButton(f"📄 Nguồn [{n}]", callback_data=source_data(answer_id, n))
         for n in range(first_number, first_number + count)
@@ -82,4 +85,6 @@ def answer_keyboard(
     rows = [buttons[i : i + SOURCES_PER_ROW] for i in range(0, len(buttons), SOURCES_PER_ROW)]
     if more:
         rows.append([InlineKeyboardButton("Xem thêm ➕", callback_data=more_data(answer_id))])
+    if new_question:
+        rows.append([InlineKeyboardButton("🆕 Câu hỏi mới", callback_data=NEW)])
     return InlineKeyboardMarkup(rows) if rows else None
