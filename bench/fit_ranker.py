@@ -304,7 +304,7 @@ def main() -> int:
             f"{FOUND_RATE:.0%} of answerable questions found",
         },
     )
-    print(fitted.dumps(models))
+    sys.stdout.write(fitted.dumps(models))
     target = fitted.packaged_path(embedder.id)
     if args.check:
         return compare(models, fitted.load(target), args.tolerance)

@@ -16,7 +16,7 @@ import pytest
 
 from qabot.http import create_app
 from qabot.index.layout import writer_lock
-from qabot.service import QAService
+from qabot.service import QAService, QuestionLog
 
 from .test_api import (
     AUTH,
@@ -59,6 +59,15 @@ class OpenApiChecker:
         content = documented[str(status)]["content"]
         assert list(content) == ["application/json"], content
         return content["application/json"]["schema"]
+
+    def check_text(self, method: str, template: str, response: httpx.Response) -> str:
+        """A 200 that is not JSON (the Prometheus text of /metrics), as documented."""
+        assert response.status_code == 200, response.text
+        documented = self.openapi["paths"][template][method]["responses"]["200"]["content"]
+        media_type = response.headers["content-type"].split(";")[0]
+        assert media_type in documented, documented
+        self.seen.add((method, template, 200))
+        return response.text
 
     def check(self, method: str, template: str, response: httpx.Response, status: int) -> Any:
         assert response.status_code == status, response.text
@@ -156,6 +165,35 @@ def test_every_route_and_status_matches_the_schema(
         ok("post", "/documents", upload(admin, (NEW_REPORT_NAME, NEW_REPORT.encode())), 503)
         ok("delete", DOCUMENT, admin.delete(f"/documents/{HAI_PHONG}", headers=AUTH), 503)
         ok("post", "/reindex", admin.post("/reindex", headers=AUTH), 503)
+
+    # The question log: feedback and the report, with a log and without one.
+    logged = QAService(reports_index, embedder, question_log=QuestionLog(tmp_path / "log.db"))
+    settings = make_settings(admin_token="s3cret")
+    try:
+        with running(logged, settings) as client:
+            answer = ok("post", "/ask", client.post("/ask", json={"question": ON_TOPIC}), 200)
+            feedback = {"answer_id": answer["answer_id"], "helpful": False, "comment": "sai"}
+            ok("post", "/feedback", client.post("/feedback", json=feedback), 200)
+            unknown = {"answer_id": "nope", "helpful": True}
+            ok("post", "/feedback", client.post("/feedback", json=unknown), 404)
+            ok("post", "/feedback", client.post("/feedback", json={"helpful": True}), 422)
+            huge = {"answer_id": "x", "helpful": True, "comment": "x" * 70_000}
+            ok("post", "/feedback", client.post("/feedback", json=huge), 413)
+            ok("get", "/admin/stats", client.get("/admin/stats", headers=AUTH), 200)
+            ok("get", "/admin/stats", client.get("/admin/stats"), 401)
+            bad_period = client.get("/admin/stats", params={"since": "x"}, headers=AUTH)
+            ok("get", "/admin/stats", bad_period, 422)
+            assert "qabot_http_requests_total" in checker.check_text(
+                "get", "/metrics", client.get("/metrics")
+            )
+    finally:
+        logged.close()
+    with running(service, make_settings()) as client:
+        feedback = {"answer_id": "x", "helpful": True}
+        ok("post", "/feedback", client.post("/feedback", json=feedback), 503)
+        ok("get", "/admin/stats", client.get("/admin/stats", headers=AUTH), 403)
+    with running(service, settings) as client:
+        ok("get", "/admin/stats", client.get("/admin/stats", headers=AUTH), 503)
 
     missing = checker.documented() - checker.seen - NOT_EXERCISED
     assert not missing, f"documented but never produced here: {sorted(missing)}"

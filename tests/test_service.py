@@ -74,9 +74,11 @@ def test_index_status_reads_the_manifest(reports_index: Path, service: QAService
     assert status.version == service.index.version
     assert status.documents == 5 and status.passages == len(service.index.passages)
     assert status.embedder == service.embedder.id
+    assert status.live == status.version and status.report.ok
+    assert status.calibration == "fitted"
     assert set(status.as_dict()) == {
-        "index_dir", "version", "created_at", "embedder", "dim", "documents", "passages",
-        "skipped",
+        "index_dir", "status", "version", "live", "created_at", "embedder", "dim",
+        "documents", "passages", "skipped", "calibration", "damage",
     }  # fmt: skip
 
 
@@ -98,10 +100,13 @@ def test_check_upload_refuses_by_name_and_size(service: QAService) -> None:
 
 
 def test_every_error_has_the_base_class_and_a_stable_code() -> None:
+    from qabot.calibration import CalibrationError
     from qabot.cli import CommandError
     from qabot.embedding import EmbedderError
     from qabot.errors import IndexStoreError
-    from qabot.index import IndexBusyError, IndexMismatchError, IndexMissingError
+    from qabot.fitted import ModelFileError
+    from qabot.index import IndexBusyError, IndexDamagedError, IndexMismatchError, IndexMissingError
+    from qabot.questionlog import LogUnavailableError
     from qabot.ingest import IngestError
     from qabot.library import LibraryError as LibraryErrorFromLibrary
     from qabot.service import NotFoundError, QuestionError
@@ -117,7 +122,11 @@ def test_every_error_has_the_base_class_and_a_stable_code() -> None:
         IndexMissingError: "index_missing",
         IndexMismatchError: "index_mismatch",
         IndexBusyError: "index_busy",
+        IndexDamagedError: "index_damaged",
         EmbedderError: "embedder_error",
+        ModelFileError: "model_file",
+        CalibrationError: "calibration",
+        LogUnavailableError: "log_unavailable",
         BotConfigError: "bot_config",
         CommandError: "command_failed",
     }

@@ -116,6 +116,12 @@ def add_insight_routes(app: FastAPI, service: QAService, settings: Settings) -> 
         summary="Số liệu Prometheus",
         description="Số liệu vận hành theo định dạng văn bản của Prometheus.",
         response_class=Response,
+        responses={
+            200: {
+                "description": "Số liệu theo định dạng văn bản của Prometheus.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
     )
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
