@@ -106,9 +106,9 @@ def test_every_error_has_the_base_class_and_a_stable_code() -> None:
     from qabot.errors import IndexStoreError
     from qabot.fitted import ModelFileError
     from qabot.index import IndexBusyError, IndexDamagedError, IndexMismatchError, IndexMissingError
-    from qabot.questionlog import LogUnavailableError
     from qabot.ingest import IngestError
     from qabot.library import LibraryError as LibraryErrorFromLibrary
+    from qabot.questionlog import LogUnavailableError
     from qabot.service import NotFoundError, QuestionError
     from qabot.telegram import BotConfigError
 
