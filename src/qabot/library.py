@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from qabot.errors import LibraryError
+from qabot.index.layout import fsync_dir
 from qabot.ingest import (
     SUPPORTED_SUFFIXES,
     IngestError,
@@ -280,7 +281,7 @@ class Change:
         lock.write(json.dumps({"op": op, "items": items}, ensure_ascii=False))
         lock.flush()
         os.fsync(lock.fileno())
-        _fsync_dir(folder)
+        fsync_dir(folder)
         return cls(docs_dir, entry, op, items, lock)
 
     def done(self) -> None:
@@ -334,14 +335,6 @@ class Change:
         self.release()
         with contextlib.suppress(OSError):  # not empty: another change is running
             self.entry.parent.rmdir()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def recover(docs_dir: Path, indexed: Mapping[str, str] | None) -> list[str]:

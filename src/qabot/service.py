@@ -709,17 +709,15 @@ class QAService:
         file in the batch, or a failed build, leaves the docs folder agreeing with the index
         (an unreadable file is refused before it reaches the folder)."""
         change = stage_files(self._docs(), files, self.max_upload_bytes)
-        try:
-            summary = self.rebuild(wait_seconds)
-        except BaseException:
-            self._settle(change)
-            raise
-        change.done()
-        return change.added, summary
+        return change.added, self._rebuild_for(change, wait_seconds)
 
     def remove_documents(self, doc_ids: list[str], wait_seconds: float = 60.0) -> BuildSummary:
         # The files come back if the index cannot be updated, so folder and index agree.
-        change = park_files(self._docs(), doc_ids)
+        return self._rebuild_for(park_files(self._docs(), doc_ids), wait_seconds)
+
+    def _rebuild_for(self, change: Change, wait_seconds: float) -> BuildSummary:
+        """Rebuild after a journalled change of the docs folder; the change is settled
+        against the index if the build fails, so folder and index agree."""
         try:
             summary = self.rebuild(wait_seconds)
         except BaseException:

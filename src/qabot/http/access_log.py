@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import time
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from qabot.http.response_status import ResponseStatus
 
 # The API's one logger name, kept from before the package split: deployments filter on it.
 log = logging.getLogger("qabot.api")
@@ -23,16 +25,9 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500  # if the app fails before answering, the error middleware sends a 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        status = ResponseStatus(send)
         try:
-            await self.app(scope, receive, send_with_status)
+            await self.app(scope, receive, status)
         finally:
             # raw_path is still percent-encoded, so it cannot break the log line.
             raw_path = scope.get("raw_path") or scope.get("path", "").encode()
@@ -42,7 +37,12 @@ class AccessLogMiddleware:
                 "request method=%s path=%s status=%d ms=%.1f",
                 scope["method"],
                 path,
-                status,
+                status.code,
                 elapsed_ms,
-                extra={"method": scope["method"], "path": path, "status": status, "ms": elapsed_ms},
+                extra={
+                    "method": scope["method"],
+                    "path": path,
+                    "status": status.code,
+                    "ms": elapsed_ms,
+                },
             )

@@ -18,8 +18,9 @@ from prometheus_client.core import (
     SummaryMetricFamily,
 )
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from qabot.http.response_status import ResponseStatus
 from qabot.service import QAService
 
 ASK_PATH = "/ask"
@@ -65,19 +66,12 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500  # the app failed before answering
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        status = ResponseStatus(send)
         try:
-            await self.app(scope, receive, send_with_status)
+            await self.app(scope, receive, status)
         finally:
             route = route_label(scope)
-            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.requests.labels(scope["method"], route, str(status.code)).inc()
             if route == ASK_PATH:
                 self.metrics.ask_seconds.observe(time.perf_counter() - started)
 

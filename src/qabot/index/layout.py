@@ -207,7 +207,8 @@ def verify_version(index_dir: Path, version: str, *, hashes: bool = True) -> lis
 # --- publishing and pruning ----------------------------------------------------------------
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file inside ``path`` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -227,7 +228,7 @@ def publish_version(index_dir: Path, staging: Path, name: str) -> None:
             os.fsync(handle.fileno())
     final = index_dir / VERSIONS / name
     os.replace(staging, final)
-    _fsync_dir(index_dir / VERSIONS)
+    fsync_dir(index_dir / VERSIONS)
     pointer = index_dir / CURRENT
     if pointer.is_dir():  # a damaged pointer cannot be replaced by a file; set it aside
         aside = index_dir / f".{CURRENT}.damaged-{int(time.time())}"
@@ -239,7 +240,7 @@ def publish_version(index_dir: Path, staging: Path, name: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, pointer)
-    _fsync_dir(index_dir)
+    fsync_dir(index_dir)
 
 
 def prune_versions(index_dir: Path, keep: int = KEEP_VERSIONS) -> list[str]:
