@@ -10,8 +10,9 @@ import hashlib
 import json
 import statistics
 import time
+import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from qabot.answer import Answer
@@ -83,6 +84,20 @@ def load_squad(path: Path) -> EvalSet:
                     )
                 )
     return EvalSet(path.name, items, contexts)
+
+
+def protocol_fold(text: str) -> str:
+    """The protocol's fold of a question, casing kept: NFD, marks removed, đ -> d, Đ -> D."""
+    text = text.replace("đ", "d").replace("Đ", "D")
+    stripped = "".join(
+        ch for ch in unicodedata.normalize("NFD", text) if unicodedata.category(ch) != "Mn"
+    )
+    return unicodedata.normalize("NFC", stripped)
+
+
+def fold_items(items: list[EvalItem]) -> list[EvalItem]:
+    """The same items with their questions typed without diacritics."""
+    return [replace(item, question=protocol_fold(item.question)) for item in items]
 
 
 def load_set(path: Path) -> EvalSet:
