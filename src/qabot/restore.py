@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import wordfreq
 
-from qabot.query import QUESTION_PHRASES
 from qabot.text import fold, has_diacritics, looks_vietnamese
 
 FILE = "restore.npz"
@@ -47,9 +46,13 @@ KEEP_PLAIN = 50.0
 # Reports rarely ask questions, so the corpus says little about question grammar ("có bao
 # nhiêu", "những gì", "ở đâu"); these general phrases count as if seen PHRASE_COUNT times.
 QUESTION_FRAMES = (
-    "có bao nhiêu", "có những", "có phải", "có gì", "có được", "có không", "là gì",
-    "là những gì", "gồm những gì", "những nội dung gì", "được bao nhiêu", "như thế nào",
-    "vào đâu", "đến đâu", "từ đâu", "từ khi nào", "vào năm nào", "vào thời gian nào",
+    "như thế nào", "thế nào", "ra sao", "là gì", "là ai", "là bao nhiêu", "bao nhiêu",
+    "bao lâu", "bao giờ", "khi nào", "lúc nào", "ngày nào", "năm nào", "tháng nào",
+    "ở đâu", "tại đâu", "nơi nào", "vì sao", "tại sao", "làm sao", "hay không", "có phải",
+    "được không", "phải không", "đúng không", "gồm những", "những gì", "những ai",
+    "có bao nhiêu", "có những", "có gì", "có được", "có không", "là những gì",
+    "gồm những gì", "những nội dung gì", "được bao nhiêu", "vào đâu", "đến đâu", "từ đâu",
+    "từ khi nào", "vào năm nào", "vào thời gian nào",
 )  # fmt: skip
 PHRASE_COUNT = 5
 
@@ -91,7 +94,7 @@ class RestoreStats:
     def from_texts(cls, texts: Iterable[str]) -> RestoreStats:
         unigrams: Counter[str] = Counter()
         bigrams: Counter[tuple[str, str]] = Counter()
-        phrases = [*QUESTION_PHRASES, *QUESTION_FRAMES] * PHRASE_COUNT
+        phrases = list(QUESTION_FRAMES) * PHRASE_COUNT
         for text in [*texts, "\n".join(phrases)]:
             for line in text.splitlines():
                 words = _syllable_words(line)

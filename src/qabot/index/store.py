@@ -29,6 +29,7 @@ from qabot.index import meta
 from qabot.index.bm25 import BM25Index, term_sets
 from qabot.index.vectors import load_sentences, load_vector_index
 from qabot.passages import Passage
+from qabot.restore import Restorer, RestoreStats
 
 FORMAT = 2
 CURRENT = "CURRENT"
@@ -149,6 +150,7 @@ class LoadedIndex:
     bm25: BM25Index
     sentence_spans: np.ndarray  # (n, 3): passage row, start, end; ordered by passage row
     sentence_vectors: np.ndarray  # (n, dim), float16, memory-mapped
+    restorer: Restorer | None = None  # diacritics of questions typed without them
 
     _cache: dict = field(default_factory=dict, repr=False)  # derived lookups, lazily
 
@@ -235,6 +237,10 @@ def open_index(index_dir: Path, embedder_id: str | None = None) -> LoadedIndex:
     finally:
         db.close()
     sentence_spans, sentence_vectors = load_sentences(folder)
+    # A version built before restore.npz existed gets its statistics from its passages.
+    restore_stats = RestoreStats.load(folder) or RestoreStats.from_texts(
+        p.indexed_text for p in passages
+    )
     return LoadedIndex(
         index_dir=index_dir,
         version=version,
@@ -245,4 +251,5 @@ def open_index(index_dir: Path, embedder_id: str | None = None) -> LoadedIndex:
         bm25=BM25Index.load(folder),
         sentence_spans=sentence_spans,
         sentence_vectors=sentence_vectors,
+        restorer=Restorer(restore_stats),
     )
