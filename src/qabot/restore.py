@@ -57,6 +57,10 @@ QUESTION_FRAMES = (
 PHRASE_COUNT = 5
 
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W_]+")
+_WORD = re.compile(r"[^\W\d_]+")
+# Most lower-case words that cannot be Vietnamese syllables a question typed without marks
+# may have and still be read as Vietnamese (a loan word or two: "game", "dota").
+FOREIGN_SHARE = 0.15
 _SYLLABLE = re.compile(
     r"(?:ngh|ng|nh|ch|gh|gi|kh|ph|qu|th|tr|[bcdghklmnprstvx])?[aeiouy]{1,3}(?:ng|nh|ch|[cmnpt])?"
 )
@@ -211,7 +215,7 @@ class Restorer:
         """The question with the marks of its plain syllables restored; unchanged when there
         is nothing to restore."""
         matches = list(_TOKEN.finditer(question))
-        if not matches or not looks_vietnamese(question):
+        if not matches or not _vietnamese(question):
             return question
         partly = has_diacritics(question)
         all_caps = question.upper() == question
@@ -273,6 +277,15 @@ class Restorer:
                     best = int(back[position - start - 1][best])
             start = end
         return chosen
+
+
+def _vietnamese(question: str) -> bool:
+    """A question in another language ("What did the committee do?") is not restored word by
+    word: it has several lower-case words that cannot be Vietnamese syllables. Capitalised
+    ones are names ("Bill Gates", "Microsoft") and may appear in a Vietnamese question."""
+    words = _WORD.findall(question)
+    foreign = sum(1 for w in words if w.islower() and not _SYLLABLE.fullmatch(fold(w)))
+    return looks_vietnamese(question) and foreign <= max(1, FOREIGN_SHARE * len(words))
 
 
 def _is_code(raw: str) -> bool:

@@ -110,6 +110,9 @@ def format_answer(
     parts = []
     if echo_question:
         parts.append(f"❓ <b>Câu hỏi:</b> {escape(answer.question)}")
+    if answer.interpreted_question and answer.interpreted_question != answer.question:
+        # Say how a question typed without diacritics was read, so a misreading shows.
+        parts.append(f"🔎 Hiểu là: {escape(answer.interpreted_question)}")
     if answer.answer:
         parts.append(f"💡 <b>Trả lời:</b> {escape(answer.answer)}")
     else:
