@@ -76,7 +76,7 @@ def score(restorer: Restorer, questions: list[str], partial: float) -> dict:
     return {
         "questions": len(times),
         "syllable_accuracy": round(correct / max(syllables, 1), 4),
-        "question_accuracy": round(whole / max(len(questions), 1), 4),
+        "question_accuracy": round(whole / max(len(times), 1), 4),
         f"partly_folded_{partial}_syllable_accuracy": round(
             partial_correct / max(partial_syllables, 1), 4
         ),
@@ -97,7 +97,7 @@ def large_restorer(texts: list[str], terms: int) -> Restorer:
     rng = random.Random(1)
     words = [w for w in stats.syllables if w.isalpha()]
     extra, size = [], len(stats.syllables) + len(stats.bigram_keys)
-    while size < terms:
+    while size < 1.1 * terms:  # random pairs repeat now and then
         line = " ".join(rng.choice(words) for _ in range(50))
         extra.append(line)
         size += 49
