@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
+import sys
 from pathlib import Path
 
 from qabot import evaluation
@@ -28,6 +30,7 @@ def main() -> int:
     parser.add_argument("--index", type=Path, default=ROOT / "embeddings")
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--only-folded", action="store_true")
+    parser.add_argument("--sample", type=int, help="ask a random N items of each set (seeded)")
     args = parser.parse_args()
     embedder = BundledEmbedder()
     sets = [evaluation.load_set(f) for f in args.files]
@@ -44,12 +47,16 @@ def main() -> int:
         jobs.append((QAService(docs.parent / "index", embedder), squad))
     for service, group in jobs:
         for s in group:
-            kinds = {"folded": evaluation.fold_items(s.items)}
+            items = s.items
+            if args.sample and args.sample < len(items):
+                items = random.Random(0).sample(items, args.sample)
+            kinds = {"folded": evaluation.fold_items(items)}
             if not args.only_folded:
-                kinds = {"accented": s.items, **kinds}
+                kinds = {"accented": items, **kinds}
             for kind, items in kinds.items():
                 results = evaluation.run(items, lambda q, s=service: s.ask(q, args.top_k))
                 report[f"{s.name} {kind}"] = evaluation.metrics(results)
+                print(s.name, kind, json.dumps(report[f"{s.name} {kind}"]), file=sys.stderr)
         service.close()
     print(json.dumps(report, indent=2))
     return 0
