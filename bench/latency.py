@@ -1,9 +1,10 @@
 """Latency of answering, after loading: median and p95 of QAService.ask on the sample corpus.
 
-    python bench/latency.py [--index DIR] [--repeat 3] [--log]
+    python bench/latency.py [--index DIR] [--repeat 3] [--log] [--folded]
 
 Builds the index of data/reports into --index when it is missing (default: embeddings/).
-Asks every question of shared/eval/dev_seeds.jsonl --repeat times.
+Asks every question of shared/eval/dev_seeds.jsonl --repeat times (with --folded, typed
+without diacritics, as the evaluation protocol folds them).
 
 --log also compares the question log on and off: two services over the same index, one
 writing a question log in a temporary folder, asked the same questions in alternation (so
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 from qabot.embedding import BundledEmbedder
+from qabot.evaluation import protocol_fold
 from qabot.index import build_index
 from qabot.questionlog import QuestionLog
 from qabot.service import QAService
@@ -35,6 +37,7 @@ def main() -> int:
     parser.add_argument("--index", type=Path, default=ROOT / "embeddings")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--log", action="store_true", help="compare the question log on / off")
+    parser.add_argument("--folded", action="store_true")
     args = parser.parse_args()
     embedder = BundledEmbedder()
     started = time.perf_counter()
@@ -44,6 +47,8 @@ def main() -> int:
     questions = [
         json.loads(line)["q"] for line in SEEDS.read_text(encoding="utf-8").splitlines() if line
     ]
+    if args.folded:
+        questions = [protocol_fold(q) for q in questions]
     service.ask(questions[0])  # warm-up
     times = []
     for _ in range(args.repeat):

@@ -726,6 +726,22 @@ def test_serve_command_reloads_new_index_versions(
     assert "riêng tư" not in log_text and "Traceback" not in log_text
 
 
+def test_ask_reports_the_question_with_its_diacritics_restored(client: httpx.Client) -> None:
+    typed = "Dang uy Khu kinh te Hai Phong co nhung co quan tham muu giup viec nao?"
+    for response in (
+        client.get("/ask", params={"q": typed}),
+        client.post("/ask", json={"question": typed}),
+    ):
+        assert response.status_code == 200
+        body = response.json()
+        assert body["question"] == typed
+        assert body["interpreted_question"] == ON_TOPIC
+        assert body["found"] is True
+    accented = client.get("/ask", params={"q": ON_TOPIC}).json()
+    assert accented["interpreted_question"] == ON_TOPIC
+    assert body["passages"][0]["text"] == accented["passages"][0]["text"]
+
+
 def test_ask_accepts_a_conversation_history(client: httpx.Client) -> None:
     alone = client.post("/ask", json={"question": ON_TOPIC}).json()
     with_history = client.post(

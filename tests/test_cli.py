@@ -20,6 +20,18 @@ def qabot(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )
 
 
+def test_ask_json_reports_the_restored_question(reports_index):
+    typed = "Dang uy Khu kinh te Hai Phong co nhung co quan tham muu giup viec nao?"
+    result = qabot("ask", typed, "--index", str(reports_index), "--json", "--top-k", "1")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["question"] == typed
+    assert answer["interpreted_question"] == (
+        "Đảng ủy Khu kinh tế Hải Phòng có những cơ quan tham mưu giúp việc nào?"
+    )
+    assert "Ban Tuyên giáo" in answer["answer"]
+
+
 def test_build_json_is_one_object_with_the_summary(docs_copy, index_copy):
     result = qabot("index", "build", "--docs", str(docs_copy), "--index", str(index_copy), "--json")
     assert result.returncode == 0, result.stderr

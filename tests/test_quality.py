@@ -41,3 +41,19 @@ def test_questions_without_diacritics_find_the_same_passage(service):
     assert plain.found
     assert plain.passages[0].doc_id == accented.passages[0].doc_id
     assert plain.passages[0].paragraph == accented.passages[0].paragraph
+
+
+def test_dev_seeds_typed_without_diacritics_answer_as_well(service):
+    """The issue's bar for questions typed without marks: folded hit@1 and found within 3
+    points of the accented questions, answer@1 within 6 (measured: equal on this set)."""
+    items = evaluation.load_set(DEV_SEEDS).items
+    ask = lambda question: service.ask(question, 10)  # noqa: E731
+    accented = evaluation.metrics(evaluation.run(items, ask))
+    folded_results = evaluation.run(evaluation.fold_items(items), ask)
+    folded = evaluation.metrics(folded_results)
+    assert folded["hit@1"] >= accented["hit@1"] - 0.03, (accented, folded)
+    assert folded["answer@1"] >= accented["answer@1"] - 0.06, (accented, folded)
+    assert folded["found"] >= accented["found"] - 0.03, (accented, folded)
+    assert folded["not_found"] == 1.0
+    restored = [r for r in folded_results if r.answer.interpreted_question != r.item.question]
+    assert len(restored) >= 25  # the folded questions were searched with their marks back

@@ -751,6 +751,23 @@ def test_question_with_answer_has_sources_bold_and_buttons(bot: Bot, api: FakeBo
     assert "reply_parameters" not in reply.params  # private chats: no quoting
 
 
+def test_question_typed_without_diacritics_says_how_it_was_read(bot: Bot) -> None:
+    bot.message("Dang uy Khu kinh te Hai Phong co nhung co quan tham muu giup viec nao?")
+    text = bot.replies()[0].text
+    interpreted = re.search(r"🔎 Hiểu là: (.+)", text)
+    assert interpreted, text
+    assert interpreted.group(1) == (
+        "Đảng ủy Khu kinh tế Hải Phòng có những cơ quan tham mưu giúp việc nào?"
+    )
+    assert text.index("🔎 Hiểu là") < text.index("💡")
+    assert "Ban Tuyên giáo" in text
+
+
+def test_accented_question_shows_no_interpretation(bot: Bot) -> None:
+    bot.message(QUESTION)
+    assert "Hiểu là" not in bot.replies()[0].text
+
+
 def test_question_without_answer_says_so_and_shows_nothing_else(bot: Bot) -> None:
     bot.message(NO_ANSWER_QUESTION)
     reply = bot.replies()[0]

@@ -334,7 +334,7 @@ def compose(
         answer=short,
         passages=tuple(passages),
         took_ms=round(took_ms, 1),
-        interpreted_question=result.query.text,
+        interpreted_question=result.query.interpreted,
     )
 
 

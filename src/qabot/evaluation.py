@@ -11,8 +11,9 @@ import json
 import shutil
 import statistics
 import time
+import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from qabot.answer import Answer
@@ -111,6 +112,20 @@ def load_squad(path: Path) -> EvalSet:
                     )
                 )
     return EvalSet(path.name, items, contexts)
+
+
+def protocol_fold(text: str) -> str:
+    """The protocol's fold of a question, casing kept: NFD, marks removed, đ -> d, Đ -> D."""
+    text = text.replace("đ", "d").replace("Đ", "D")
+    stripped = "".join(
+        ch for ch in unicodedata.normalize("NFD", text) if unicodedata.category(ch) != "Mn"
+    )
+    return unicodedata.normalize("NFC", stripped)
+
+
+def fold_items(items: list[EvalItem]) -> list[EvalItem]:
+    """The same items with their questions typed without diacritics."""
+    return [replace(item, question=protocol_fold(item.question)) for item in items]
 
 
 def load_set(path: Path) -> EvalSet:

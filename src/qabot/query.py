@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from qabot.restore import Restorer
 from qabot.terms import FOLDED_PREFIX, unit_terms
 from qabot.text import fold, has_diacritics, tokens
 
@@ -82,6 +83,13 @@ class Query:
     terms: tuple[str, ...]  # BM25 terms of the content words
     variant_terms: tuple[str, ...]  # from abbreviations, weighted lower
     content_tokens: tuple[str, ...]
+    # The question as searched: its diacritics restored when it was typed without (some of)
+    # them; the same as text otherwise. Terms, content and answer type come from it.
+    interpreted: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.interpreted:
+            object.__setattr__(self, "interpreted", self.text)
 
 
 def strip_question_words(text: str, folded: bool = False) -> str:
@@ -119,9 +127,12 @@ def _variants(syllables: list[str], folded: bool) -> list[list[str]]:
     return variants
 
 
-def analyse(question: str) -> Query:
-    folded = not has_diacritics(question)
-    content = strip_question_words(question, folded) or question.lower()
+def analyse(question: str, restorer: Restorer | None = None) -> Query:
+    """The question's terms and answer type; with a restorer, those of the question with its
+    diacritics restored."""
+    interpreted = restorer.restore(question) if restorer is not None else question
+    folded = not has_diacritics(interpreted)
+    content = strip_question_words(interpreted, folded) or interpreted.lower()
     syllables = tokens(content)
     if folded:
 
@@ -130,11 +141,16 @@ def analyse(question: str) -> Query:
     else:
         as_terms = unit_terms
     variant_terms = [t for v in _variants(syllables, folded) for t in as_terms(v)]
+    if interpreted != question:
+        # The folded terms of the letters typed, so a wrong restoration loses no match.
+        typed = tokens(strip_question_words(question, folded=True) or fold(question))
+        variant_terms += [FOLDED_PREFIX + t for t in unit_terms(typed)]
     return Query(
         text=question,
+        interpreted=interpreted,
         content=content,
         folded=folded,
-        answer_type=answer_type(question),
+        answer_type=answer_type(interpreted),
         terms=tuple(dict.fromkeys(as_terms(syllables))),
         variant_terms=tuple(dict.fromkeys(variant_terms)),
         content_tokens=tuple(syllables),

@@ -121,7 +121,7 @@ class Searcher:
         return float(self.index.bm25.term_weight[term_id])
 
     def candidates(self, question: str) -> Candidates:
-        query = analyse(question)
+        query = analyse(question, self.index.restorer)
         n = len(self.index.passages)
         if n == 0:
             return Candidates(
@@ -138,7 +138,7 @@ class Searcher:
         weights = [1.0] * len(term_ids) + [VARIANT_WEIGHT] * len(variant_ids)
         lexical = bm25.scores(term_ids + variant_ids, weights)
 
-        query_vector = self.embedder.embed_queries([question])
+        query_vector = self.embedder.embed_queries([query.interpreted])
         k = min(n, CANDIDATES)
         _, found_rows = self.index.vectors.search(query_vector, k)
         dense_rows = [int(r) for r in found_rows[0] if r >= 0]

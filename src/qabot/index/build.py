@@ -41,6 +41,7 @@ from qabot.index.layout import (
 from qabot.index.vectors import build_vector_index, save_sentences, save_vector_index
 from qabot.ingest import IngestError, content_hash, discover, doc_id_for, load_document
 from qabot.passages import PassageConfig, split_document
+from qabot.restore import RestoreStats
 from qabot.text import sentence_units
 
 log = logging.getLogger(__name__)
@@ -213,6 +214,8 @@ def _build_locked(
         save_vector_index(build_vector_index(vectors), staging / "vectors.faiss")
         save_sentences(staging, sentences, sentence_vectors)
         BM25Index.build([p.indexed_text for p in passages]).save(staging)
+        # Names of a newly added report ("Tràng Duệ") are restored from the next version on.
+        RestoreStats.from_texts(p.indexed_text for p in passages).save(staging)
         manifest = {
             "format": FORMAT,
             "version": name,

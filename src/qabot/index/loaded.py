@@ -37,6 +37,7 @@ from qabot.index.layout import (
 from qabot.index.vectors import load_sentences, load_vector_index
 from qabot.messages import no_index_in
 from qabot.passages import Passage
+from qabot.restore import Restorer, RestoreStats
 from qabot.terms import term_sets
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class LoadedIndex:
     bm25: BM25Index
     sentence_spans: np.ndarray  # (n, 3): passage row, start, end; ordered by passage row
     sentence_vectors: np.ndarray  # (n, dim), float16, memory-mapped
+    restorer: Restorer | None = None  # diacritics of questions typed without them
     # Newer versions that were damaged when this one was opened in their place, newest first.
     damaged: tuple[VersionDamage, ...] = ()
     cache: DerivedCache = field(default_factory=DerivedCache, repr=False)
@@ -198,6 +200,10 @@ def open_version(index_dir: Path, version: str, embedder_id: str | None = None) 
             sentence_spans, sentence_vectors = load_sentences(folder)
             vectors = load_vector_index(folder / "vectors.faiss")
             bm25 = BM25Index.load(folder)
+            # A version built before restore.npz existed gets its statistics from its passages.
+            restore_stats = RestoreStats.load(folder) or RestoreStats.from_texts(
+                p.indexed_text for p in passages
+            )
         except (OSError, ValueError, KeyError, EOFError, RuntimeError, sqlite3.Error) as exc:
             # Files that pass their checksums but that their readers refuse: a version
             # written before checksums existed, or written by a broken build.
@@ -228,6 +234,7 @@ def open_version(index_dir: Path, version: str, embedder_id: str | None = None) 
         bm25=bm25,
         sentence_spans=sentence_spans,
         sentence_vectors=sentence_vectors,
+        restorer=Restorer(restore_stats),
         lease=lease,
     )
 

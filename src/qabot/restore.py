@@ -1,0 +1,299 @@
+"""Diacritic restoration: "dang uy khu kinh te" -> "đảng ủy khu kinh tế".
+
+Many people type Vietnamese without its marks, or with only some. For each syllable typed
+without marks the candidates are the accented syllables that fold to it, from the index's
+own passages (with their counts) and from the general Vietnamese word list of wordfreq.
+A syllable bigram model over the passages, backed off to unigrams (corpus, then the general
+list), scores every choice; Viterbi picks the most likely sentence.
+
+Only letters change: casing, spacing and punctuation stay as typed. Syllables typed with
+any mark stay as typed, and so do numbers and abbreviations in capitals ("KCN", "TP.HCM").
+Statistics are plain arrays (syllable ids, counts, bigram keys), so an index version can
+store them beside its other files.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import wordfreq
+
+from qabot.text import fold, has_diacritics, looks_vietnamese
+
+FILE = "restore.npz"
+LANGUAGE = "vi"
+NUMBER = "0"  # every number is one context word ("năm 2018", "năm 2019" alike)
+MAX_CANDIDATES = 12  # accented forms per folded syllable, most frequent first
+
+# Model constants, chosen on the UIT train questions (bench/restore.py prints the accuracy):
+# the corpus unigram weighs CORPUS_SHARE against the general list; a bigram's evidence is
+# smoothed towards the unigram with BIGRAM_PRIOR pseudo-counts.
+CORPUS_SHARE = 0.5
+BIGRAM_PRIOR = 2.0
+FLOOR = 1e-9  # probability of a syllable neither source knows
+# In a question typed partly with marks, a syllable typed plain usually is plain ("khu",
+# "kinh", "ban"): keeping it is favoured by this factor.
+KEEP_PLAIN = 50.0
+
+# Reports rarely ask questions, so the corpus says little about question grammar ("có bao
+# nhiêu", "những gì", "ở đâu"); these general phrases count as if seen PHRASE_COUNT times.
+QUESTION_FRAMES = (
+    "như thế nào", "thế nào", "ra sao", "là gì", "là ai", "là bao nhiêu", "bao nhiêu",
+    "bao lâu", "bao giờ", "khi nào", "lúc nào", "ngày nào", "năm nào", "tháng nào",
+    "ở đâu", "tại đâu", "nơi nào", "vì sao", "tại sao", "làm sao", "hay không", "có phải",
+    "được không", "phải không", "đúng không", "gồm những", "những gì", "những ai",
+    "có bao nhiêu", "có những", "có gì", "có được", "có không", "là những gì",
+    "gồm những gì", "những nội dung gì", "được bao nhiêu", "vào đâu", "đến đâu", "từ đâu",
+    "từ khi nào", "vào năm nào", "vào thời gian nào",
+)  # fmt: skip
+PHRASE_COUNT = 5
+
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W_]+")
+_WORD = re.compile(r"[^\W\d_]+")
+# Most lower-case words that cannot be Vietnamese syllables a question typed without marks
+# may have and still be read as Vietnamese (a loan word or two: "game", "dota").
+FOREIGN_SHARE = 0.15
+_SYLLABLE = re.compile(
+    r"(?:ngh|ng|nh|ch|gh|gi|kh|ph|qu|th|tr|[bcdghklmnprstvx])?[aeiouy]{1,3}(?:ng|nh|ch|[cmnpt])?"
+)
+
+
+def _word_form(raw: str) -> str:
+    return NUMBER if raw[0].isdigit() else raw.lower()
+
+
+def _syllable_words(text: str) -> list[str]:
+    return [_word_form(m.group()) for m in _TOKEN.finditer(text)]
+
+
+@cache
+def _general() -> dict[str, float]:
+    """Frequency of each Vietnamese syllable in the general word list (lower case)."""
+    table = {}
+    for word, frequency in wordfreq.get_frequency_dict(LANGUAGE).items():
+        if word.isalpha() and _SYLLABLE.fullmatch(fold(word)):
+            table[word] = frequency
+    total = sum(table.values()) or 1.0
+    return {w: f / total for w, f in table.items()}
+
+
+@dataclass(frozen=True)
+class RestoreStats:
+    """Counts from a corpus: what an index version stores."""
+
+    syllables: tuple[str, ...]  # lower-case words of the corpus (NUMBER for numbers)
+    counts: np.ndarray  # (len(syllables),) occurrences
+    bigram_keys: np.ndarray  # sorted: left id * len(syllables) + right id
+    bigram_counts: np.ndarray
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str]) -> RestoreStats:
+        unigrams: Counter[str] = Counter()
+        bigrams: Counter[tuple[str, str]] = Counter()
+        phrases = list(QUESTION_FRAMES) * PHRASE_COUNT
+        for text in [*texts, "\n".join(phrases)]:
+            for line in text.splitlines():
+                words = _syllable_words(line)
+                unigrams.update(words)
+                bigrams.update(pairwise(words))
+        syllables = tuple(sorted(unigrams))
+        ids = {s: i for i, s in enumerate(syllables)}
+        size = max(len(syllables), 1)
+        keys = np.array([ids[a] * size + ids[b] for a, b in bigrams], dtype=np.int64)
+        values = np.array(list(bigrams.values()), dtype=np.int32)
+        order = np.argsort(keys, kind="stable")
+        return cls(
+            syllables,
+            np.array([unigrams[s] for s in syllables], dtype=np.int32),
+            keys[order],
+            values[order],
+        )
+
+    def save(self, folder: Path) -> None:
+        with open(folder / FILE, "wb") as handle:
+            np.savez_compressed(
+                handle,
+                syllables=np.array("\n".join(self.syllables)),
+                counts=self.counts,
+                bigram_keys=self.bigram_keys,
+                bigram_counts=self.bigram_counts,
+            )
+
+    @classmethod
+    def load(cls, folder: Path) -> RestoreStats | None:
+        path = folder / FILE
+        if not path.is_file():
+            return None
+        with np.load(path) as data:
+            text = str(data["syllables"])
+            return cls(
+                tuple(text.split("\n")) if text else (),
+                data["counts"],
+                data["bigram_keys"],
+                data["bigram_counts"],
+            )
+
+
+@dataclass(frozen=True)
+class Restorer:
+    """Restores the marks of a question from a corpus's statistics and the general list."""
+
+    stats: RestoreStats
+    words: tuple[str, ...] = field(init=False, repr=False)  # corpus syllables, then general
+    log_unigram: np.ndarray = field(init=False, repr=False)
+    left_counts: np.ndarray = field(init=False, repr=False)  # per corpus id: as a left word
+    left_types: np.ndarray = field(init=False, repr=False)  # per corpus id: distinct followers
+    unigram: np.ndarray = field(init=False, repr=False)
+    candidates: dict = field(init=False, repr=False)  # folded syllable -> ids, best first
+    ids: dict = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        stats = self.stats
+        general = _general()
+        extra = [w for w in general if w not in set(stats.syllables)]
+        words = (*stats.syllables, *extra)
+        total = float(stats.counts.sum()) or 1.0
+        corpus = np.zeros(len(words), dtype=np.float64)
+        corpus[: len(stats.syllables)] = stats.counts / total
+        general_p = np.array([general.get(w, 0.0) for w in words], dtype=np.float64)
+        unigram = CORPUS_SHARE * corpus + (1 - CORPUS_SHARE) * general_p + FLOOR
+        size = max(len(stats.syllables), 1)
+        left = np.bincount(stats.bigram_keys // size, weights=stats.bigram_counts, minlength=size)
+        types = np.bincount(stats.bigram_keys // size, minlength=size).astype(np.float64)
+        grouped: dict[str, list[int]] = {}
+        for i, w in enumerate(words):
+            grouped.setdefault(fold(w), []).append(i)
+        candidates = {
+            k: np.array(sorted(v, key=lambda i: -unigram[i])[:MAX_CANDIDATES], dtype=np.int64)
+            for k, v in grouped.items()
+        }
+        object.__setattr__(self, "words", words)
+        object.__setattr__(self, "unigram", unigram)
+        object.__setattr__(self, "log_unigram", np.log(unigram))
+        object.__setattr__(self, "left_counts", left)
+        object.__setattr__(self, "left_types", types)
+        object.__setattr__(self, "candidates", candidates)
+        object.__setattr__(self, "ids", {w: i for i, w in enumerate(words)})
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str]) -> Restorer:
+        return cls(RestoreStats.from_texts(texts))
+
+    def _transition(self, previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+        """log P(current | previous) for every pair: (len(previous), len(current)).
+
+        Witten-Bell smoothing: a word seen before many different words ("có") leaves more
+        of its mass to unseen followers than one always followed by the same word."""
+        size = max(len(self.stats.syllables), 1)
+        in_corpus = previous < len(self.stats.syllables)
+        counts = np.zeros((len(previous), len(current)), dtype=np.float64)
+        left = np.zeros(len(previous), dtype=np.float64)
+        types = np.zeros(len(previous), dtype=np.float64)
+        if in_corpus.any() and len(self.stats.bigram_keys):
+            p = previous[in_corpus]
+            corpus_current = current < size
+            keys = p[:, None] * size + np.where(corpus_current, current, 0)[None, :]
+            at = np.searchsorted(self.stats.bigram_keys, keys)
+            at = np.minimum(at, len(self.stats.bigram_keys) - 1)
+            hit = (self.stats.bigram_keys[at] == keys) & corpus_current[None, :]
+            counts[in_corpus] = np.where(hit, self.stats.bigram_counts[at], 0)
+            left[in_corpus] = self.left_counts[p]
+            types[in_corpus] = self.left_types[p]
+        backoff = (types + BIGRAM_PRIOR)[:, None]
+        prior = backoff * self.unigram[current][None, :]
+        return np.log((counts + prior) / (left[:, None] + backoff))
+
+    def restore(self, question: str) -> str:
+        """The question with the marks of its plain syllables restored; unchanged when there
+        is nothing to restore."""
+        matches = list(_TOKEN.finditer(question))
+        if not matches or not _vietnamese(question):
+            return question
+        partly = has_diacritics(question)
+        all_caps = question.upper() == question
+        # Per token: candidate ids and a log bonus per candidate; None where the chain breaks.
+        lattice: list[tuple[np.ndarray, np.ndarray] | None] = []
+        restorable: list[bool] = []
+        for match in matches:
+            raw = match.group()
+            form = _word_form(raw)
+            fixed = self.ids.get(form)
+            choices = None
+            if raw.isalpha() and not has_diacritics(raw) and (all_caps or not _is_code(raw)):
+                choices = self.candidates.get(form)
+            if choices is None or (len(choices) == 1 and choices[0] == fixed):
+                restorable.append(False)
+                lattice.append(None if fixed is None else (np.array([fixed]), np.zeros(1)))
+                continue
+            bonus = np.zeros(len(choices))
+            if partly and fixed is not None:
+                bonus[choices == fixed] = math.log(KEEP_PLAIN)
+            restorable.append(True)
+            lattice.append((choices, bonus))
+        if not any(restorable):
+            return question
+        chosen = self._decode(lattice)
+        out, last = [], 0
+        for match, ok, word_id in zip(matches, restorable, chosen, strict=True):
+            if not ok or word_id is None:
+                continue
+            out.append(question[last : match.start()])
+            out.append(_with_case(self.words[word_id], match.group()))
+            last = match.end()
+        out.append(question[last:])
+        return "".join(out)
+
+    def _decode(self, lattice: list[tuple[np.ndarray, np.ndarray] | None]) -> list[int | None]:
+        """Viterbi over each unbroken run of the lattice."""
+        chosen: list[int | None] = [None] * len(lattice)
+        start = 0
+        while start < len(lattice):
+            if lattice[start] is None:
+                start += 1
+                continue
+            end = start
+            while end < len(lattice) and lattice[end] is not None:
+                end += 1
+            ids, bonus = lattice[start]
+            score = self.log_unigram[ids] + bonus
+            back: list[np.ndarray] = []
+            for position in range(start + 1, end):
+                current, bonus = lattice[position]
+                total = score[:, None] + self._transition(lattice[position - 1][0], current)
+                back.append(total.argmax(axis=0))
+                score = total.max(axis=0) + bonus
+            best = int(score.argmax())
+            for position in range(end - 1, start - 1, -1):
+                chosen[position] = int(lattice[position][0][best])
+                if position > start:
+                    best = int(back[position - start - 1][best])
+            start = end
+        return chosen
+
+
+def _vietnamese(question: str) -> bool:
+    """A question in another language ("What did the committee do?") is not restored word by
+    word: it has several lower-case words that cannot be Vietnamese syllables. Capitalised
+    ones are names ("Bill Gates", "Microsoft") and may appear in a Vietnamese question."""
+    words = _WORD.findall(question)
+    foreign = sum(1 for w in words if w.islower() and not _SYLLABLE.fullmatch(fold(w)))
+    return looks_vietnamese(question) and foreign <= max(1, FOREIGN_SHARE * len(words))
+
+
+def _is_code(raw: str) -> bool:
+    """An abbreviation, code or name with inner capitals ("KCN", "TP", "GieSu")."""
+    return len(raw) > 1 and any(ch.isupper() for ch in raw[1:])
+
+
+def _with_case(word: str, typed: str) -> str:
+    if len(word) != len(typed):
+        return typed
+    return "".join(w.upper() if t.isupper() else w for w, t in zip(word, typed, strict=True))

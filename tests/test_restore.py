@@ -1,0 +1,115 @@
+"""Diacritic restoration of questions (qabot.restore), from a small corpus built here."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from qabot.index.layout import VERSIONS, current_version
+
+from qabot.index import open_index
+from qabot.query import analyse
+from qabot.restore import FILE, Restorer, RestoreStats
+
+CORPUS = [
+    "Đảng ủy Khu kinh tế Tràng Duệ đã kết nạp 25 đảng viên mới trong năm 2023.",
+    "Đồng chí Đỗ Quang Khoa, Bí thư Đảng ủy, chủ trì hội nghị sơ kết công tác xây dựng Đảng.",
+    "Ban Quản lý KCN Tràng Duệ phối hợp với UBND TP.HCM tổ chức hội nghị đối thoại doanh nghiệp.",
+    "Công đoàn các khu công nghiệp đã tổ chức thăm hỏi, tặng quà công nhân lao động.",
+    "Tổng số đảng viên của Đảng bộ là 1.062 đồng chí, sinh hoạt tại 48 chi bộ cơ sở.",
+]
+
+
+@pytest.fixture(scope="module")
+def restorer() -> Restorer:
+    return Restorer.from_texts(CORPUS)
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        (
+            "dang uy khu kinh te trang due ket nap bao nhieu dang vien moi",
+            "đảng ủy khu kinh tế tràng duệ kết nạp bao nhiêu đảng viên mới",
+        ),
+        (
+            "Dong chi Do Quang Khoa chu tri hoi nghi nao?",
+            "Đồng chí Đỗ Quang Khoa chủ trì hội nghị nào?",
+        ),
+        (
+            "Cong doan tang qua cong nhan lao dong khi nao?",
+            "Công đoàn tặng quà công nhân lao động khi nào?",
+        ),
+    ],
+)
+def test_phrases_of_the_corpus_are_restored_with_case_and_punctuation(restorer, typed, expected):
+    assert restorer.restore(typed) == expected
+
+
+def test_mixed_accents_keep_what_was_typed_and_restore_the_rest(restorer):
+    typed = "Đảng ủy Khu kinh te Trang Due kết nạp bao nhieu đảng viên mới?"
+    assert restorer.restore(typed) == (
+        "Đảng ủy Khu kinh tế Tràng Duệ kết nạp bao nhiêu đảng viên mới?"
+    )
+    # A syllable typed with a mark stays, even where the corpus would choose another.
+    assert restorer.restore("Đảng ủy đa ket nap bao nhieu dang vien") == (
+        "Đảng ủy đa kết nạp bao nhiêu đảng viên"
+    )
+
+
+def test_numbers_codes_and_abbreviations_are_left_alone(restorer):
+    typed = "Ban Quan ly KCN phoi hop voi UBND TP.HCM nam 2023 co 1.062 dang vien, PUBG va GieSu?"
+    restored = restorer.restore(typed)
+    assert restored == (
+        "Ban Quản lý KCN phối hợp với UBND TP.HCM năm 2023 có 1.062 đảng viên, PUBG và GieSu?"
+    )
+
+
+def test_accented_and_foreign_questions_are_untouched(restorer):
+    for question in (
+        "Đảng ủy Khu kinh tế Tràng Duệ có bao nhiêu chi bộ cơ sở?",
+        "Ban Quản lý các khu công nghiệp tổ chức hội nghị đối thoại với ai?",
+        "What did the Party Committee of the Trang Due Economic Zone do in 2023?",
+        "",
+        "2023",
+    ):
+        assert restorer.restore(question) == question
+
+
+def test_statistics_survive_saving_and_loading(tmp_path, restorer):
+    restorer.stats.save(tmp_path)
+    loaded = RestoreStats.load(tmp_path)
+    assert loaded is not None
+    assert loaded.syllables == restorer.stats.syllables
+    assert (loaded.bigram_keys == restorer.stats.bigram_keys).all()
+    assert (loaded.bigram_counts == restorer.stats.bigram_counts).all()
+    typed = "dong chi do quang khoa chu tri hoi nghi"
+    assert Restorer(loaded).restore(typed) == restorer.restore(typed)
+    assert RestoreStats.load(tmp_path / "missing") is None
+
+
+def test_analyse_searches_the_restored_question_and_keeps_the_typed_letters(restorer):
+    query = analyse("dang uy Trang Due ket nap bao nhieu dang vien", restorer)
+    assert query.text == "dang uy Trang Due ket nap bao nhieu dang vien"
+    assert query.interpreted == "đảng ủy Tràng Duệ kết nạp bao nhiêu đảng viên"
+    assert not query.folded
+    assert "kết_nạp" in query.terms and "tràng_duệ" in query.terms
+    assert query.answer_type == "number"
+    # The folded letters typed stay searchable, so a wrong restoration loses no match.
+    assert {"~ket_nap", "~trang_due", "~dang_vien"} <= set(query.variant_terms)
+    assert analyse("Đảng ủy kết nạp bao nhiêu đảng viên?", restorer).interpreted == (
+        "Đảng ủy kết nạp bao nhiêu đảng viên?"
+    )
+
+
+def test_index_versions_carry_the_statistics_and_old_versions_still_restore(index_copy):
+    folder = index_copy / VERSIONS / current_version(index_copy)
+    assert (folder / FILE).is_file()
+    index = open_index(index_copy)
+    typed = "dang uy khu kinh te hai phong co bao nhieu dang vien"
+    expected = "đảng ủy khu kinh tế hải phòng có bao nhiêu đảng viên"
+    assert index.restorer.restore(typed) == expected
+    # A version written before restore.npz existed builds the statistics when loaded.
+    (folder / FILE).unlink()
+    assert open_index(index_copy).restorer.restore(typed) == expected
+    shutil.rmtree(folder)
