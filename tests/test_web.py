@@ -28,7 +28,7 @@ import uvicorn
 
 from qabot.config import Settings
 from qabot.http import create_app
-from qabot.service import QAService
+from qabot.service import QAService, QuestionLog
 from qabot.web import mount_web
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +42,8 @@ TOKEN = "web-s3cret"
 ON_TOPIC = "Đảng ủy Khu kinh tế Hải Phòng có những cơ quan tham mưu giúp việc nào?"
 OFF_TOPIC = "Thời tiết Hà Nội ngày mai thế nào?"
 FOLLOW_UP = "Còn Cần Thơ thì sao?"
+COMMENT = "Thiếu Ban Dân vận trong danh sách"
+THANKS = "Cảm ơn bạn đã phản hồi."
 
 NEW_REPORT_NAME = "2025-05-20-trang-due-tap-huan-an-toan.txt"
 NEW_REPORT_TITLE = "Khu công nghiệp Tràng Duệ tổ chức lớp tập huấn an toàn lao động cho công nhân"
@@ -119,13 +121,20 @@ def serving(service: QAService, settings: Settings) -> Iterator[Site]:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, reports_index, embedder) -> Iterator[Site]:
-    """A server with admin functions on its own copy of the reports and index. Tests that
-    add a report remove it again, so every test starts from the five sample reports."""
+def question_log(tmp_path_factory) -> QuestionLog:
+    """The question log of `site` (a real SQLite file); `site` closes it."""
+    return QuestionLog(tmp_path_factory.mktemp("web-log") / "questions.sqlite")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, reports_index, embedder, question_log) -> Iterator[Site]:
+    """A server with admin functions and a question log on its own copy of the reports and
+    index. Tests that add a report remove it again, so every test starts from the five
+    sample reports."""
     root = tmp_path_factory.mktemp("web-site")
     shutil.copytree(REPORTS, root / "docs")
     shutil.copytree(reports_index, root / "index", ignore=shutil.ignore_patterns("build.lock"))
-    service = QAService(root / "index", embedder, docs_dir=root / "docs")
+    service = QAService(root / "index", embedder, docs_dir=root / "docs", question_log=question_log)
     try:
         with serving(service, make_settings(admin_token=TOKEN)) as running:
             yield running
@@ -261,6 +270,22 @@ def ask_requests(driver: Any) -> list[dict]:
     return bodies
 
 
+def feedback_requests(driver: Any) -> list[dict]:
+    """The JSON bodies of the POST /feedback requests the page sent since the log was read."""
+    return [
+        json.loads(r["postData"])
+        for r in request_log(driver)
+        if r["method"] == "POST" and r["url"].endswith("/feedback")
+    ]
+
+
+def logged(question_log: QuestionLog, answer_id: str) -> dict:
+    """The question log's row of one answer (what was written before this call)."""
+    found = [dict(r) for r in question_log.rows() if r["answer_id"] == answer_id]
+    assert len(found) == 1, f"{len(found)} rows for answer {answer_id}"
+    return found[0]
+
+
 def request_log(driver: Any) -> list[dict]:
     return [
         json.loads(entry["message"])["message"]["params"]["request"]
@@ -385,6 +410,17 @@ def test_web_json_helpers(site: Site) -> None:
         assert {k: v for k, v in document.items() if k != "size"} == listed[document["doc_id"]]
 
 
+def test_ask_header_sets_the_logged_channel(site: Site, question_log: QuestionLog) -> None:
+    web = site.api.post("/ask", json={"question": ON_TOPIC}, headers={"X-Qabot-Client": "web"})
+    plain = site.api.post("/ask", json={"question": ON_TOPIC})
+    other = site.api.get("/ask", params={"q": ON_TOPIC}, headers={"X-Qabot-Client": "curl"})
+    web_get = site.api.get("/ask", params={"q": ON_TOPIC}, headers={"x-qabot-client": "Web"})
+    assert logged(question_log, web.json()["answer_id"])["channel"] == "web"
+    assert logged(question_log, web_get.json()["answer_id"])["channel"] == "web"
+    assert logged(question_log, plain.json()["answer_id"])["channel"] == "api"
+    assert logged(question_log, other.json()["answer_id"])["channel"] == "api"
+
+
 # --- the chat page -------------------------------------------------------------------------
 
 
@@ -481,6 +517,79 @@ def test_conversation_history_and_new_chat(browser: Any, site: Site) -> None:
     assert ask_requests(browser)[-1]["history"] == []
 
 
+def test_thumbs_down_with_a_comment_is_logged(
+    browser: Any, site: Site, question_log: QuestionLog
+) -> None:
+    open_chat(browser, site)
+    bubble = ask(browser, ON_TOPIC)
+    sent = [r for r in request_log(browser) if r["url"].endswith("/ask")]
+    headers = {k.lower(): v for k, v in sent[-1]["headers"].items()}
+    assert headers.get("x-qabot-client") == "web"
+    bar = one(bubble, ".feedback")
+    up, down = css(bar, "button.vote")
+    assert (up.text, down.text) == ("👍", "👎")
+    assert css(bar, ".feedback-comment") == []  # offered only after a 👎
+    click(browser, down)
+    status = one(bar, ".feedback-status")
+    wait_for(browser, lambda d: status.text == THANKS)
+    assert not up.is_enabled() and not down.is_enabled()
+    assert down.get_attribute("aria-pressed") == "true"
+    box = one(bar, ".feedback-comment .comment-input")
+    assert box.get_attribute("placeholder") == "Câu trả lời sai ở đâu? (không bắt buộc)"
+    box.send_keys(COMMENT)
+    click(browser, one(bar, ".feedback-comment button[type=submit]"))
+    wait_for(browser, lambda d: css(bar, ".comment-sent"))
+    assert css(bar, ".feedback-comment") == []  # asked once
+    assert len(css(bar, "button.vote")) == 2 and not any(
+        b.is_enabled() for b in css(bar, "button.vote")
+    )
+
+    vote, comment = feedback_requests(browser)
+    answer_id = vote["answer_id"]
+    assert vote == {"answer_id": answer_id, "helpful": False}
+    assert comment == {"answer_id": answer_id, "helpful": False, "comment": COMMENT}
+    row = logged(question_log, answer_id)
+    assert row["channel"] == "web"
+    assert row["question"] == ON_TOPIC
+    assert row["helpful"] == 0 and row["comment"] == COMMENT
+
+
+def test_no_feedback_buttons_when_the_log_is_off(browser: Any, service: QAService) -> None:
+    assert service.question_log is None
+    with serving(service, make_settings()) as plain:
+        assert plain.api.post("/ask", json={"question": ON_TOPIC}).json()["answer_id"] is None
+        open_chat(browser, plain)
+        bubble = ask(browser, ON_TOPIC)
+        assert one(bubble, ".answer-text").text
+        assert css(bubble, ".feedback, button.vote") == []
+
+
+def test_feedback_errors_show_inline(
+    browser: Any, tmp_path: Path, reports_index: Path, embedder
+) -> None:
+    # A log whose file cannot be opened (its path is a folder): answers still go out with an
+    # id, and feedback is refused with 503 log_unavailable.
+    broken = QAService(reports_index, embedder, question_log=QuestionLog(tmp_path))
+    try:
+        with serving(broken, make_settings()) as running:
+            open_chat(browser, running)
+            bubble = ask(browser, ON_TOPIC)
+            bar = one(bubble, ".feedback")
+            up, down = css(bar, "button.vote")
+            click(browser, up)
+            status = one(bar, ".feedback-status")
+            wait_for(browser, lambda d: "error-text" in status.get_attribute("class"))
+            assert status.text.startswith("Chức năng ghi nhận câu hỏi và phản hồi đang tắt")
+            assert up.is_enabled() and down.is_enabled()  # nothing stored: press again
+            assert css(bar, ".feedback-comment") == []
+            running.stop()
+            click(browser, down)
+            wait_for(browser, lambda d: status.text.startswith("Không kết nối được"))
+            assert css(bar, ".feedback-comment") == []
+    finally:
+        broken.close()
+
+
 def test_no_index_and_network_failure(browser: Any, tmp_path: Path, embedder) -> None:
     service = QAService(tmp_path / "no-index", embedder)
     with serving(service, make_settings()) as empty:
@@ -502,6 +611,9 @@ def test_phone_width_has_no_horizontal_scroll(browser: Any, site: Site) -> None:
     bubble = ask(browser, ON_TOPIC)
     click(browser, one(css(bubble, ".passage")[0], "button.link"))
     wait_for(browser, lambda d: css(bubble, ".context-paragraph"))
+    assert horizontal_overflow(browser) <= 0
+    click(browser, css(bubble, "button.vote")[1])  # 👎 opens the comment box
+    wait_for(browser, lambda d: css(bubble, ".feedback-comment"))
     assert horizontal_overflow(browser) <= 0
     screenshot(browser, "chat-phone.png")
     phone_width(browser)

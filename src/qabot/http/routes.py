@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import FastAPI, Path, Query
+from fastapi import FastAPI, Header, Path, Query
 
 from qabot.http.errors import ApiError, error_responses
 from qabot.http.schemas import (
@@ -21,29 +21,52 @@ from qabot.http.schemas import (
 from qabot.messages import NO_INDEX
 from qabot.service import MAX_QUESTION_CHARS, MAX_TOP_K, QAService, clean_question
 
+# The chat page (qabot.web) says it is the one asking with this header, so its questions are
+# logged under the channel "web"; a header keeps the web package from importing this one.
+CLIENT_HEADER = "X-Qabot-Client"
+WEB_CLIENT = "web"
+CLIENT_DESCRIPTION = (
+    f"Kênh ghi vào nhật ký câu hỏi: «{WEB_CLIENT}» cho trang hỏi đáp của qabot; "
+    "thiếu hoặc giá trị khác thì là «api»."
+)
+CLIENT_NOTE = (
+    f" Header `{CLIENT_HEADER}: {WEB_CLIENT}` (trang hỏi đáp gửi) ghi câu hỏi vào nhật ký "
+    "với kênh «web»; không có header này thì kênh là «api»."
+)
+ClientHeader = Annotated[
+    str | None, Header(alias=CLIENT_HEADER, description=CLIENT_DESCRIPTION, examples=[WEB_CLIENT])
+]
+
+
+def channel_of(client: str | None) -> str:
+    """The question log's channel for a request's X-Qabot-Client header."""
+    return WEB_CLIENT if (client or "").strip().lower() == WEB_CLIENT else "api"
+
 
 def add_question_routes(app: FastAPI, service: QAService) -> None:
-    def answer(question: str, top_k: int, history: list[str] | None = None) -> AnswerOut:
+    def answer(
+        question: str, top_k: int, client: str | None, history: list[str] | None = None
+    ) -> AnswerOut:
         text = clean_question(question)  # cheap checks first; QuestionError -> 422
-        return AnswerOut.of(service.ask(text, top_k, history))
+        return AnswerOut.of(service.ask(text, top_k, history, channel=channel_of(client)))
 
     # Sync endpoints: FastAPI runs them in its threadpool, so searching never blocks the loop.
     @app.post(
         "/ask",
         tags=["Hỏi đáp"],
         summary="Đặt câu hỏi",
-        description="Tìm câu trả lời trong các báo cáo và trả về các đoạn trích dẫn.",
+        description="Tìm câu trả lời trong các báo cáo và trả về các đoạn trích dẫn." + CLIENT_NOTE,
         response_model=AnswerOut,
         responses=error_responses(413, 422, 503),
     )
-    def ask_post(body: AskRequest) -> AnswerOut:
-        return answer(body.question, body.top_k, body.history)
+    def ask_post(body: AskRequest, x_qabot_client: ClientHeader = None) -> AnswerOut:
+        return answer(body.question, body.top_k, x_qabot_client, body.history)
 
     @app.get(
         "/ask",
         tags=["Hỏi đáp"],
         summary="Đặt câu hỏi (GET)",
-        description="Như `POST /ask`, với câu hỏi trong tham số «q».",
+        description="Như `POST /ask`, với câu hỏi trong tham số «q»." + CLIENT_NOTE,
         response_model=AnswerOut,
         responses=error_responses(422, 503),
     )
@@ -58,8 +81,9 @@ def add_question_routes(app: FastAPI, service: QAService) -> None:
         top_k: Annotated[
             int, Query(ge=1, le=MAX_TOP_K, description="Số đoạn trích dẫn tối đa trả về.")
         ] = 5,
+        x_qabot_client: ClientHeader = None,
     ) -> AnswerOut:
-        return answer(q, top_k)
+        return answer(q, top_k, x_qabot_client)
 
     @app.get(
         "/health",

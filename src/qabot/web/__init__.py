@@ -2,7 +2,9 @@
 
 Plain HTML, CSS and JavaScript shipped as package data (no build step, nothing from a CDN:
 deployments are often offline). The pages talk to the JSON API of the same app (POST /ask,
-GET /documents, ...); this module only adds what the pages need beyond it:
+GET /documents, POST /feedback, ...; the chat page sends ``X-Qabot-Client: web`` with its
+questions so the question log records the channel "web"); this module only adds what the
+pages need beyond it:
 
 * ``GET /`` and ``GET /admin``: the pages, with a Content-Security-Policy that allows scripts
   and styles from this server only (no inline code), so text from a report can never run.

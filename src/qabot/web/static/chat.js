@@ -6,6 +6,10 @@ const MAX_HISTORY = 10; // the API takes at most 10 earlier questions
 const EXAMPLES = 4;
 const SLOW_MS = 6000; // past this the spinner says the answer takes longer than usual
 const CONTEXT_RADIUS = 1;
+const MAX_COMMENT = 1000; // the API keeps at most 1000 characters of a comment
+// Tells the API this question comes from the chat page, so the question log's channel is "web".
+const CLIENT_HEADERS = { "X-Qabot-Client": "web" };
+const FEEDBACK_ERROR = "Chưa gửi được phản hồi. Vui lòng thử lại sau.";
 
 const form = document.getElementById("ask-form");
 const input = document.getElementById("question");
@@ -94,7 +98,7 @@ async function ask(question) {
   try {
     const answer = await fetchJson("/ask", {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "application/json", ...CLIENT_HEADERS },
       body: JSON.stringify({ question, top_k: TOP_K, history }),
     });
     turn.ok = true;
@@ -151,9 +155,109 @@ function renderAnswer(answer) {
       ),
     );
   }
-  // Feedback (👍 / 👎 under each answer) goes here once the API can record it.
-  parts.push(el("div", { class: "feedback-slot", hidden: true }));
+  // answer_id is null when the server keeps no question log: then there is nothing to rate.
+  if (answer.answer_id) parts.push(feedbackBar(answer.answer_id));
   return parts;
+}
+
+/** POST /feedback; resolves on success, throws ApiError with a readable message otherwise. */
+function sendFeedback(body) {
+  return fetchJson("/feedback", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+function feedbackMessage(error) {
+  return error && error.message ? error.message : FEEDBACK_ERROR;
+}
+
+/** 👍 / 👎 under an answer; after 👎 an optional one-line comment, offered once. */
+function feedbackBar(answerId) {
+  const status = el("p", { class: "feedback-status", role: "status", hidden: true });
+  const up = el(
+    "button",
+    { type: "button", class: "vote", "aria-label": "Câu trả lời hữu ích", title: "Hữu ích", "aria-pressed": "false" },
+    "👍",
+  );
+  const down = el(
+    "button",
+    { type: "button", class: "vote", "aria-label": "Câu trả lời sai", title: "Sai", "aria-pressed": "false" },
+    "👎",
+  );
+  const bar = el(
+    "div",
+    { class: "feedback" },
+    el("div", { class: "feedback-row" }, el("span", { class: "feedback-label" }, "Câu trả lời có đúng không?"), up, down),
+    status,
+  );
+
+  async function vote(helpful, pressed) {
+    up.disabled = down.disabled = true;
+    pressed.setAttribute("aria-pressed", "true");
+    status.classList.remove("error-text");
+    status.replaceChildren(spinner("Đang gửi…"));
+    status.hidden = false;
+    try {
+      await sendFeedback({ answer_id: answerId, helpful });
+    } catch (error) {
+      // Nothing was stored: the reader may press again.
+      pressed.setAttribute("aria-pressed", "false");
+      up.disabled = down.disabled = false;
+      status.classList.add("error-text");
+      status.replaceChildren(feedbackMessage(error));
+      return;
+    }
+    status.replaceChildren("Cảm ơn bạn đã phản hồi.");
+    if (!helpful) bar.append(commentForm(answerId));
+  }
+  up.addEventListener("click", () => vote(true, up));
+  down.addEventListener("click", () => vote(false, down));
+  return bar;
+}
+
+function commentForm(answerId) {
+  const id = `comment-${answerId}`;
+  const box = el("input", {
+    type: "text",
+    id,
+    class: "comment-input",
+    maxlength: MAX_COMMENT,
+    placeholder: "Câu trả lời sai ở đâu? (không bắt buộc)",
+    autocomplete: "off",
+  });
+  const send = el("button", { type: "submit", class: "secondary small" }, "Gửi góp ý");
+  const result = el("p", { class: "comment-result", role: "status", hidden: true });
+  const form = el(
+    "form",
+    { class: "feedback-comment" },
+    el("label", { for: id, class: "visually-hidden" }, "Câu trả lời sai ở đâu? (không bắt buộc)"),
+    el("div", { class: "row" }, box, send),
+    result,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const comment = box.value.trim();
+    if (!comment) {
+      box.focus();
+      return;
+    }
+    box.disabled = send.disabled = true;
+    result.classList.remove("error-text");
+    result.replaceChildren(spinner("Đang gửi góp ý…"));
+    result.hidden = false;
+    try {
+      await sendFeedback({ answer_id: answerId, helpful: false, comment });
+    } catch (error) {
+      box.disabled = send.disabled = false;
+      result.classList.add("error-text");
+      result.replaceChildren(feedbackMessage(error));
+      return;
+    }
+    form.replaceWith(el("p", { class: "feedback-status comment-sent", role: "status" }, "Đã gửi góp ý của bạn."));
+  });
+  return form;
 }
 
 function renderPassage(passage) {
