@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from qabot.query import QUESTION_PHRASES
+from qabot.query import QUESTION_PHRASES, with_context
 from qabot.text import fold, has_diacritics
 
 ORGANISATION, PLACE, PERSON, TIME = "organisation", "place", "person", "time"
@@ -189,8 +189,17 @@ class Frame:
 @dataclass(frozen=True)
 class Step:
     question: str  # as typed
-    standalone: str  # the self-contained question to search
+    standalone: str  # the self-contained question people read: asked words and context
     kind: str  # STANDALONE, SLOT, ATTRIBUTE, REFERENCE, IMPLICIT or OFF_TOPIC
+    # What the follow-up itself asks (references resolved), and the subject, person or
+    # period it inherits without naming them; searched with the context weighted lower, so
+    # the inherited words cannot outweigh the short thing actually asked.
+    asked: str = ""
+    context: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.asked:
+            object.__setattr__(self, "asked", self.standalone)
 
     @property
     def rewritten(self) -> bool:
@@ -568,8 +577,9 @@ def _replace_slots(previous: Frame, current: Frame) -> str:
     return _capitalise(text) + "?"
 
 
-def _with_previous(previous: Frame, current: Frame) -> str:
-    """The follow-up's own words, with references resolved and the previous subject added."""
+def _with_previous(previous: Frame, current: Frame) -> tuple[str, tuple[str, ...]]:
+    """The follow-up's own words with references resolved, and the previous subject,
+    person or period it inherits without naming them (the context)."""
     subject = _subject_slots(previous)
     subject_text = " ".join(s.text for s in subject)
     person = previous.slots_of(PERSON)
@@ -624,10 +634,7 @@ def _with_previous(previous: Frame, current: Frame) -> str:
     if inherit_time and times:
         context.append(_inline(times[0]))
     context = [c for c in dict.fromkeys(context) if c and fold(c) not in fold(core)]
-    text = _capitalise(core)
-    if context:
-        text = f"{text} ({'; '.join(context)})"
-    return text + "?"
+    return _capitalise(core) + "?", tuple(context)
 
 
 def _unknown_words(frame: Frame, known: Callable[[str], bool] | None) -> bool:
@@ -651,8 +658,9 @@ def resolve(
     follows = current.has_cue or bool(current.references)
     if not follows and current.own_subject:
         return Step(question, question, STANDALONE)  # a new topic: nothing is inherited
+    context: tuple[str, ...] = ()
     if not current.attribute and (current.has_cue or current.slots):
-        standalone, kind = _replace_slots(before, current), SLOT
+        asked, kind = _replace_slots(before, current), SLOT
     else:
         if _unknown_words(current, known):
             return Step(question, question, OFF_TOPIC)
@@ -665,11 +673,11 @@ def resolve(
             # Without a cue or a reference, a question that dates itself or says much is
             # read as complete: it is asked as typed.
             return Step(question, question, STANDALONE)
-        standalone = _with_previous(before, current)
+        asked, context = _with_previous(before, current)
     if current.folded != before.folded:
         # One script for the whole question: typed without accents, searched without them.
-        standalone = strip_accents(standalone)
-    return Step(question, standalone, kind)
+        asked, context = strip_accents(asked), tuple(strip_accents(c) for c in context)
+    return Step(question, with_context(asked, context), kind, asked, context)
 
 
 def resolve_conversation(

@@ -7,6 +7,7 @@ knowledge of any particular report.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qabot.restore import Restorer
@@ -90,6 +91,15 @@ class Query:
     def __post_init__(self) -> None:
         if not self.interpreted:
             object.__setattr__(self, "interpreted", self.text)
+
+
+def with_context(question: str, context: Sequence[str]) -> str:
+    """A follow-up's own words with the context it inherits in parentheses, as one
+    self-contained question people read: "Phần 2 gồm những gì (Đảng ủy X; năm 2018)?"."""
+    if not context:
+        return question
+    core = question.strip().rstrip("?.!…").strip()
+    return f"{core} ({'; '.join(context)})?"
 
 
 def strip_question_words(text: str, folded: bool = False) -> str:

@@ -10,7 +10,8 @@ fitted on, and a mismatch is an error, not a silent misreading.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -19,10 +20,15 @@ from qabot.fitted import FittedModels, for_embedder
 from qabot.index import LoadedIndex
 from qabot.ingest import CAPTION
 from qabot.passages import Passage
-from qabot.query import Query, analyse
+from qabot.query import Query, analyse, with_context
 
 CANDIDATES = 40  # from each retriever
 VARIANT_WEIGHT = 0.5  # abbreviation variants count half as much as the words typed
+# What a follow-up inherits from the conversation without naming it (its context) counts
+# less than the words it asks, and only in BM25: the short thing asked must outweigh the
+# inherited subject and period, or a report's introduction, which names them all, wins.
+# Held-out conversations: hit@1 0.60 with the context at full weight, 0.80 at 0.3 to 0.5.
+CONTEXT_WEIGHT = 0.4
 RRF_K = 60
 
 FEATURES = (
@@ -120,8 +126,13 @@ class Searcher:
             return self._max_weight
         return float(self.index.bm25.term_weight[term_id])
 
-    def candidates(self, question: str) -> Candidates:
+    def candidates(self, question: str, context: Sequence[str] = ()) -> Candidates:
         query = analyse(question, self.index.restorer)
+        context_query = analyse("; ".join(context), self.index.restorer) if context else None
+        if context_query is not None:
+            query = replace(
+                query, interpreted=with_context(query.interpreted, [context_query.interpreted])
+            )
         n = len(self.index.passages)
         if n == 0:
             return Candidates(
@@ -136,8 +147,17 @@ class Searcher:
         term_ids = bm25.term_ids(list(query.terms))
         variant_ids = [t for t in bm25.term_ids(list(query.variant_terms)) if t not in term_ids]
         weights = [1.0] * len(term_ids) + [VARIANT_WEIGHT] * len(variant_ids)
-        lexical = bm25.scores(term_ids + variant_ids, weights)
+        context_ids = []
+        if context_query is not None:
+            inherited = [*context_query.terms, *context_query.variant_terms]
+            context_ids = [
+                t for t in bm25.term_ids(inherited) if t not in term_ids and t not in variant_ids
+            ]
+            weights += [CONTEXT_WEIGHT] * len(context_ids)
+        lexical = bm25.scores(term_ids + variant_ids + context_ids, weights)
 
+        # The dense side reads the whole self-contained question: embedding the asked words
+        # alone (or the mean of both) lost dev hit@1 (0.84 to 0.86 against 0.89).
         query_vector = self.embedder.embed_queries([query.interpreted])
         k = min(n, CANDIDATES)
         _, found_rows = self.index.vectors.search(query_vector, k)
@@ -211,8 +231,10 @@ class Searcher:
         _, vectors = self.index.sentences_of(row)
         return float((vectors @ query_vector).max()) if len(vectors) else fallback
 
-    def search(self, question: str, top_k: int = 5) -> SearchResult:
-        candidates = self.candidates(question)
+    def search(self, question: str, top_k: int = 5, context: Sequence[str] = ()) -> SearchResult:
+        """``context``: what a follow-up inherits from the conversation without naming it
+        (qabot.conversation.Step.context); ``question`` is what it asks."""
+        candidates = self.candidates(question, context)
         if not len(candidates.rows):
             return SearchResult(candidates.query, candidates.query_vector, [], 0.0, False)
         scores = self.models.ranker.score(candidates.features)

@@ -21,7 +21,7 @@ from pathlib import Path
 from qabot.activity import Activity
 from qabot.answer import Answer, CitedPassage, compose
 from qabot.calibration import Calibration, calibrate
-from qabot.conversation import resolve_conversation
+from qabot.conversation import STANDALONE, Step, resolve_conversation
 from qabot.embedding import Embedder, create_embedder
 from qabot.errors import (
     BotConfigError,
@@ -444,8 +444,8 @@ class QAService:
             raise QuestionError("invalid_top_k", f"top_k phải nằm trong khoảng 1 đến {MAX_TOP_K}.")
         searcher = self._require()
         started = time.perf_counter()
-        searched = self._standalone(text, earlier, searcher)
-        result = searcher.search(searched, top_k)
+        step = self._standalone(text, earlier, searcher)
+        result = searcher.search(step.asked, top_k, step.context)
         took_ms = (time.perf_counter() - started) * 1000
         answer = compose(result, searcher.index, searcher.models, took_ms, question=text)
         if channel is None:
@@ -499,11 +499,11 @@ class QAService:
         documents = [(d.doc_id, d.title) for d in index.documents] if index is not None else []
         return self.question_log.report(since, documents)
 
-    def _standalone(self, question: str, history: list[str], searcher: Searcher) -> str:
+    def _standalone(self, question: str, history: list[str], searcher: Searcher) -> Step:
         """The self-contained question to search (the conversation step): a follow-up gets
-        the subject, place and period of the earlier questions it leans on."""
+        the subject, place and period of the earlier questions it leans on, as context."""
         if not history:
-            return question
+            return Step(question, question, STANDALONE)
         vocabulary = searcher.index.bm25.vocabulary
 
         def known(word: str) -> bool:
@@ -517,7 +517,7 @@ class QAService:
         step = resolve_conversation(question, history, known)
         if step.rewritten:
             log.info("follow-up (%s) searched as: %s", step.kind, step.standalone)
-        return step.standalone
+        return step
 
     def more_passages(
         self,
