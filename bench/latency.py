@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 from qabot.embedding import BundledEmbedder
-from qabot.evaluation import protocol_fold
 from qabot.index import build_index
 from qabot.questionlog import QuestionLog
 from qabot.service import QAService
+from qabot.text import strip_marks
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT.parent / "shared" / "eval" / "dev_seeds.jsonl"
@@ -48,7 +48,7 @@ def main() -> int:
         json.loads(line)["q"] for line in SEEDS.read_text(encoding="utf-8").splitlines() if line
     ]
     if args.folded:
-        questions = [protocol_fold(q) for q in questions]
+        questions = [strip_marks(q) for q in questions]
     service.ask(questions[0])  # warm-up
     times = []
     for _ in range(args.repeat):

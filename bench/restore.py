@@ -19,10 +19,11 @@ import statistics
 import time
 from pathlib import Path
 
-from qabot.evaluation import load_set, protocol_fold
+from qabot.evaluation import load_set
 from qabot.ingest import discover, load_document
 from qabot.passages import split_document
 from qabot.restore import Restorer, RestoreStats
+from qabot.text import strip_marks
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL = ROOT.parent / "shared" / "eval"
@@ -41,7 +42,7 @@ def report_texts() -> list[str]:
 def partly_folded(question: str, share: float, rng: random.Random) -> str:
     """The question with a random ``share`` of its words typed without marks."""
     return WORD.sub(
-        lambda m: protocol_fold(m.group()) if rng.random() < share else m.group(), question
+        lambda m: strip_marks(m.group()) if rng.random() < share else m.group(), question
     )
 
 
@@ -52,7 +53,7 @@ def score(restorer: Restorer, questions: list[str], partial: float) -> dict:
     rng = random.Random(0)
     errors = []
     for question in questions:
-        typed = protocol_fold(question)
+        typed = strip_marks(question)
         if typed == question:  # typed without marks already: no gold to score against
             continue
         started, cpu_started = time.perf_counter(), time.thread_time()

@@ -7,7 +7,6 @@ import logging
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from qabot.config import Settings
@@ -29,6 +27,8 @@ from qabot.index import build_index
 from qabot.index.layout import writer_lock
 from qabot.messages import INTERNAL_ERROR
 from qabot.service import QAService
+
+from .servers import uvicorn_server
 
 REPORTS = Path(__file__).resolve().parents[1] / "data" / "reports"
 HAI_PHONG = "2018-07-11-hai-phong-so-ket-6-thang-dau-nam.txt"
@@ -95,25 +95,8 @@ def running(service: QAService, settings: Settings) -> Iterator[httpx.Client]:
 
 @contextmanager
 def serving(app: FastAPI) -> Iterator[httpx.Client]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert thread.is_alive(), "uvicorn stopped during startup"
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with uvicorn_server(app) as (url, _), httpx.Client(base_url=url, timeout=60) as client:
+        yield client
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict:

@@ -12,10 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,12 +21,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from qabot.config import Settings
 from qabot.http import create_app
 from qabot.service import QAService, QuestionLog
 from qabot.web import mount_web
+
+from .servers import uvicorn_server
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "data" / "reports"
@@ -92,32 +90,13 @@ class Site:
 @contextmanager
 def serving(service: QAService, settings: Settings) -> Iterator[Site]:
     """The app on a real uvicorn server on an ephemeral 127.0.0.1 port; always stopped."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
     app = create_app(service, settings)
     mount_web(app, service, settings)  # as `qabot serve` composes them
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert thread.is_alive(), "uvicorn stopped during startup"
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        url = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=url, timeout=WAIT_SECONDS) as api:
-            yield Site(url, api, stop)
-    finally:
-        stop()
+    with (
+        uvicorn_server(app) as (url, stop),
+        httpx.Client(base_url=url, timeout=WAIT_SECONDS) as api,
+    ):
+        yield Site(url, api, stop)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -59,6 +60,16 @@ class Settings(BaseSettings):
         staticmethod(_id_list)
     )
     _split_origins = field_validator("cors_origins", mode="before")(staticmethod(_str_list))
+
+
+def admin_token_matches(settings: Settings, given: str) -> bool:
+    """True when ``given`` is the configured admin token (never when none is configured).
+    Constant-time; bytes, since compare_digest refuses non-ASCII str and a client may send
+    anything."""
+    secret = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    if not secret:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), secret.encode("utf-8"))
 
 
 @lru_cache(maxsize=1)

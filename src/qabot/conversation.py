@@ -16,12 +16,11 @@ searched as typed and stays not found.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from qabot.query import QUESTION_PHRASES, with_context
-from qabot.text import fold, has_diacritics
+from qabot.text import fold, has_diacritics, strip_marks
 
 ORGANISATION, PLACE, PERSON, TIME = "organisation", "place", "person", "time"
 SUBJECT_KINDS = (ORGANISATION, PLACE, PERSON)
@@ -204,15 +203,6 @@ class Step:
     @property
     def rewritten(self) -> bool:
         return self.standalone != self.question
-
-
-def strip_accents(text: str) -> str:
-    """Diacritics removed, case kept: "Cần Thơ" -> "Can Tho"."""
-    text = text.replace("đ", "d").replace("Đ", "D")
-    stripped = "".join(
-        ch for ch in unicodedata.normalize("NFD", text) if unicodedata.category(ch) != "Mn"
-    )
-    return unicodedata.normalize("NFC", stripped)
 
 
 def _tokenise(text: str) -> tuple[Token, ...]:
@@ -676,7 +666,7 @@ def resolve(
         asked, context = _with_previous(before, current)
     if current.folded != before.folded:
         # One script for the whole question: typed without accents, searched without them.
-        asked, context = strip_accents(asked), tuple(strip_accents(c) for c in context)
+        asked, context = strip_marks(asked), tuple(strip_marks(c) for c in context)
     return Step(question, with_context(asked, context), kind, asked, context)
 
 

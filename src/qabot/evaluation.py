@@ -11,7 +11,6 @@ import json
 import shutil
 import statistics
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,7 +20,7 @@ from qabot.embedding import Embedder
 from qabot.index import build_index
 from qabot.index.layout import CACHE
 from qabot.passages import PassageConfig
-from qabot.text import match_key
+from qabot.text import match_key, strip_marks
 
 MAX_SHORT_ANSWER = 400
 CUTOFFS = (1, 3, 5)
@@ -114,18 +113,9 @@ def load_squad(path: Path) -> EvalSet:
     return EvalSet(path.name, items, contexts)
 
 
-def protocol_fold(text: str) -> str:
-    """The protocol's fold of a question, casing kept: NFD, marks removed, đ -> d, Đ -> D."""
-    text = text.replace("đ", "d").replace("Đ", "D")
-    stripped = "".join(
-        ch for ch in unicodedata.normalize("NFD", text) if unicodedata.category(ch) != "Mn"
-    )
-    return unicodedata.normalize("NFC", stripped)
-
-
 def fold_items(items: list[EvalItem]) -> list[EvalItem]:
     """The same items with their questions typed without diacritics."""
-    return [replace(item, question=protocol_fold(item.question)) for item in items]
+    return [replace(item, question=strip_marks(item.question)) for item in items]
 
 
 def load_set(path: Path) -> EvalSet:

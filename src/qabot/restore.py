@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import wordfreq
 
-from qabot.text import fold, has_diacritics, looks_vietnamese
+from qabot.text import could_be_syllable, fold, has_diacritics, looks_vietnamese, token_matches
 
 FILE = "restore.npz"
 LANGUAGE = "vi"
@@ -56,14 +56,10 @@ QUESTION_FRAMES = (
 )  # fmt: skip
 PHRASE_COUNT = 5
 
-_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W_]+")
 _WORD = re.compile(r"[^\W\d_]+")
 # Most lower-case words that cannot be Vietnamese syllables a question typed without marks
 # may have and still be read as Vietnamese (a loan word or two: "game", "dota").
 FOREIGN_SHARE = 0.15
-_SYLLABLE = re.compile(
-    r"(?:ngh|ng|nh|ch|gh|gi|kh|ph|qu|th|tr|[bcdghklmnprstvx])?[aeiouy]{1,3}(?:ng|nh|ch|[cmnpt])?"
-)
 
 
 def _word_form(raw: str) -> str:
@@ -71,7 +67,7 @@ def _word_form(raw: str) -> str:
 
 
 def _syllable_words(text: str) -> list[str]:
-    return [_word_form(m.group()) for m in _TOKEN.finditer(text)]
+    return [_word_form(m.group()) for m in token_matches(text)]
 
 
 @cache
@@ -79,7 +75,7 @@ def _general() -> dict[str, float]:
     """Frequency of each Vietnamese syllable in the general word list (lower case)."""
     table = {}
     for word, frequency in wordfreq.get_frequency_dict(LANGUAGE).items():
-        if word.isalpha() and _SYLLABLE.fullmatch(fold(word)):
+        if word.isalpha() and could_be_syllable(word):
             table[word] = frequency
     total = sum(table.values()) or 1.0
     return {w: f / total for w, f in table.items()}
@@ -214,7 +210,7 @@ class Restorer:
     def restore(self, question: str) -> str:
         """The question with the marks of its plain syllables restored; unchanged when there
         is nothing to restore."""
-        matches = list(_TOKEN.finditer(question))
+        matches = list(token_matches(question))
         if not matches or not _vietnamese(question):
             return question
         partly = has_diacritics(question)
@@ -284,7 +280,7 @@ def _vietnamese(question: str) -> bool:
     word: it has several lower-case words that cannot be Vietnamese syllables. Capitalised
     ones are names ("Bill Gates", "Microsoft") and may appear in a Vietnamese question."""
     words = _WORD.findall(question)
-    foreign = sum(1 for w in words if w.islower() and not _SYLLABLE.fullmatch(fold(w)))
+    foreign = sum(1 for w in words if w.islower() and not could_be_syllable(w))
     return looks_vietnamese(question) and foreign <= max(1, FOREIGN_SHARE * len(words))
 
 

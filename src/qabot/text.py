@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from itertools import pairwise
 
 # Characters that scraped pages use as spaces, or that are invisible but split words.
@@ -37,13 +38,19 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFC", decomposed)
 
 
-def fold(text: str) -> str:
-    """Lower case without diacritics: "Đảng viên" -> "dang vien"."""
-    text = text.lower().replace("đ", "d")
+def strip_marks(text: str) -> str:
+    """Diacritics removed, case kept (the evaluation protocol's fold of a question):
+    "Cần Thơ" -> "Can Tho", "Đảng" -> "Dang"."""
+    text = text.replace("đ", "d").replace("Đ", "D")
     stripped = "".join(
         ch for ch in unicodedata.normalize("NFD", text) if unicodedata.category(ch) != "Mn"
     )
     return unicodedata.normalize("NFC", stripped)
+
+
+def fold(text: str) -> str:
+    """Lower case without diacritics: "Đảng viên" -> "dang vien"."""
+    return strip_marks(text.lower())
 
 
 def has_diacritics(text: str) -> bool:
@@ -59,6 +66,11 @@ _SYLLABLE = re.compile(
 _WORD = re.compile(r"[^\W\d_]+")
 
 
+def could_be_syllable(word: str) -> bool:
+    """True when a word, accent-folded, has the shape of a Vietnamese syllable."""
+    return bool(_SYLLABLE.fullmatch(fold(word)))
+
+
 def looks_vietnamese(text: str) -> bool:
     """False for a question in another language: no accented word, and most words cannot be
     Vietnamese syllables.
@@ -68,7 +80,7 @@ def looks_vietnamese(text: str) -> bool:
     words = [w for w in _WORD.findall(text) if w[0].islower()]
     if not words or any(has_diacritics(w) for w in words):
         return True
-    syllables = sum(1 for w in words if _SYLLABLE.fullmatch(fold(w)))
+    syllables = sum(1 for w in words if could_be_syllable(w))
     return syllables > 0.5 * len(words)
 
 
@@ -90,9 +102,14 @@ def _token_form(raw: str) -> str:
     return raw.lower()
 
 
+def token_matches(text: str) -> Iterator[re.Match[str]]:
+    """The tokens of ``tokens`` with their positions in ``text``, as typed."""
+    return _TOKEN.finditer(text)
+
+
 def tokens(text: str) -> list[str]:
     """Lower-case syllables and numbers, in order."""
-    return [_token_form(m.group()) for m in _TOKEN.finditer(text)]
+    return [_token_form(m.group()) for m in token_matches(text)]
 
 
 # --- sentences -----------------------------------------------------------------------------

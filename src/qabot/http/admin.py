@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -12,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 
-from qabot.config import Settings
+from qabot.config import Settings, admin_token_matches
 from qabot.http.errors import ApiError, error_responses
 from qabot.http.schemas import (
     DEFAULT_REINDEX_WAIT_SECONDS,
@@ -36,13 +35,12 @@ bearer_scheme = HTTPBearer(
 
 def admin_guard(settings: Settings) -> Callable[..., Awaitable[None]]:
     """A dependency that lets a request through only with the configured admin token."""
-    secret = settings.admin_token.get_secret_value() if settings.admin_token else ""
-    expected = secret.encode("utf-8")
+    enabled = bool(settings.admin_token and settings.admin_token.get_secret_value())
 
     async def require_admin(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     ) -> None:
-        if not expected:
+        if not enabled:
             raise ApiError(
                 403,
                 "admin_disabled",
@@ -56,9 +54,7 @@ def admin_guard(settings: Settings) -> Callable[..., Awaitable[None]]:
                 "Vui lòng gửi mã quản trị trong tiêu đề «Authorization: Bearer <mã>».",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        # Bytes: compare_digest refuses non-ASCII str, and a client may send anything.
-        given = credentials.credentials.encode("utf-8", "surrogateescape")
-        if not hmac.compare_digest(given, expected):
+        if not admin_token_matches(settings, credentials.credentials):
             raise ApiError(
                 401,
                 "invalid_token",

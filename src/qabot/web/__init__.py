@@ -22,7 +22,6 @@ Like every interface this talks to QAService only.
 
 from __future__ import annotations
 
-import hmac
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,7 +29,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from qabot.config import Settings
+from qabot.config import Settings, admin_token_matches
 from qabot.service import QAService
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -60,8 +59,7 @@ PAGE_HEADERS = {
 
 def mount_web(app: FastAPI, service: QAService, settings: Settings) -> None:
     """Add the chat page, the admin page, their static files and JSON helpers to ``app``."""
-    secret = settings.admin_token.get_secret_value() if settings.admin_token else ""
-    expected = secret.encode("utf-8")
+    enabled = bool(settings.admin_token and settings.admin_token.get_secret_value())
 
     def page(name: str) -> FileResponse:
         return FileResponse(STATIC_DIR / name, media_type="text/html", headers=PAGE_HEADERS)
@@ -80,15 +78,9 @@ def mount_web(app: FastAPI, service: QAService, settings: Settings) -> None:
 
     @app.get("/admin/config", include_in_schema=False)
     async def admin_config(request: Request) -> JSONResponse:
-        authorized = False
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if expected and scheme.lower() == "bearer":
-            # Bytes: compare_digest refuses non-ASCII str, and a client may send anything.
-            authorized = hmac.compare_digest(
-                given.strip().encode("utf-8", "surrogateescape"), expected
-            )
-        return JSONResponse({"enabled": bool(expected), "authorized": authorized})
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        authorized = scheme.lower() == "bearer" and admin_token_matches(settings, given.strip())
+        return JSONResponse({"enabled": enabled, "authorized": authorized})
 
     @app.get("/admin/documents", include_in_schema=False)
     def admin_documents() -> JSONResponse:
