@@ -1,0 +1,92 @@
+"""What the API does under odd or hostile use (issue 18): HEAD on GET routes, look-alike
+document ids, admin waits that must not hold request threads, the per-client rate limit
+and the bound on the work one question can cause. Real uvicorn, real QAService."""
+
+from __future__ import annotations
+
+import pytest
+
+from qabot.http import create_app
+from qabot.service import QAService
+from qabot.web import mount_web
+
+from .test_api import AUTH, HAI_PHONG, ON_TOPIC, TOKEN, assert_error, make_settings, serving
+
+# --- HEAD ------------------------------------------------------------------------------------
+
+
+def test_head_answers_every_get_route_like_get_without_a_body(service: QAService) -> None:
+    settings = make_settings(admin_token=TOKEN)
+    app = create_app(service, settings)
+    mount_web(app, service, settings)
+    get_paths = sorted(
+        route.path
+        for route in app.routes
+        if "GET" in (getattr(route, "methods", None) or ()) and "{" not in route.path
+    )
+    assert {"/ask", "/health", "/documents", "/metrics", "/", "/admin"} <= set(get_paths)
+    concrete = {
+        "/ask": "/ask?q=" + ON_TOPIC,
+        "/admin/stats": "/admin/stats",  # 503 here: no question log; HEAD says the same
+        "/documents/{doc_id}/paragraphs/{n}": f"/documents/{HAI_PHONG}/paragraphs/2",
+    }
+    paths = [concrete.get(p, p) for p in get_paths]
+    paths += [concrete["/documents/{doc_id}/paragraphs/{n}"], "/no-such-page"]
+    with serving(app) as client:
+        for path in paths:
+            got = client.get(path, headers=AUTH)
+            head = client.head(path, headers=AUTH)
+            assert head.status_code == got.status_code, path
+            assert head.status_code != 405, path
+            assert head.content == b"", path
+            assert head.headers["content-type"] == got.headers["content-type"], path
+            if path not in ("/ask?q=" + ON_TOPIC, "/health", "/metrics", "/admin/stats"):
+                # Bodies that do not change between two requests have the same length.
+                assert head.headers["content-length"] == got.headers["content-length"], path
+        assert client.head("/documents").status_code == 200
+        assert client.head("/no-such-page").status_code == 404
+        assert client.head("/reindex", headers=AUTH).status_code == 405  # POST only
+        # The metrics count a HEAD under its route, not as an unmatched path.
+        metrics = client.get("/metrics").text
+    assert 'method="HEAD",route="/health",status="200"' in metrics
+
+
+# --- document ids that only look like one ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "look_alike",
+    ["{id}/", "{id}//", "%2E/{id}", "sub/%2E%2E/{id}", "{id}%2F"],  # httpx keeps these as sent,
+)
+def test_a_look_alike_document_id_deletes_nothing(
+    writable_service: QAService, look_alike: str
+) -> None:
+    docs = writable_service.docs_dir
+    assert docs is not None
+    before = sorted(p.name for p in docs.iterdir())
+    with running_admin(writable_service) as client:
+        response = client.delete("/documents/" + look_alike.format(id=HAI_PHONG), headers=AUTH)
+        assert 400 <= response.status_code < 500, response.text
+        assert response.json()["code"] in ("invalid_name", "not_found")
+        assert (docs / HAI_PHONG).is_file()
+        assert sorted(p.name for p in docs.iterdir()) == before
+        listed = [d["doc_id"] for d in client.get("/documents").json()]
+        assert HAI_PHONG in listed
+        paragraph = client.get("/documents/" + look_alike.format(id=HAI_PHONG) + "/paragraphs/2")
+        assert 400 <= paragraph.status_code < 500
+        # The real id still works.
+        assert client.get(f"/documents/{HAI_PHONG}/paragraphs/2").status_code == 200
+        assert client.delete(f"/documents/{HAI_PHONG}", headers=AUTH).status_code == 200
+    assert not (docs / HAI_PHONG).exists()
+
+
+def running_admin(service: QAService):
+    return serving(create_app(service, make_settings(admin_token=TOKEN)))
+
+
+def test_a_trailing_slash_id_is_refused_with_a_clear_message(writable_service: QAService):
+    with running_admin(writable_service) as client:
+        body = assert_error(
+            client.delete(f"/documents/{HAI_PHONG}/", headers=AUTH), 422, "invalid_name"
+        )
+    assert "Mã tài liệu không hợp lệ" in body["detail"]
