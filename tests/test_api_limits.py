@@ -4,12 +4,18 @@ and the bound on the work one question can cause. Real uvicorn, real QAService."
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
 import pytest
 
 from qabot.http import create_app
+from qabot.index.layout import writer_lock
 from qabot.service import QAService
 from qabot.web import mount_web
 
+from .servers import uvicorn_server
 from .test_api import AUTH, HAI_PHONG, ON_TOPIC, TOKEN, assert_error, make_settings, serving
 
 # --- HEAD ------------------------------------------------------------------------------------
@@ -90,3 +96,48 @@ def test_a_trailing_slash_id_is_refused_with_a_clear_message(writable_service: Q
             client.delete(f"/documents/{HAI_PHONG}/", headers=AUTH), 422, "invalid_name"
         )
     assert "Mã tài liệu không hợp lệ" in body["detail"]
+
+
+# --- admin waits -----------------------------------------------------------------------------
+
+PARALLEL_REINDEXES = 45  # more than the 40 threads of the request pool
+
+
+def test_waiting_reindexes_do_not_hold_request_threads(writable_service: QAService) -> None:
+    """While 45 reindexes wait for a command-line build (the writer lock held here), /ask
+    still answers: it is answered while every reindex is still waiting."""
+    app = create_app(writable_service, make_settings(admin_token=TOKEN))
+    with uvicorn_server(app) as (url, _), httpx.Client(base_url=url, timeout=60) as client:
+        pool = ThreadPoolExecutor(PARALLEL_REINDEXES)
+        try:
+            with writer_lock(writable_service.index_dir):
+                waiting = [
+                    pool.submit(client.post, "/reindex", params={"wait": 20}, headers=AUTH)
+                    for _ in range(PARALLEL_REINDEXES)
+                ]
+                time.sleep(2)  # let them all reach the server
+                asked = client.post("/ask", json={"question": ON_TOPIC}, timeout=15)
+                still_waiting = sum(not f.done() for f in waiting)
+            answers = [f.result() for f in waiting]
+        finally:
+            pool.shutdown(wait=True)
+    assert asked.status_code == 200 and asked.json()["found"]
+    assert still_waiting == PARALLEL_REINDEXES
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(200) >= 1 and set(statuses) <= {200, 409}, statuses
+    busy = [a.json() for a in answers if a.status_code == 409]
+    assert all(b["code"] == "index_busy" for b in busy)
+
+
+def test_a_reindex_without_wait_is_refused_at_once_while_another_runs(
+    writable_service: QAService,
+) -> None:
+    app = create_app(writable_service, make_settings(admin_token=TOKEN))
+    with uvicorn_server(app) as (url, _), httpx.Client(base_url=url, timeout=60) as client:
+        with ThreadPoolExecutor(1) as pool, writer_lock(writable_service.index_dir):
+            first = pool.submit(client.post, "/reindex", params={"wait": 10}, headers=AUTH)
+            time.sleep(1)  # the first holds this app's turn, waiting for the lock
+            second = client.post("/reindex", params={"wait": 0}, headers=AUTH)
+            assert not first.done()
+        assert first.result().status_code == 200
+    assert_error(second, 409, "index_busy")
