@@ -4,6 +4,8 @@ and the bound on the work one question can cause. Real uvicorn, real QAService."
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -259,3 +261,40 @@ def test_ordinary_questions_are_not_bounded_and_padding_keeps_what_is_asked(
         answer.found
         and [p.doc_id for p in answer.passages][:1] == [p.doc_id for p in plain.passages][:1]
     )
+
+
+def test_index_writes_take_turns_time_out_and_recover_from_failures() -> None:
+    from qabot.http.admin import IndexWrites
+    from qabot.service import IndexBusyError
+
+    writes = IndexWrites()
+    release = threading.Event()
+    order: list[str] = []
+
+    def slow(left: float) -> str:
+        order.append("slow")
+        release.wait(10)
+        return "slow done"
+
+    def failing(left: float) -> str:
+        raise RuntimeError("build failed")
+
+    async def scenario() -> list[object]:
+        first = asyncio.create_task(writes.run(10, slow))
+        await asyncio.sleep(0.2)  # the first has its turn
+        with pytest.raises(IndexBusyError):
+            await writes.run(0, lambda left: "never")  # no wait: refused at once
+        with pytest.raises(IndexBusyError):
+            await writes.run(0.2, lambda left: "never")  # waited 0.2 s, then refused
+        waiting = asyncio.create_task(writes.run(10, lambda left: order.append("second")))
+        await asyncio.sleep(0.2)
+        assert order == ["slow"]  # the second waits for its turn
+        release.set()
+        results = [await first, await waiting]
+        with pytest.raises(RuntimeError):
+            await writes.run(1, failing)
+        results.append(await writes.run(0, lambda left: "after a failure"))
+        return results
+
+    assert asyncio.run(scenario()) == ["slow done", None, "after a failure"]
+    assert order == ["slow", "second"]

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qabot.lexicon import zipf
+from qabot.lexicon import word_zipf
 from qabot.restore import Restorer
 from qabot.terms import FOLDED_PREFIX, unit_terms
 from qabot.text import could_be_syllable, fold, has_diacritics, token_matches, tokens
@@ -129,7 +129,7 @@ def _keep_first(word: str) -> tuple[int, float]:
     this rarity prior) would rank it. A repeated word is kept once: it adds no new word
     term (only, perhaps, a bigram, which a question this long can spare)."""
     lowered = word.lower()
-    rarity = zipf((lowered,), folded=not has_diacritics(lowered))
+    rarity = word_zipf(lowered, folded=not has_diacritics(lowered))
     return (0 if lowered in _QUESTION_WORDS else 1, rarity)
 
 

@@ -38,27 +38,32 @@ class IndexWrites:
     event loop, not in a request thread: 45 parallel `POST /reindex?wait=15` once took every
     thread of the pool, so /ask waited for them. Only the update whose turn it is holds a
     thread (and waits there, for what remains of its time, if a command-line build holds
-    the index folder's lock)."""
+    the index folder's lock).
+
+    A flag checked every POLL_SECONDS rather than an asyncio.Lock under wait_for: a timeout
+    that fires as the lock is granted could leave it held for ever (Python < 3.12)."""
+
+    POLL_SECONDS = 0.05
 
     def __init__(self) -> None:
-        self._turn = asyncio.Lock()
+        self._busy = False
 
     async def run(self, wait_seconds: float, update: Callable[[float], T]) -> T:
         """``update(seconds left to wait)`` in a worker thread once no other update of this
         app runs; IndexBusyError when that takes longer than ``wait_seconds``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
-        if self._turn.locked() and wait_seconds <= 0:
-            raise IndexBusyError("another update of the index is running")
-        try:
-            await asyncio.wait_for(self._turn.acquire(), timeout=max(wait_seconds, 0.001))
-        except TimeoutError:
-            raise IndexBusyError("another update of the index is running") from None
+        while self._busy:  # checked and set with no await between: the loop is one thread
+            left = deadline - loop.time()
+            if left <= 0:
+                raise IndexBusyError("another update of the index is running")
+            await asyncio.sleep(min(self.POLL_SECONDS, left))
+        self._busy = True
         try:
             left = max(0.0, deadline - loop.time())
             return await run_in_threadpool(update, left)
         finally:
-            self._turn.release()
+            self._busy = False
 
 
 bearer_scheme = HTTPBearer(
