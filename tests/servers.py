@@ -13,13 +13,16 @@ from fastapi import FastAPI
 
 
 @contextmanager
-def uvicorn_server(app: FastAPI) -> Iterator[tuple[str, Callable[[], None]]]:
+def uvicorn_server(
+    app: FastAPI, lifespan: str = "off", access_log: bool = False
+) -> Iterator[tuple[str, Callable[[], None]]]:
     """(base URL, stop): ``stop`` ends the server early (a test of a vanished server); it is
-    called on exit in any case."""
+    called on exit in any case. ``lifespan="on"`` runs the app's startup (a webhook's bot);
+    ``access_log`` turns on uvicorn's own request lines (logger "uvicorn.access")."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+    config = uvicorn.Config(app, log_config=None, access_log=access_log, lifespan=lifespan)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

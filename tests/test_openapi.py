@@ -127,6 +127,22 @@ def test_every_route_and_status_matches_the_schema(
         ok("delete", DOCUMENT, client.delete(f"/documents/{HAI_PHONG}", headers=AUTH), 403)
         ok("post", "/reindex", client.post("/reindex", headers=AUTH), 403)
 
+    # A client over its rate limit: every limited route answers 429 with Retry-After.
+    with running(service, make_settings(rate_limit=1, rate_limit_burst=1)) as limited:
+        assert limited.get("/health").status_code == 200  # the one request of its bucket
+        over = [
+            ("post", "/ask", limited.post("/ask", json={"question": ON_TOPIC})),
+            ("get", "/ask", limited.get("/ask", params={"q": ON_TOPIC})),
+            ("get", "/health", limited.get("/health")),
+            ("get", "/documents", limited.get("/documents")),
+            ("get", PARAGRAPH, limited.get(f"/documents/{HAI_PHONG}/paragraphs/2")),
+            ("post", "/feedback", limited.post("/feedback", json={"answer_id": "x"})),
+        ]
+        for method, template, response in over:
+            assert ok(method, template, response, 429)["code"] == "rate_limited"
+            assert 1 <= int(response.headers["retry-after"]) <= 60
+        assert limited.get("/metrics").status_code == 200  # the scraper is not limited
+
     # Admin routes on a writable copy.
     with running(writable_service, make_settings(admin_token="s3cret")) as admin:
         new_report = (NEW_REPORT_NAME, NEW_REPORT.encode())

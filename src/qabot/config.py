@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []
     admin_token: SecretStr | None = None
     max_upload_bytes: int = 10 * 1024 * 1024
+    # Requests per minute each client (address) may make to the public API, and how many it
+    # may make at once before that rate applies; 0: no limit. See qabot.http.ratelimit.
+    rate_limit: int = Field(300, ge=0)
+    rate_limit_burst: int = Field(100, ge=1)
     reload_seconds: float = 2.0  # how often a running service looks for a new index
     log_level: str = "INFO"
     # The question log: a SQLite file path; unset: beside the index folder

@@ -82,6 +82,12 @@ def _syllable_zipf(syllable: str, folded: bool) -> float:
     return wordfreq.zipf_frequency(syllable, LANGUAGE)
 
 
+def word_zipf(word: str, folded: bool = False) -> float:
+    """Zipf frequency of one lower-case word, not cached: for words from questions, which
+    anyone can make up (``zipf`` caches every term of the index)."""
+    return _syllable_zipf(word, folded)
+
+
 @cache
 def zipf(syllables: tuple[str, ...], folded: bool = False) -> float:
     """Zipf frequency of a syllable or a run of syllables (lower case; accent-folded when

@@ -375,7 +375,14 @@ def recover(docs_dir: Path, indexed: Mapping[str, str] | None) -> list[str]:
 def document_path(docs_dir: Path, doc_id: str) -> Path:
     """The file of a document id (its path inside the docs folder), which must exist.
     Found up to Unicode normalisation of its name."""
-    if _refused_character(doc_id) is not None or len(doc_id.encode("utf-8")) > 4096:
+    # Only the id as /documents lists it: "x.txt/", "./x.txt", "a//x.txt" or "a/../x.txt"
+    # resolve to a file too, and a DELETE of such a look-alike must not remove that file.
+    not_canonical = any(part in ("", ".", "..") for part in doc_id.split("/"))
+    if (
+        not_canonical
+        or _refused_character(doc_id) is not None
+        or len(doc_id.encode("utf-8")) > 4096
+    ):
         raise LibraryError("invalid_name", f"Mã tài liệu không hợp lệ: {doc_id[:80]!r}.")
     root = docs_dir.resolve()
     target = (root / doc_id).resolve()

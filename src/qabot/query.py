@@ -10,9 +10,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from qabot.lexicon import word_zipf
 from qabot.restore import Restorer
 from qabot.terms import FOLDED_PREFIX, unit_terms
-from qabot.text import fold, has_diacritics, tokens
+from qabot.text import could_be_syllable, fold, has_diacritics, token_matches, tokens
 
 # Interrogatives and question particles: they say what is asked, not what to match.
 QUESTION_PHRASES = (
@@ -93,6 +94,69 @@ class Query:
             object.__setattr__(self, "interpreted", self.text)
 
 
+# The work a question causes (restoring its diacritics, its BM25 terms, above all embedding
+# it: the embedder's time grows with its length in tokens, 0.5-1 s for 1000 characters of
+# filler) is bounded by the size of the text analysed, counted in units that approximate
+# the embedder's tokens: a word shaped like a Vietnamese syllable, or a short number, is one
+# unit; any other word one per character (random letters split into that many tokens); a
+# punctuation mark or symbol one. Real questions are within these bounds: of the 1,225 UIT
+# training questions 99% have at most 32 words and 135 characters, three are longer than
+# 256 characters. A bounded question costs the embedder about 70 tokens at most (a typical
+# question 15-40).
+MAX_QUERY_UNITS = 64
+MAX_QUERY_CHARS = 256
+MAX_WORD_CHARS = 24  # a syllable has at most 7 letters; a longer "word" is noise or a code
+_QUESTION_WORDS = frozenset(t for p in QUESTION_PHRASES for t in tokens(p))
+
+
+def _units(word: str) -> int:
+    """About how many embedder tokens a word costs."""
+    if (word.isdigit() and len(word) <= 4) or could_be_syllable(word):
+        return 1
+    return len(word)
+
+
+def _is_bounded(question: str, words: list[str]) -> bool:
+    if len(question) > MAX_QUERY_CHARS or any(len(w) > MAX_WORD_CHARS for w in words):
+        return False
+    marks = sum(1 for c in question if not (c.isspace() or c.isalnum()))
+    return marks + sum(_units(w) for w in words) <= MAX_QUERY_UNITS
+
+
+def _keep_first(word: str) -> tuple[int, float]:
+    """Which words a bounded question keeps first: question words (they say what is asked),
+    then the rarer a word in general Vietnamese the sooner, as BM25's term weight (idf times
+    this rarity prior) would rank it. A repeated word is kept once: it adds no new word
+    term (only, perhaps, a bigram, which a question this long can spare)."""
+    lowered = word.lower()
+    rarity = word_zipf(lowered, folded=not has_diacritics(lowered))
+    return (0 if lowered in _QUESTION_WORDS else 1, rarity)
+
+
+def bound_question(question: str) -> str:
+    """The question as analysed and embedded: itself when it is within the bounds above,
+    else its words alone (no punctuation), each word once and cut to MAX_WORD_CHARS, at most
+    MAX_QUERY_UNITS and MAX_QUERY_CHARS of them, chosen by ``_keep_first`` and kept in the
+    question's order."""
+    words = [m.group() for m in token_matches(question)]
+    if _is_bounded(question, words):
+        return question
+    first_forms: dict[str, str] = {}
+    for word in words:
+        first_forms.setdefault(word[:MAX_WORD_CHARS].lower(), word[:MAX_WORD_CHARS])
+    distinct = list(first_forms.values())
+    position = {w: i for i, w in enumerate(distinct)}
+    chosen: set[str] = set()
+    units = chars = 1  # the question mark
+    for word in sorted(distinct, key=lambda w: (*_keep_first(w), position[w])):
+        cost = _units(word)
+        if units + cost <= MAX_QUERY_UNITS and chars + len(word) + 1 <= MAX_QUERY_CHARS:
+            chosen.add(word)
+            units, chars = units + cost, chars + len(word) + 1
+    kept = " ".join(w for w in distinct if w in chosen)
+    return kept + "?" if question.rstrip().endswith("?") and kept else kept
+
+
 def with_context(question: str, context: Sequence[str]) -> str:
     """A follow-up's own words with the context it inherits in parentheses, as one
     self-contained question people read: "Phần 2 gồm những gì (Đảng ủy X; năm 2018)?"."""
@@ -139,7 +203,9 @@ def _variants(syllables: list[str], folded: bool) -> list[list[str]]:
 
 def analyse(question: str, restorer: Restorer | None = None) -> Query:
     """The question's terms and answer type; with a restorer, those of the question with its
-    diacritics restored."""
+    diacritics restored. A question beyond the bounds is analysed as ``bound_question``
+    makes it."""
+    question = bound_question(question)
     interpreted = restorer.restore(question) if restorer is not None else question
     folded = not has_diacritics(interpreted)
     content = strip_question_words(interpreted, folded) or interpreted.lower()

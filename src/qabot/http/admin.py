@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -22,10 +23,48 @@ from qabot.http.schemas import (
     ReindexOut,
 )
 from qabot.messages import human_size
-from qabot.service import QAService
+from qabot.service import IndexBusyError, QAService
 
 MAX_UPLOAD_FILES = 20
 UPLOAD_PATH = "/documents"
+# How long an upload or a removal waits for another update of the index to finish.
+CHANGE_WAIT_SECONDS = 60.0
+
+T = TypeVar("T")
+
+
+class IndexWrites:
+    """This app's updates of the index, one at a time. Requests wait for their turn in the
+    event loop, not in a request thread: 45 parallel `POST /reindex?wait=15` once took every
+    thread of the pool, so /ask waited for them. Only the update whose turn it is holds a
+    thread (and waits there, for what remains of its time, if a command-line build holds
+    the index folder's lock).
+
+    A flag checked every POLL_SECONDS rather than an asyncio.Lock under wait_for: a timeout
+    that fires as the lock is granted could leave it held for ever (Python < 3.12)."""
+
+    POLL_SECONDS = 0.05
+
+    def __init__(self) -> None:
+        self._busy = False
+
+    async def run(self, wait_seconds: float, update: Callable[[float], T]) -> T:
+        """``update(seconds left to wait)`` in a worker thread once no other update of this
+        app runs; IndexBusyError when that takes longer than ``wait_seconds``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        while self._busy:  # checked and set with no await between: the loop is one thread
+            left = deadline - loop.time()
+            if left <= 0:
+                raise IndexBusyError("another update of the index is running")
+            await asyncio.sleep(min(self.POLL_SECONDS, left))
+        self._busy = True
+        try:
+            left = max(0.0, deadline - loop.time())
+            return await run_in_threadpool(update, left)
+        finally:
+            self._busy = False
+
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -135,6 +174,7 @@ UPLOAD_BODY = {
 def add_admin_routes(app: FastAPI, service: QAService, settings: Settings) -> None:
     admin = [Depends(admin_guard(settings))]
     admin_errors = error_responses(401, 403, 409, 503)
+    writes = IndexWrites()
 
     # Async with no body parameters: the token is checked before the upload is read.
     @app.post(
@@ -153,7 +193,9 @@ def add_admin_routes(app: FastAPI, service: QAService, settings: Settings) -> No
     )
     async def upload_documents(request: Request) -> ChangeOut:
         files = await read_uploads(request, settings.max_upload_bytes)
-        added, summary = await run_in_threadpool(service.add_documents, files)
+        added, summary = await writes.run(
+            CHANGE_WAIT_SECONDS, lambda wait: service.add_documents(files, wait_seconds=wait)
+        )
         return ChangeOut(doc_ids=[a.doc_id for a in added], summary=BuildSummaryOut.of(summary))
 
     @app.delete(
@@ -165,8 +207,10 @@ def add_admin_routes(app: FastAPI, service: QAService, settings: Settings) -> No
         response_model=ChangeOut,
         responses={**admin_errors, **error_responses(404, 422)},
     )
-    def delete_document(doc_id: DocIdParam) -> ChangeOut:
-        summary = service.remove_documents([doc_id])
+    async def delete_document(doc_id: DocIdParam) -> ChangeOut:
+        summary = await writes.run(
+            CHANGE_WAIT_SECONDS, lambda wait: service.remove_documents([doc_id], wait)
+        )
         return ChangeOut(doc_ids=[doc_id], summary=BuildSummaryOut.of(summary))
 
     @app.post(
@@ -178,7 +222,7 @@ def add_admin_routes(app: FastAPI, service: QAService, settings: Settings) -> No
         response_model=ReindexOut,
         responses={**admin_errors, **error_responses(422)},
     )
-    def reindex(
+    async def reindex(
         wait: Annotated[
             float,
             Query(
@@ -188,4 +232,5 @@ def add_admin_routes(app: FastAPI, service: QAService, settings: Settings) -> No
             ),
         ] = DEFAULT_REINDEX_WAIT_SECONDS,
     ) -> ReindexOut:
-        return ReindexOut(summary=BuildSummaryOut.of(service.rebuild(wait_seconds=wait)))
+        summary = await writes.run(wait, lambda left: service.rebuild(wait_seconds=left))
+        return ReindexOut(summary=BuildSummaryOut.of(summary))

@@ -14,7 +14,9 @@ from qabot.http.access_log import AccessLogMiddleware
 from qabot.http.admin import MAX_UPLOAD_FILES, UPLOAD_PATH, add_admin_routes
 from qabot.http.body_limit import BodyLimitMiddleware
 from qabot.http.errors import add_exception_handlers, error_responses
+from qabot.http.head import HeadMiddleware
 from qabot.http.insights import add_insight_routes
+from qabot.http.ratelimit import RateLimitMiddleware
 from qabot.http.routes import add_document_routes, add_question_routes
 from qabot.service import QAService
 
@@ -72,12 +74,17 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     # add_middleware puts each one outside the previous: the access log sees every answer,
     # CORS headers reach the 413 answers too.
     upload_limit = settings.max_upload_bytes * MAX_UPLOAD_FILES + MULTIPART_OVERHEAD_BYTES
+    app.add_middleware(HeadMiddleware)  # innermost: everything outside sees the HEAD
     app.add_middleware(
         BodyLimitMiddleware,
         default_limit=MAX_JSON_BODY_BYTES,
         upload_limit=upload_limit,
         upload_path=UPLOAD_PATH,
     )
+    if settings.rate_limit > 0:  # outside the body limit: a refused client sends nothing more
+        app.add_middleware(
+            RateLimitMiddleware, per_minute=settings.rate_limit, burst=settings.rate_limit_burst
+        )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -90,6 +90,10 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     404: "Không tìm thấy tài liệu hoặc đoạn văn.",
     409: "Xung đột: tài liệu đã có hoặc chỉ mục đang được cập nhật.",
     413: "Nội dung hoặc tệp gửi lên quá lớn.",
+    429: (
+        "Quá nhiều yêu cầu từ cùng một địa chỉ (mã «rate_limited»); header «Retry-After» "
+        "cho biết số giây cần đợi."
+    ),
     422: (
         "Dữ liệu gửi lên không hợp lệ; «code» cho biết lỗi gì (ví dụ «missing_field», "
         "«out_of_range», «invalid_type», «invalid_json», «empty_question»)."
@@ -118,7 +122,19 @@ def error_response(
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The ``responses`` of a route: these error statuses, each a documented ErrorOut."""
-    return {s: {"model": ErrorOut, "description": ERROR_DESCRIPTIONS[s]} for s in statuses}
+    return {s: _error_response(s) for s in statuses}
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    documented: dict[str, Any] = {"model": ErrorOut, "description": ERROR_DESCRIPTIONS[status]}
+    if status == 429:
+        documented["headers"] = {
+            "Retry-After": {
+                "description": "Số giây cần đợi trước khi gửi yêu cầu tiếp theo.",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        }
+    return documented
 
 
 def _sentence(label: str) -> str:

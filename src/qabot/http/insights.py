@@ -64,7 +64,7 @@ def add_insight_routes(app: FastAPI, service: QAService, settings: Settings) -> 
         summary="Phản hồi về một câu trả lời",
         description="Đánh dấu câu trả lời (theo «answer_id» của `/ask`) là hữu ích hay sai.",
         response_model=FeedbackOut,
-        responses=error_responses(404, 413, 422, 503),
+        responses=error_responses(404, 413, 422, 429, 503),
     )
     def feedback(body: FeedbackIn) -> FeedbackOut:
         try:

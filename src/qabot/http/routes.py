@@ -57,7 +57,7 @@ def add_question_routes(app: FastAPI, service: QAService) -> None:
         summary="Đặt câu hỏi",
         description="Tìm câu trả lời trong các báo cáo và trả về các đoạn trích dẫn." + CLIENT_NOTE,
         response_model=AnswerOut,
-        responses=error_responses(413, 422, 503),
+        responses=error_responses(413, 422, 429, 503),
     )
     def ask_post(body: AskRequest, x_qabot_client: ClientHeader = None) -> AnswerOut:
         return answer(body.question, body.top_k, x_qabot_client, body.history)
@@ -68,7 +68,7 @@ def add_question_routes(app: FastAPI, service: QAService) -> None:
         summary="Đặt câu hỏi (GET)",
         description="Như `POST /ask`, với câu hỏi trong tham số «q»." + CLIENT_NOTE,
         response_model=AnswerOut,
-        responses=error_responses(422, 503),
+        responses=error_responses(422, 429, 503),
     )
     def ask_get(
         q: Annotated[
@@ -91,7 +91,7 @@ def add_question_routes(app: FastAPI, service: QAService) -> None:
         summary="Tình trạng dịch vụ",
         description="Trả về 503 khi chưa có chỉ mục nào được nạp.",
         response_model=HealthOut,
-        responses=error_responses(503),
+        responses=error_responses(429, 503),
     )
     async def health() -> HealthOut:
         status = service.status()
@@ -111,7 +111,7 @@ def add_document_routes(app: FastAPI, service: QAService) -> None:
         summary="Danh sách tài liệu",
         description="Các tài liệu đang có trong chỉ mục.",
         response_model=list[DocumentOut],
-        responses=error_responses(503),
+        responses=error_responses(429, 503),
     )
     def list_documents() -> list[DocumentOut]:
         return [DocumentOut.of(d) for d in service.documents()]
@@ -125,7 +125,7 @@ def add_document_routes(app: FastAPI, service: QAService) -> None:
             f"trước và sau. Ví dụ: `/documents/{EXAMPLE_DOC_ID}/paragraphs/2`."
         ),
         response_model=ParagraphContextOut,
-        responses=error_responses(404, 422, 503),
+        responses=error_responses(404, 422, 429, 503),
     )
     def paragraph(
         doc_id: DocIdParam,

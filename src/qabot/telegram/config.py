@@ -8,7 +8,12 @@ import re
 from qabot.config import Settings
 from qabot.service import BotConfigError
 
-WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram accepts as secret_token
+# What Telegram accepts as secret_token, at least MIN_WEBHOOK_SECRET characters long: the
+# secret is both the webhook's path and the proof a request comes from Telegram, so a short
+# one could be guessed (and could not be told apart from ordinary words in the logs).
+MIN_WEBHOOK_SECRET = 16
+MAX_WEBHOOK_SECRET = 256
+WEBHOOK_SECRET = re.compile(rf"[A-Za-z0-9_-]{{{MIN_WEBHOOK_SECRET},{MAX_WEBHOOK_SECRET}}}")
 
 
 def token_of(settings: Settings) -> str:
@@ -25,9 +30,17 @@ def webhook_secret_of(settings: Settings) -> str:
     secret = settings.telegram_webhook_secret
     value = secret.get_secret_value() if secret else ""
     if not WEBHOOK_SECRET.fullmatch(value):
+        problem = (
+            "chưa được đặt" if not value
+            else f"quá ngắn ({len(value)} ký tự)" if len(value) < MIN_WEBHOOK_SECRET
+            else "quá dài" if len(value) > MAX_WEBHOOK_SECRET
+            else "có ký tự không được phép"
+        )  # fmt: skip
         raise BotConfigError(
-            "chế độ webhook cần QABOT_TELEGRAM_WEBHOOK_SECRET "
-            "gồm 1–256 ký tự A-Z, a-z, 0-9, _ hoặc -"
+            f"chế độ webhook cần QABOT_TELEGRAM_WEBHOOK_SECRET là một chuỗi bí mật khó đoán "
+            f"gồm {MIN_WEBHOOK_SECRET}–{MAX_WEBHOOK_SECRET} ký tự A-Z, a-z, 0-9, _ hoặc - "
+            f"(giá trị hiện tại {problem}); có thể tạo bằng lệnh: "
+            'python -c "import secrets; print(secrets.token_urlsafe(32))"'
         )
     return value
 

@@ -24,6 +24,7 @@ def attach_webhook(app: FastAPI, service: QAService, settings: Settings) -> bool
     BotConfigError on a bad webhook secret."""
     if not webhook_configured(settings):
         return False
+    webhook_secret_of(settings)  # a weak secret is refused before anything starts
     attach(app, build_application(service, settings), settings)
     return True
 

