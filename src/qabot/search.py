@@ -31,6 +31,7 @@ from qabot.period import (
     text_periods,
 )
 from qabot.query import Query, analyse, with_context
+from qabot.terms import FOLDED_PREFIX
 from qabot.text import token_matches, tokens
 
 CANDIDATES = 40  # from each retriever
@@ -58,14 +59,16 @@ BASE_FEATURES = (
 STRUCTURE_FEATURES = (
     "caption",  # 1 for a photo caption: a caption costs a fitted amount, it is not excluded
     "subject_coverage",  # weight share of the question's syllables in passage + its subject
-    "name_coverage",  # the same for the question's capitalised words (names) alone
+    "name_coverage",  # weight share of the bigrams of the question's names in the same
     "period_text",  # 1 when the passage names a period overlapping the question's period
     "period_report",  # 1 when the passage's report is dated in (or just after) that period
     "period_conflict",  # 1 when the passage names periods and none overlaps the asked one
-    "recency",  # no period asked: the report's date among the candidates' (0 oldest, 1 latest)
+    "recency",  # no period asked: the report's date among the candidates' reports on the
+    # question's subject (0 oldest, 1 latest; 0 for reports on another subject)
     "recency_now",  # the same when the question asks about the present ("hiện nay")
 )
 FEATURES = BASE_FEATURES + STRUCTURE_FEATURES
+TIME_FEATURES = STRUCTURE_FEATURES[3:]
 # Cosines enter through a bounded, relative transform (its scale is in the model file): raw
 # cosine gaps are much wider between topics than between the passages of one report, and a
 # linear weight fitted on the former would drown lexical evidence on the latter.
@@ -148,16 +151,18 @@ def question_names(question: str) -> tuple[str, ...]:
 
 
 def time_columns(
-    asked: QuestionTime, passage_periods: Sequence[tuple[Months, ...]], months: Sequence[int | None]
+    asked: QuestionTime,
+    passage_periods: Sequence[tuple[Months, ...]],
+    recency_months: Sequence[int | None],
+    report_months: Sequence[int | None],
 ) -> dict[str, np.ndarray]:
-    """The time features of candidates, from the question's time, each passage's periods and
-    its report's month (None: undated)."""
-    n = len(months)
-    columns = {
-        name: np.zeros(n) for name in STRUCTURE_FEATURES if "period" in name or "rec" in name
-    }
+    """The time features of candidates, from the question's time, each passage's periods
+    and its report's month (None: undated). ``recency_months`` holds the months of the
+    reports on the question's subject and None for the others, which get no recency."""
+    n = len(report_months)
+    columns = {name: np.zeros(n) for name in TIME_FEATURES}
     if asked.period is not None:
-        for i, (periods, month) in enumerate(zip(passage_periods, months, strict=True)):
+        for i, (periods, month) in enumerate(zip(passage_periods, report_months, strict=True)):
             text_match = any(overlaps(p, asked.period) for p in periods)
             report_match = report_covers(asked.period, month)
             columns["period_text"][i] = float(text_match)
@@ -166,14 +171,21 @@ def time_columns(
                 bool(periods) and not text_match and not report_match
             )
         return columns
-    dated = [m for m in months if m is not None]
+    dated = [m for m in recency_months if m is not None]
     if dated and max(dated) > min(dated):
         low, spread = min(dated), max(dated) - min(dated)
-        recency = np.array([0.0 if m is None else (m - low) / spread for m in months])
+        recency = np.array([0.0 if m is None else (m - low) / spread for m in recency_months])
         columns["recency"] = recency
         if asked.now:
             columns["recency_now"] = recency
     return columns
+
+
+def _halves(bigram: str) -> tuple[str, str]:
+    """ "~ban_quản" -> ("~ban", "~quản"): a bigram term's syllables in the unigram form."""
+    prefix = FOLDED_PREFIX if bigram.startswith(FOLDED_PREFIX) else ""
+    first, second = bigram.removeprefix(prefix).split("_", 1)
+    return prefix + first, prefix + second
 
 
 class Searcher:
@@ -355,27 +367,44 @@ class Searcher:
         unigrams = [t for t in query.terms if "_" not in t]
         weight = {t: self._weight(t) for t in unigrams}
         total = sum(weight.values()) or 1.0
-        prefix = "~" if query.folded else ""
-        names = [prefix + t for t in question_names(query.interpreted)]
-        names = [t for t in names if t in weight] or names
-        name_weight = {t: weight.get(t, self._max_weight) for t in names}
+        # Names are matched as phrases: their bigrams ("chế_xuất", "hải_phòng"), since the
+        # syllables of organisation names ("ban", "khu", "thành", "phố") are everywhere.
+        prefix = FOLDED_PREFIX if query.folded else ""
+        names = {prefix + t for t in question_names(query.interpreted)}
+        name_bigrams = [
+            t for t in query.terms if "_" in t and any(part in names for part in _halves(t))
+        ]
+        name_weight = {t: self._weight(t) for t in name_bigrams}
         name_total = sum(name_weight.values()) or 1.0
+        subject_match: dict[str, float] = {}
         for i, row in enumerate(rows.tolist()):
             passage = passages[i]
-            words = set(self.index.header_terms(row, query.folded))
-            words |= self.index.subject_terms(passage.doc_id, query.folded)
-            for sentence_words, _ in self.index.sentence_terms(row, query.folded):
+            subject_words, subject_bigrams = self.index.subject_terms(passage.doc_id, query.folded)
+            words = set(self.index.header_terms(row, query.folded)) | subject_words
+            bigrams = set(subject_bigrams)
+            for sentence_words, sentence_bigrams in self.index.sentence_terms(row, query.folded):
                 words |= sentence_words
+                bigrams |= sentence_bigrams
             columns["subject_coverage"][i] = sum(v for t, v in weight.items() if t in words) / total
-            if names:
+            if name_bigrams:
                 columns["name_coverage"][i] = (
-                    sum(v for t, v in name_weight.items() if t in words) / name_total
+                    sum(v for t, v in name_weight.items() if t in bigrams) / name_total
                 )
-        asked = question_time(query.interpreted)
+                subject_match[passage.doc_id] = (
+                    sum(v for t, v in name_weight.items() if t in subject_bigrams) / name_total
+                )
+        # Reports on the question's subject: those whose subject names it best. Recency
+        # ranks only among them (a newer report on another organisation is not newer news).
+        best_match = max(subject_match.values(), default=0.0)
+        on_subject = [subject_match.get(p.doc_id, 0.0) >= best_match - 1e-9 for p in passages]
         columns.update(
             time_columns(
-                asked,
+                question_time(query.interpreted),
                 [self.passage_periods(int(r)) for r in rows],
+                [
+                    report_month(self._document_date(p.doc_id)) if same else None
+                    for p, same in zip(passages, on_subject, strict=True)
+                ],
                 [report_month(self._document_date(p.doc_id)) for p in passages],
             )
         )

@@ -85,8 +85,8 @@ class DerivedCache:
     header_terms: LruCache[tuple[str, bool], frozenset[str]] = field(
         default_factory=lambda: LruCache(20_000)
     )
-    # Per (document id, folded): the syllables of the document's subject (qabot.subject).
-    subject_terms: LruCache[tuple[str, bool], frozenset[str]] = field(
+    # Per (document id, folded): the syllables and bigrams of its subject (qabot.subject).
+    subject_terms: LruCache[tuple[str, bool], tuple[frozenset[str], frozenset[str]]] = field(
         default_factory=lambda: LruCache(20_000)
     )
 
@@ -137,13 +137,13 @@ class LoadedIndex:
             (passage.doc_id, folded), lambda: term_sets(passage.header, folded)[0]
         )
 
-    def subject_terms(self, doc_id: str, folded: bool) -> frozenset[str]:
-        """Syllables of a document's subject (qabot.subject): names every passage of it
-        inherits."""
+    def subject_terms(self, doc_id: str, folded: bool) -> tuple[frozenset[str], frozenset[str]]:
+        """Syllables and bigrams of a document's subject (qabot.subject): the names every
+        passage of it inherits."""
 
-        def make() -> frozenset[str]:
+        def make() -> tuple[frozenset[str], frozenset[str]]:
             info = self.document(doc_id)
-            return term_sets(info.subject, folded)[0] if info is not None else frozenset()
+            return term_sets(info.subject if info is not None else "", folded)
 
         return self.cache.subject_terms.get((doc_id, folded), make)
 
