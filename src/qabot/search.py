@@ -18,9 +18,21 @@ import numpy as np
 from qabot.embedding import Embedder
 from qabot.fitted import FittedModels, for_embedder
 from qabot.index import LoadedIndex
+from qabot.index.loaded import LruCache
 from qabot.ingest import CAPTION
 from qabot.passages import Passage
+from qabot.period import (
+    Months,
+    QuestionTime,
+    overlaps,
+    question_time,
+    report_covers,
+    report_month,
+    text_periods,
+)
 from qabot.query import Query, analyse, with_context
+from qabot.terms import FOLDED_PREFIX
+from qabot.text import token_matches, tokens
 
 CANDIDATES = 40  # from each retriever
 VARIANT_WEIGHT = 0.5  # abbreviation variants count half as much as the words typed
@@ -31,7 +43,7 @@ VARIANT_WEIGHT = 0.5  # abbreviation variants count half as much as the words ty
 CONTEXT_WEIGHT = 0.4
 RRF_K = 60
 
-FEATURES = (
+BASE_FEATURES = (
     "dense",  # exp((cosine - best cosine) / dense_scale): question vs passage, near the top
     "sentence_dense",  # the same for the passage's best sentence
     "bm25",  # BM25 divided by the best BM25 among candidates
@@ -41,6 +53,22 @@ FEATURES = (
     "rrf_dense",  # RRF_K / (RRF_K + rank) in the dense ranking
     "rrf_bm25",  # the same in the BM25 ranking
 )
+# What a report's structure says about a passage (issue 14): which part of the report it
+# is, the report's subject, and time. Computed from the candidate rows alone
+# (Searcher.structure_columns), so a fit can add them to cached BASE_FEATURES.
+STRUCTURE_FEATURES = (
+    "caption",  # 1 for a photo caption: a caption costs a fitted amount, it is not excluded
+    "subject_coverage",  # weight share of the question's syllables in passage + its subject
+    "name_coverage",  # weight share of the bigrams of the question's names in the same
+    "period_text",  # 1 when the passage names a period overlapping the question's period
+    "period_report",  # 1 when the passage's report is dated in (or just after) that period
+    "period_conflict",  # 1 when the passage names periods and none overlaps the asked one
+    "recency",  # no period asked: the report's date among the candidates' reports on the
+    # question's subject (0 oldest, 1 latest; 0 for reports on another subject)
+    "recency_now",  # the same when the question asks about the present ("hiện nay")
+)
+FEATURES = BASE_FEATURES + STRUCTURE_FEATURES
+TIME_FEATURES = STRUCTURE_FEATURES[3:]
 # Cosines enter through a bounded, relative transform (its scale is in the model file): raw
 # cosine gaps are much wider between topics than between the passages of one report, and a
 # linear weight fitted on the former would drown lexical evidence on the latter.
@@ -76,6 +104,17 @@ class Candidates:
 
 
 @dataclass(frozen=True)
+class _Retrieval:
+    query: Query
+    query_vector: np.ndarray  # (1, dim)
+    rows: np.ndarray
+    lexical: np.ndarray  # BM25 of every passage
+    dense_rows: list[int]
+    lexical_order: np.ndarray
+    k: int
+
+
+@dataclass(frozen=True)
 class SearchResult:
     query: Query
     query_vector: np.ndarray
@@ -102,6 +141,53 @@ def found_by_rank(features: np.ndarray, signals: np.ndarray, best: int) -> bool:
     return bool(bm25_rank < RANK_ONLY_TOP + 0.5 and coverage >= RANK_ONLY_COVERAGE)
 
 
+def question_names(question: str) -> tuple[str, ...]:
+    """The syllables of capitalised words after the first one: the names a question asks
+    about ("Ai là Bí thư Đảng ủy Khối doanh nghiệp thành phố Hải Phòng?")."""
+    words = [m.group() for m in token_matches(question)]
+    return tuple(
+        dict.fromkeys(t for w in words[1:] if w[0].isupper() and not w.isdigit() for t in tokens(w))
+    )
+
+
+def time_columns(
+    asked: QuestionTime,
+    passage_periods: Sequence[tuple[Months, ...]],
+    recency_months: Sequence[int | None],
+    report_months: Sequence[int | None],
+) -> dict[str, np.ndarray]:
+    """The time features of candidates, from the question's time, each passage's periods
+    and its report's month (None: undated). ``recency_months`` holds the months of the
+    reports on the question's subject and None for the others, which get no recency."""
+    n = len(report_months)
+    columns = {name: np.zeros(n) for name in TIME_FEATURES}
+    if asked.period is not None:
+        for i, (periods, month) in enumerate(zip(passage_periods, report_months, strict=True)):
+            text_match = any(overlaps(p, asked.period) for p in periods)
+            report_match = report_covers(asked.period, month)
+            columns["period_text"][i] = float(text_match)
+            columns["period_report"][i] = float(report_match)
+            columns["period_conflict"][i] = float(
+                bool(periods) and not text_match and not report_match
+            )
+        return columns
+    dated = [m for m in recency_months if m is not None]
+    if dated and max(dated) > min(dated):
+        low, spread = min(dated), max(dated) - min(dated)
+        recency = np.array([0.0 if m is None else (m - low) / spread for m in recency_months])
+        columns["recency"] = recency
+        if asked.now:
+            columns["recency_now"] = recency
+    return columns
+
+
+def _halves(bigram: str) -> tuple[str, str]:
+    """ "~ban_quản" -> ("~ban", "~quản"): a bigram term's syllables in the unigram form."""
+    prefix = FOLDED_PREFIX if bigram.startswith(FOLDED_PREFIX) else ""
+    first, second = bigram.removeprefix(prefix).split("_", 1)
+    return prefix + first, prefix + second
+
+
 class Searcher:
     """Ranks an index's passages for a question. ``models`` defaults to the embedder's model
     file (qabot.fitted.for_embedder)."""
@@ -117,6 +203,7 @@ class Searcher:
             self.models.confidence.model.check(CONFIDENCE_FEATURES, "confidence")
         bm25 = index.bm25
         self._max_weight = float(bm25.term_weight.max()) if len(bm25.term_weight) else 1.0
+        self._periods: LruCache[int, tuple[Months, ...]] = LruCache(50_000)
 
     def _weight(self, term: str) -> float:
         """A term's weight (idf times prior); a term the corpus never uses counts as much as
@@ -126,7 +213,9 @@ class Searcher:
             return self._max_weight
         return float(self.index.bm25.term_weight[term_id])
 
-    def candidates(self, question: str, context: Sequence[str] = ()) -> Candidates:
+    def _retrieve(self, question: str, context: Sequence[str]) -> _Retrieval | None:
+        """The analysed question and the union of the BM25 and dense candidates (None for
+        an empty index)."""
         query = analyse(question, self.index.restorer)
         context_query = analyse("; ".join(context), self.index.restorer) if context else None
         if context_query is not None:
@@ -135,14 +224,7 @@ class Searcher:
             )
         n = len(self.index.passages)
         if n == 0:
-            return Candidates(
-                query,
-                np.zeros(0, np.float32),
-                np.zeros(0, np.int64),
-                [],
-                np.zeros((0, len(FEATURES)), dtype=np.float32),
-                np.zeros((0, len(SIGNALS)), dtype=np.float32),
-            )
+            return None
         bm25 = self.index.bm25
         term_ids = bm25.term_ids(list(query.terms))
         variant_ids = [t for t in bm25.term_ids(list(query.variant_terms)) if t not in term_ids]
@@ -165,6 +247,36 @@ class Searcher:
         lexical_order = np.argsort(-lexical, kind="stable")
         lexical_rows = [int(r) for r in lexical_order[:k] if lexical[r] > 0]
         rows = np.array(sorted(set(dense_rows) | set(lexical_rows)), dtype=np.int64)
+        return _Retrieval(query, query_vector, rows, lexical, dense_rows, lexical_order, k)
+
+    def candidate_rows(
+        self, question: str, context: Sequence[str] = ()
+    ) -> tuple[Query, np.ndarray]:
+        """The analysed question and its candidate rows, without their features (for a fit
+        that adds features to cached ones: bench/fit_ranker.py)."""
+        retrieved = self._retrieve(question, context)
+        if retrieved is None:
+            return analyse(question, self.index.restorer), np.zeros(0, np.int64)
+        return retrieved.query, retrieved.rows
+
+    def candidates(self, question: str, context: Sequence[str] = ()) -> Candidates:
+        retrieved = self._retrieve(question, context)
+        if retrieved is None:
+            return Candidates(
+                analyse(question, self.index.restorer),
+                np.zeros(0, np.float32),
+                np.zeros(0, np.int64),
+                [],
+                np.zeros((0, len(FEATURES)), dtype=np.float32),
+                np.zeros((0, len(SIGNALS)), dtype=np.float32),
+            )
+        query, query_vector, rows = retrieved.query, retrieved.query_vector, retrieved.rows
+        lexical, dense_rows, lexical_order = (
+            retrieved.lexical,
+            retrieved.dense_rows,
+            retrieved.lexical_order,
+        )
+        k, n, bm25 = retrieved.k, len(self.index.passages), self.index.bm25
         passages = [self.index.passages[int(r)] for r in rows]
 
         vectors = np.stack([self.index.vectors.reconstruct(int(r)) for r in rows])
@@ -221,11 +333,82 @@ class Searcher:
             )
             columns["rrf_dense"][i] = RRF_K / (RRF_K + dense_rank.get(row, k))
             columns["rrf_bm25"][i] = RRF_K / (RRF_K + lexical_rank[row])
+        columns.update(self.structure_columns(query, rows))
         features = np.column_stack([columns[name] for name in FEATURES]).astype(np.float32)
         signals = np.column_stack([dense, sentence_dense, uni_matched[rows] / uni_total])
         return Candidates(
             query, query_vector[0], rows, passages, features, signals.astype(np.float32)
         )
+
+    def passage_periods(self, row: int) -> tuple[Months, ...]:
+        """The periods a passage names; a period without its year ("9 tháng đầu năm") takes
+        the year of its report."""
+
+        def make() -> tuple[Months, ...]:
+            passage = self.index.passages[row]
+            month = report_month(self._document_date(passage.doc_id))
+            return text_periods(passage.text, month // 12 if month is not None else None)
+
+        return self._periods.get(row, make)
+
+    def _document_date(self, doc_id: str) -> str | None:
+        info = self.index.document(doc_id)
+        return info.date if info is not None else None
+
+    def structure_columns(self, query: Query, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """STRUCTURE_FEATURES of the candidate rows for an analysed question."""
+        n = len(rows)
+        passages = [self.index.passages[int(r)] for r in rows]
+        columns: dict[str, np.ndarray] = {
+            "caption": np.array([float(p.kind == CAPTION) for p in passages]),
+            "subject_coverage": np.zeros(n),
+            "name_coverage": np.zeros(n),
+        }
+        unigrams = [t for t in query.terms if "_" not in t]
+        weight = {t: self._weight(t) for t in unigrams}
+        total = sum(weight.values()) or 1.0
+        # Names are matched as phrases: their bigrams ("chế_xuất", "hải_phòng"), since the
+        # syllables of organisation names ("ban", "khu", "thành", "phố") are everywhere.
+        prefix = FOLDED_PREFIX if query.folded else ""
+        names = {prefix + t for t in question_names(query.interpreted)}
+        name_bigrams = [
+            t for t in query.terms if "_" in t and any(part in names for part in _halves(t))
+        ]
+        name_weight = {t: self._weight(t) for t in name_bigrams}
+        name_total = sum(name_weight.values()) or 1.0
+        subject_match: dict[str, float] = {}
+        for i, row in enumerate(rows.tolist()):
+            passage = passages[i]
+            subject_words, subject_bigrams = self.index.subject_terms(passage.doc_id, query.folded)
+            words = set(self.index.header_terms(row, query.folded)) | subject_words
+            bigrams = set(subject_bigrams)
+            for sentence_words, sentence_bigrams in self.index.sentence_terms(row, query.folded):
+                words |= sentence_words
+                bigrams |= sentence_bigrams
+            columns["subject_coverage"][i] = sum(v for t, v in weight.items() if t in words) / total
+            if name_bigrams:
+                columns["name_coverage"][i] = (
+                    sum(v for t, v in name_weight.items() if t in bigrams) / name_total
+                )
+                subject_match[passage.doc_id] = (
+                    sum(v for t, v in name_weight.items() if t in subject_bigrams) / name_total
+                )
+        # Reports on the question's subject: those whose subject names it best. Recency
+        # ranks only among them (a newer report on another organisation is not newer news).
+        best_match = max(subject_match.values(), default=0.0)
+        on_subject = [subject_match.get(p.doc_id, 0.0) >= best_match - 1e-9 for p in passages]
+        columns.update(
+            time_columns(
+                question_time(query.interpreted),
+                [self.passage_periods(int(r)) for r in rows],
+                [
+                    report_month(self._document_date(p.doc_id)) if same else None
+                    for p, same in zip(passages, on_subject, strict=True)
+                ],
+                [report_month(self._document_date(p.doc_id)) for p in passages],
+            )
+        )
+        return columns
 
     def _best_sentence_cosine(self, row: int, query_vector: np.ndarray, fallback: float) -> float:
         _, vectors = self.index.sentences_of(row)
@@ -239,10 +422,8 @@ class Searcher:
             return SearchResult(candidates.query, candidates.query_vector, [], 0.0, False)
         scores = self.models.ranker.score(candidates.features)
         passages = candidates.passages
-        # Captions never outrank body text: they sort after every body passage.
-        order = sorted(
-            range(len(passages)), key=lambda i: (passages[i].kind == CAPTION, -scores[i])
-        )
+        # A caption is ranked like any passage: the fitted "caption" weight is its cost.
+        order = sorted(range(len(passages)), key=lambda i: -scores[i])
         best = order[0]
         model = self.models.confidence
         if model is not None:

@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 
 # Bump when cleaning or splitting changes, so every document is processed again.
 PIPELINE_VERSION = "5"
+# Bump when what meta.DocumentRows derives per document (qabot.subject) changes: rows are
+# then derived again, without touching passages, vectors or the pipeline fingerprint.
+DOCUMENT_VERSION = "1"
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 Hook = Callable[[], None]
@@ -127,6 +130,7 @@ def _build_locked(
             and live_manifest.get("format") == FORMAT
             and live_manifest.get("embedder_id") == embedder.id
             and live_manifest.get("pipeline") == fingerprint
+            and live_manifest.get("documents_derived") == DOCUMENT_VERSION
         )
 
         files = list(discover(docs_dir)) if docs_dir.is_dir() else []
@@ -223,6 +227,7 @@ def _build_locked(
             "embedder_id": embedder.id,
             "dim": embedder.dim,
             "pipeline": fingerprint,
+            "documents_derived": DOCUMENT_VERSION,
             "documents": summary.documents,
             "passages": summary.passages,
             "skipped": [asdict(s) for s in summary.skipped_files],

@@ -85,6 +85,10 @@ class DerivedCache:
     header_terms: LruCache[tuple[str, bool], frozenset[str]] = field(
         default_factory=lambda: LruCache(20_000)
     )
+    # Per (document id, folded): the syllables and bigrams of its subject (qabot.subject).
+    subject_terms: LruCache[tuple[str, bool], tuple[frozenset[str], frozenset[str]]] = field(
+        default_factory=lambda: LruCache(20_000)
+    )
 
 
 @dataclass
@@ -132,6 +136,16 @@ class LoadedIndex:
         return self.cache.header_terms.get(
             (passage.doc_id, folded), lambda: term_sets(passage.header, folded)[0]
         )
+
+    def subject_terms(self, doc_id: str, folded: bool) -> tuple[frozenset[str], frozenset[str]]:
+        """Syllables and bigrams of a document's subject (qabot.subject): the names every
+        passage of it inherits."""
+
+        def make() -> tuple[frozenset[str], frozenset[str]]:
+            info = self.document(doc_id)
+            return term_sets(info.subject if info is not None else "", folded)
+
+        return self.cache.subject_terms.get((doc_id, folded), make)
 
     def sentences_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """Spans (start, end) and vectors of one passage's sentences."""

@@ -6,13 +6,15 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from qabot.ingest import Document
+from qabot.ingest import BODY, Document
 from qabot.passages import Passage
+from qabot.subject import document_subject
 
 SCHEMA = """
 CREATE TABLE documents (
     doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, date TEXT, source TEXT NOT NULL,
-    content_hash TEXT NOT NULL, paragraphs INTEGER NOT NULL, passages INTEGER NOT NULL
+    content_hash TEXT NOT NULL, paragraphs INTEGER NOT NULL, passages INTEGER NOT NULL,
+    subject TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE paragraphs (
     doc_id TEXT NOT NULL, number INTEGER NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL,
@@ -36,6 +38,7 @@ class DocumentInfo:
     content_hash: str
     paragraphs: int
     passages: int
+    subject: str = ""  # qabot.subject.Subject.text: names the whole document is about
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,9 @@ class DocumentRows:
             content_hash=document.content_hash,
             paragraphs=len(document.paragraphs),
             passages=len(passages),
+            subject=document_subject(
+                document.title, [p.text for p in document.paragraphs if p.kind == BODY]
+            ).text,
         )
         paragraphs = [
             ParagraphRecord(document.doc_id, p.number, p.kind, p.text) for p in document.paragraphs
@@ -85,8 +91,17 @@ def write(path: Path, documents: list[DocumentRows]) -> None:
         for doc in documents:
             i = doc.info
             db.execute(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (i.doc_id, i.title, i.date, i.source, i.content_hash, i.paragraphs, i.passages),
+                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    i.doc_id,
+                    i.title,
+                    i.date,
+                    i.source,
+                    i.content_hash,
+                    i.paragraphs,
+                    i.passages,
+                    i.subject,
+                ),
             )
             db.executemany(
                 "INSERT INTO paragraphs VALUES (?, ?, ?, ?)",
@@ -113,10 +128,16 @@ def write(path: Path, documents: list[DocumentRows]) -> None:
         db.close()
 
 
+def _document_columns(db: sqlite3.Connection) -> str:
+    """The DocumentInfo columns; a version written before subjects existed has none."""
+    names = {r[1] for r in db.execute("PRAGMA table_info(documents)")}
+    subject = "subject" if "subject" in names else "''"
+    return f"doc_id, title, date, source, content_hash, paragraphs, passages, {subject}"
+
+
 def read_documents(db: sqlite3.Connection) -> list[DocumentInfo]:
     rows = db.execute(
-        "SELECT doc_id, title, date, source, content_hash, paragraphs, passages"
-        " FROM documents ORDER BY date IS NULL, date, doc_id"
+        f"SELECT {_document_columns(db)} FROM documents ORDER BY date IS NULL, date, doc_id"
     )
     return [DocumentInfo(*r) for r in rows]
 
@@ -132,9 +153,7 @@ def read_passages(db: sqlite3.Connection) -> list[Passage]:
 def read_document_rows(db: sqlite3.Connection, doc_id: str) -> DocumentRows:
     info = DocumentInfo(
         *db.execute(
-            "SELECT doc_id, title, date, source, content_hash, paragraphs, passages"
-            " FROM documents WHERE doc_id = ?",
-            (doc_id,),
+            f"SELECT {_document_columns(db)} FROM documents WHERE doc_id = ?", (doc_id,)
         ).fetchone()
     )
     paragraphs = [
