@@ -2,10 +2,14 @@
 
     pip install -e '.[bench]'
     python bench/fit_ranker.py [--data DIR] [--work DIR] [--write] [--check] [--refresh]
+                               [--generated FILE [--reports DIR]]
 
 --data is the folder with train_reg.json and train_wiki.json (default: ../shared/eval/uit
-beside the repository). Only those train files are used. Folds group questions by their
-context, so no context is in both the fitting and the scoring part of a fold.
+beside the repository). Only those train files are used, and, with --generated, the
+rule-generated questions of bench/generate_questions.py for the answer-sentence model
+(asked against an index of --reports, default data/reports; whole reports form its folds).
+Folds group questions by their context, so no context is in both the fitting and the
+scoring part of a fold.
 
 Prints held-out scores per regularisation strength and the found/not-found curve; with
 --write, writes the model file of the bundled embedder (src/qabot/models/<embedder>.json:
@@ -38,7 +42,7 @@ from scipy.optimize import minimize
 from qabot import answer, evaluation, fitted, search
 from qabot.embedding import BundledEmbedder
 from qabot.fitted import ConfidenceModel, FittedModels, LinearModel
-from qabot.index import open_index
+from qabot.index import build_index, open_index
 from qabot.index.build import pipeline_fingerprint
 from qabot.passages import PassageConfig
 from qabot.text import match_key
@@ -167,6 +171,31 @@ def sentence_data(searcher, index, items, dense_scale):
     return data
 
 
+def generated_sentence_data(searcher, index, rows, dense_scale):
+    """Sentence data of rule-generated questions (bench/generate_questions.py) asked against
+    an index of the reports they come from: a sentence is right when it lies in the
+    question's report and holds its answer. The group key is the report, so folds hold
+    whole reports out (their questions share sentences).
+
+    Questions with the report's period added ("Năm 2024, …") are left out: the period is
+    the report's, not the fact's (a 2024 report recalls 1994), so they would teach the
+    sentence model that a sentence naming another year answers a question naming one."""
+    items = [
+        evaluation.EvalItem(
+            id=row["id"],
+            question=row["q"],
+            gold=tuple(row["gold"]),
+            answers=tuple(row["answer"]),
+            context_doc=row["doc_id"],
+        )
+        for row in rows
+        if not row.get("time_added")
+    ]
+    return [
+        (f"report:{doc}", x, y) for doc, x, y in sentence_data(searcher, index, items, dense_scale)
+    ]
+
+
 def features_key(files, config, embedder_id, dense_scale) -> str:
     key = {
         "data": [sha256(f) for f in files],
@@ -187,6 +216,13 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="compare with the committed file")
     parser.add_argument("--tolerance", type=float, default=1e-3)
     parser.add_argument("--date", default=time.strftime("%Y-%m-%d", time.gmtime()))
+    parser.add_argument(
+        "--generated",
+        type=Path,
+        help="rule-generated questions (bench/generate_questions.py) to fit the answer-sentence "
+        "model on as well, asked against an index of --reports",
+    )
+    parser.add_argument("--reports", type=Path, default=ROOT / "data" / "reports")
     args = parser.parse_args()
 
     files = [args.data / name for name in FILE_NAMES]
@@ -272,6 +308,15 @@ def main() -> int:
     models = FittedModels(embedder.id, dense_scale, ranker, current.sentence, confidence)
     searcher = search.Searcher(open_index(both), embedder, models)
     sentences = sentence_data(searcher, searcher.index, items, dense_scale)
+    generated_provenance = None
+    if args.generated:
+        sentences += generated_sentences(args, embedder, models, dense_scale, work)
+        generated_provenance = {
+            "file": args.generated.name,
+            "sha256": sha256(args.generated),
+            "reports": sha256_folder(args.reports),
+            "questions": sum(1 for g, _, _ in sentences if g.startswith("report:")),
+        }
     sentence_lambda, sentence_scores = choose_lambda(sentences, SENTENCE_LAMBDAS, "sentence")
     sentence = LinearModel.from_dict(
         LinearModel(
@@ -295,7 +340,8 @@ def main() -> int:
                 {"file": f.name, "sha256": sha256(f), "questions": len(s.items)}
                 for f, s in zip(files, sets, strict=True)
             ],
-            "folds": f"{FOLDS}, grouped by context (seed 7)",
+            "folds": f"{FOLDS}, grouped by context (seed 7); generated questions by report",
+            "generated": generated_provenance,
             "passages": pipeline_fingerprint(config),
             "ranker_lambdas": {f"{k:g}": round(v, 4) for k, v in ranker_scores.items()},
             "sentence_lambdas": {f"{k:g}": round(v, 4) for k, v in sentence_scores.items()},
@@ -311,6 +357,25 @@ def main() -> int:
     if args.write:
         print(f"wrote {fitted.save(models, target.parent)}", file=sys.stderr)
     return 0
+
+
+def generated_sentences(args, embedder, models, dense_scale, work):
+    """Sentence data of --generated against an index of --reports, built in --work."""
+    from generate_questions import load_generated
+
+    index_dir = work / "reports-index"
+    build_index(args.reports, index_dir, embedder, wait_seconds=600)
+    searcher = search.Searcher(open_index(index_dir), embedder, models)
+    rows = load_generated(args.generated)
+    return generated_sentence_data(searcher, searcher.index, rows, dense_scale)
+
+
+def sha256_folder(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def compare(new: FittedModels, old: FittedModels, tolerance: float) -> int:
