@@ -178,6 +178,7 @@ def main() -> int:
     n_old = len(OLD_FEATURES)
     feature_sets = {
         "before": list(range(n_old)),
+        "focus": list(range(n_old + 1)),
         "after": list(range(len(answer.SENTENCE_FEATURES))),
     }
     uit_q = [q for q in questions if q.part == "uit"]

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from qabot.fitted import FittedModels, LinearModel
+from qabot.focus import DATE_PATTERN, focus_match, question_focus, year_match, years
 from qabot.index import LoadedIndex
 from qabot.ingest import CAPTION
 from qabot.query import DATE, NUMBER, ORGANISATION, PERSON, PLACE
@@ -40,6 +41,8 @@ SENTENCE_FEATURES = (
     "length",  # sentence length / MAX_ANSWER_CHARS
     "phrase",  # the longest run of the question's words in the sentence, header words aside
     "context_coverage",  # the same, the previous unit's words counting as context too
+    "focus",  # the asked kind of thing next to the question's focus words (qabot.focus)
+    "asked_year",  # 1 the unit names a year the question names, -1 only other years
 )
 # The weights are the "sentence" model of the embedder's model file (qabot.fitted), fitted by
 # bench/fit_ranker.py on the UIT train files. context_coverage: a sentence often leaves its
@@ -49,12 +52,6 @@ SENTENCE_FEATURES = (
 
 
 _NUMBER = re.compile(r"\d")
-_DATE = re.compile(
-    r"\b\d{1,2}[/-]\d{1,2}(?:[/-]\d{2,4})?\b"
-    r"|\b(?:ngày|tháng|năm|quý)\s+\d{1,4}(?:[/-]\d{1,4}){0,2}"
-    r"|\b(?:19|20)\d{2}\b",
-    re.IGNORECASE,
-)
 _NAME = re.compile(r"\b[A-ZĐ]\w*(?:\s+[A-ZĐ]\w*){1,3}\b")
 _ORGANISATION = re.compile(
     r"\b(?:Ban|Văn phòng|Sở|Bộ|Ủy ban|Hội|Đoàn|Phòng|Trung tâm|Công ty|Trường|Khoa)\s+[A-ZĐ]"
@@ -64,9 +61,9 @@ _ORGANISATION = re.compile(
 def answer_type_match(kind: str | None, text: str) -> float:
     if kind == NUMBER:
         # "Bao nhiêu" asks for a quantity: the digits of a date or a year do not count.
-        return float(bool(_NUMBER.search(_DATE.sub(" ", text))))
+        return float(bool(_NUMBER.search(DATE_PATTERN.sub(" ", text))))
     if kind == DATE:
-        return float(bool(_DATE.search(text)))
+        return float(bool(DATE_PATTERN.search(text)))
     if kind in (PERSON, PLACE):
         return float(bool(_NAME.search(text)))
     if kind == ORGANISATION:
@@ -178,6 +175,10 @@ def sentence_candidates(
         return sum(v for t, v in unigrams.items() if any(t in w for w in word_sets)) / uni_total
 
     likelihood = relative_likelihoods(result)
+    # "bao nhiêu [đảng viên]": a sentence that puts a number next to "đảng viên" answers
+    # better than one that only holds a number somewhere.
+    focus = question_focus(query.interpreted, query.folded, query.answer_type)
+    asked_years = years(query.interpreted)
     found: list[SentenceCandidate] = []
     for rank, hit in enumerate(result.hits[:SENTENCE_SOURCES]):
         if hit.passage.kind == CAPTION:
@@ -206,6 +207,8 @@ def sentence_candidates(
                 min(len(unit), 2 * MAX_ANSWER_CHARS) / MAX_ANSWER_CHARS,
                 phrase_match(query.content_tokens, _unit_tokens(unit, query.folded), header),
                 coverage(words, context, previous),
+                focus_match(focus, unit, query.folded),
+                year_match(asked_years, unit),
             ]
             previous = words
             found.append(SentenceCandidate(rank, start, end, np.array(features, dtype=np.float32)))
@@ -316,6 +319,7 @@ def compose(
     question: str | None = None,
 ) -> Answer:
     """The answer to ``question`` (as typed) from the search of its interpreted form."""
+    models.sentence.check(SENTENCE_FEATURES, "sentence")
     found = result.found
     short, source_rank, span = (
         extract_answer(result, index, models.sentence, models.dense_scale)
