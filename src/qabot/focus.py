@@ -1,0 +1,280 @@
+"""Answer focus: what kind of thing a question asks for, and next to which of its words.
+
+"Đảng bộ … có bao nhiêu đảng viên?" asks for a number next to "đảng viên"; "Ai là Phó Bí
+thư …?" for a person's name next to "phó bí thư"; "… được thành lập vào ngày nào?" for a
+date next to "thành lập". A sentence that holds a number somewhere answers the first less
+well than one that holds "1.062 đảng viên". Pure functions of text, for the answer-sentence
+model (qabot.answer) and for any ranking feature that wants them.
+
+General Vietnamese only: question words, function words, common family names and the
+shapes of dates and numbers; nothing about any particular report.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from qabot.query import DATE, NUMBER, ORGANISATION, PERSON, PLACE, answer_type
+from qabot.text import fold, token_matches
+
+# How many content words on the question word's side make its focus, how far (in words)
+# from them the asked thing may be, and how fast nearness decays (exp(-gap / FOCUS_DECAY)).
+FOCUS_WORDS = 3
+FOCUS_WINDOW = 8
+FOCUS_DECAY = 3.0
+
+
+def _word_set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+# Question words by the kind they ask for, longest first within a kind (folded forms are
+# matched against folded questions).
+_CUES = (
+    (DATE, ("khi nào", "lúc nào", "ngày nào", "năm nào", "tháng nào", "bao giờ",
+            "thời gian nào", "thời điểm nào", "buổi nào", "dịp nào")),
+    (NUMBER, ("là bao nhiêu", "bao nhiêu", "mấy")),
+    (PERSON, ("ai là", "là ai", "những ai", "người nào", "đồng chí nào", "ai")),
+    (PLACE, ("ở đâu", "tại đâu", "nơi nào", "địa điểm nào", "đâu")),
+    (ORGANISATION, ("cơ quan nào", "đơn vị nào", "tổ chức nào", "ban nào")),
+)  # fmt: skip
+# Words that carry no focus of their own: the focus of "được thành lập vào ngày nào" is
+# "thành lập", of "có bao nhiêu đảng viên" "đảng viên".
+FUNCTION_WORDS = _word_set(
+    "là có được của các những và vào trong tại ở cho với đã đang sẽ thì mà này đó nào "
+    "gì bị từ đến một hay hoặc không chưa bao nhiêu mấy ai khi đâu nơi lúc hiện nay "
+    "tổng số cả tất theo về ra lên thế như sao vậy ạ nhỉ"
+)
+# Folded, some function words look like content words ("bi" is "bị" and "bí thư", "co"
+# "có" and "cơ quan"): those stay content.
+_FOLDED_FUNCTION_WORDS = frozenset(fold(w) for w in FUNCTION_WORDS) - {
+    "bi", "tu", "do", "ma", "co", "ve", "the", "nhu", "o", "da", "se", "cho", "ra", "len", "dang",
+}  # fmt: skip
+# Common family names: a run of capitalised syllables opening with one is a person's name.
+SURNAMES = _word_set(
+    "Nguyễn Trần Lê Phạm Hoàng Huỳnh Phan Vũ Võ Đặng Bùi Đỗ Hồ Ngô Dương Lý Mai Đào Chu "
+    "Đinh Lâm Trịnh Trương Cao Tô Hà Lương Đoàn Tạ Vương Kiều Thái Lưu Tăng Quách Châu "
+    "Phùng La Lại Mạc Nông Âu Doãn Khúc Triệu Hứa Diệp Nghiêm Khổng Lục Bạch Đàm Lã Mã Tống"
+)
+_HONORIFICS = frozenset({"đồng chí", "ông", "bà", "anh", "chị"})
+
+# Dates and years: "12/3/2024", "3-11", "tháng 6/2023", "năm 2023", "2016".
+DATE_PATTERN = re.compile(
+    r"\b\d{1,2}[/-]\d{1,2}(?:[/-]\d{2,4})?\b"
+    r"|\b(?:ngày|tháng|năm|quý)\s+\d{1,4}(?:[/-]\d{1,4}){0,2}"
+    r"|\b(?:19|20)\d{2}\b",
+    re.IGNORECASE,
+)
+_BREAK = re.compile(r"[,;:?!.()\[\]“”\"–]|\s-\s")
+_CAPITALISED = re.compile(r"[^\W\d_]")
+
+
+@dataclass(frozen=True)
+class Focus:
+    kind: str | None  # the asked kind (qabot.query's NUMBER, DATE, …) or None
+    words: tuple[str, ...]  # lower-case (folded when the question is) focus syllables
+
+
+@dataclass(frozen=True)
+class _Token:
+    text: str  # as written
+    form: str  # lower case, folded when comparing folded text
+    start: int
+    end: int
+    broken: bool  # punctuation between this token and the one before
+
+
+def _tokens(text: str, folded: bool) -> list[_Token]:
+    found: list[_Token] = []
+    previous_end = 0
+    for m in token_matches(text):
+        raw = m.group()
+        form = fold(raw).lower() if folded else raw.lower()
+        broken = bool(_BREAK.search(text[previous_end : m.start()])) if found else False
+        found.append(_Token(raw, form, m.start(), m.end(), broken))
+        previous_end = m.end()
+    return found
+
+
+def _cue_at(words: list[str], kind: str, folded: bool) -> tuple[int, int] | None:
+    """The token span of the first question word of ``kind`` in ``words``."""
+    for _, cues in (c for c in _CUES if c[0] == kind):
+        for cue in cues:
+            parts = (fold(cue) if folded else cue).split()
+            n = len(parts)
+            for i in range(len(words) - n + 1):
+                if words[i : i + n] == parts:
+                    return i, i + n
+    return None
+
+
+def _content(token: _Token, folded: bool) -> bool:
+    words = _FOLDED_FUNCTION_WORDS if folded else FUNCTION_WORDS
+    return token.form not in words and not token.form[0].isdigit()
+
+
+def question_focus(question: str, folded: bool = False, kind: str | None = None) -> Focus:
+    """The asked kind and the content words next to the question word: those after it
+    ("bao nhiêu [đảng viên]", "ai là [phó bí thư]"), or, when none follow, those before it
+    ("[thành lập] vào ngày nào", "[trưởng ban] là ai"). ``kind`` defaults to
+    qabot.query.answer_type of the question (pass the one of its restored form)."""
+    kind = kind or answer_type(question)
+    if kind is None:
+        return Focus(None, ())
+    tokens = _tokens(question, folded)
+    span = _cue_at([t.form for t in tokens], kind, folded)
+    if span is None:
+        return Focus(kind, ())
+    start, end = span
+
+    def gather(indices: range) -> list[str]:
+        picked: list[str] = []
+        previous: int | None = None
+        for i in indices:
+            # Punctuation between two words ends the phrase the question word is in.
+            if previous is not None and tokens[max(i, previous)].broken:
+                break
+            previous = i
+            if _content(tokens[i], folded):
+                picked.append(tokens[i].form)
+                if len(picked) == FOCUS_WORDS:
+                    break
+            elif picked:
+                break
+        return picked
+
+    after = gather(range(end, len(tokens))) if end < len(tokens) else []
+    if after and not tokens[end].broken:
+        return Focus(kind, tuple(after))
+    before = gather(range(start - 1, -1, -1)) if not tokens[start].broken else []
+    return Focus(kind, tuple(reversed(before)))
+
+
+def _names(tokens: list[_Token]) -> Iterator[tuple[int, int]]:
+    """Token spans of people's names: two to four capitalised syllables opening with a
+    common family name, or following an honorific ("đồng chí", "ông")."""
+    i = 0
+    while i < len(tokens):
+        j = i
+        while (
+            j < len(tokens)
+            and j - i < 4
+            and _CAPITALISED.match(tokens[j].text)
+            and tokens[j].text[0].isupper()
+            and (j == i or not tokens[j].broken)
+        ):
+            j += 1
+        if j - i >= 2:
+            honoured = i > 0 and (
+                tokens[i - 1].text.lower() in _HONORIFICS
+                or (i > 1 and f"{tokens[i - 2].text} {tokens[i - 1].text}".lower() in _HONORIFICS)
+            )
+            if tokens[i].text in SURNAMES or honoured:
+                yield i, j
+            i = j
+        else:
+            i += 1
+
+
+def _capitalised_runs(tokens: list[_Token]) -> Iterator[tuple[int, int]]:
+    """Token spans of two or more capitalised words: names of places and organisations."""
+    i = 0
+    while i < len(tokens):
+        j = i
+        while j < len(tokens) and tokens[j].text[0].isupper() and (j == i or not tokens[j].broken):
+            j += 1
+        if j - i >= 2:
+            yield i, j
+            i = j
+        else:
+            i += 1
+
+
+def asked_things(kind: str | None, text: str, tokens: list[_Token]) -> list[tuple[int, int]]:
+    """Token spans in ``text`` of things of the asked kind."""
+    if kind in (NUMBER, DATE):
+        dates = [m.span() for m in DATE_PATTERN.finditer(text)]
+
+        def in_date(t: _Token) -> bool:
+            return any(s <= t.start < e for s, e in dates)
+
+        if kind == DATE:
+            spans = []
+            for s, e in dates:
+                inside = [i for i, t in enumerate(tokens) if s <= t.start < e]
+                if inside:
+                    spans.append((inside[0], inside[-1] + 1))
+            return spans
+        return [(i, i + 1) for i, t in enumerate(tokens) if t.text[0].isdigit() and not in_date(t)]
+    if kind == PERSON:
+        return list(_names(tokens))
+    if kind in (PLACE, ORGANISATION):
+        return list(_capitalised_runs(tokens))
+    return []
+
+
+def _runs(focus: tuple[str, ...], tokens: list[_Token]) -> list[tuple[int, int]]:
+    """Token spans where the text repeats focus words in the question's order, longest
+    runs only (a run inside a longer one is left out)."""
+    runs: list[tuple[int, int]] = []
+    forms = [t.form for t in tokens]
+    for i in range(len(forms)):
+        longest = 0
+        for j in range(len(focus)):
+            k = 0
+            while i + k < len(forms) and j + k < len(focus) and forms[i + k] == focus[j + k]:
+                k += 1
+            longest = max(longest, k)
+        if longest and not (runs and runs[-1][1] >= i + longest):
+            runs.append((i, i + longest))
+    return runs
+
+
+def focus_match(focus: Focus, text: str, folded: bool = False) -> float:
+    """How closely ``text`` puts a thing of the asked kind next to the focus words.
+
+    For the best pair of a thing of the asked kind and a run of focus words (in the
+    question's order): (run length / focus length)^2 * exp(-gap / FOCUS_DECAY), the gap
+    being the words between them (0 when adjacent, at most FOCUS_WINDOW). A lone syllable
+    of a longer focus ("đảng" of "đảng viên" in "Đảng bộ") is weak evidence, hence the
+    square. 0.0 when the question asks for no kind or has no focus words."""
+    if focus.kind is None or not focus.words:
+        return 0.0
+    tokens = _tokens(text, folded)
+    things = asked_things(focus.kind, text, tokens)
+    if not things:
+        return 0.0
+    runs = _runs(focus.words, tokens)
+    best = 0.0
+    for s, e in things:
+        for a, b in runs:
+            if a < e and s < b:
+                continue  # the run is inside the thing ("Bí thư" in a name's span)
+            gap = s - b if b <= s else a - e
+            if gap < FOCUS_WINDOW:
+                share = (b - a) / len(focus.words)
+                best = max(best, share * share * math.exp(-gap / FOCUS_DECAY))
+    return best
+
+
+_YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
+
+
+def years(text: str) -> frozenset[str]:
+    """The years (1900-2099) that ``text`` names: "năm 2023", "tháng 6/2023", "2016 - 2020"."""
+    return frozenset(_YEAR.findall(text))
+
+
+def year_match(asked: frozenset[str], text: str) -> float:
+    """1.0 when ``text`` names one of the ``asked`` years, -1.0 when it names only other
+    years, 0.0 when it names none or no year is asked. "Năm 2023 … bao nhiêu tổ chức
+    đảng?" wants the 2023 figure, not the 2024 target next to it."""
+    if not asked:
+        return 0.0
+    named = years(text)
+    if not named:
+        return 0.0
+    return 1.0 if named & asked else -1.0

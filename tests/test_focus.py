@@ -1,0 +1,88 @@
+"""Answer focus: the asked kind of thing and the question words it should stand next to."""
+
+import pytest
+
+from qabot.focus import Focus, focus_match, question_focus, year_match, years
+from qabot.query import DATE, NUMBER, PERSON, PLACE
+from qabot.text import fold
+
+
+@pytest.mark.parametrize(
+    ("question", "kind", "words"),
+    [
+        ("Đảng bộ Khu kinh tế có bao nhiêu đảng viên?", NUMBER, ("đảng", "viên")),
+        ("Tổng số đảng viên doanh nghiệp là bao nhiêu?", NUMBER, ("viên", "doanh", "nghiệp")),
+        ("Ai là Phó Bí thư Đảng ủy Khu kinh tế?", PERSON, ("phó", "bí", "thư")),
+        ("Trưởng ban tổ chức là ai?", PERSON, ("ban", "tổ", "chức")),
+        ("Đảng bộ được thành lập vào ngày nào?", DATE, ("thành", "lập")),
+        ("Hội nghị tổ chức ở đâu?", PLACE, ("nghị", "tổ", "chức")),
+        ("Phương châm của Đảng bộ là gì?", None, ()),
+    ],
+)
+def test_question_focus_is_the_content_words_beside_the_question_word(question, kind, words):
+    focus = question_focus(question)
+    assert focus.kind == kind
+    assert focus.words == words
+
+
+def test_a_comma_ends_the_focus_phrase():
+    # "bao nhiêu" has nothing after it; what comes before the comma is another clause.
+    assert question_focus("Năm 2023, đã kết nạp bao nhiêu?").words == ("kết", "nạp")
+    assert question_focus("Có bao nhiêu, nếu tính cả chi bộ?").words == ()
+
+
+def test_folded_questions_keep_their_focus():
+    question = "Đảng bộ Khu kinh tế có bao nhiêu đảng viên?"
+    focus = question_focus(fold(question), folded=True, kind=NUMBER)
+    assert focus == Focus(NUMBER, ("dang", "vien"))
+    assert focus_match(focus, "đã kết nạp 175 đảng viên mới", folded=True) > 0.8
+
+
+def test_a_number_next_to_the_focus_words_scores_above_a_number_elsewhere():
+    focus = question_focus("Đảng bộ có bao nhiêu đảng viên?")
+    adjacent = focus_match(focus, "Năm 2023 Đảng ủy đã kết nạp 175 đảng viên mới.")
+    near = focus_match(focus, "Số đảng viên của Đảng bộ tăng lên 1.062 đồng chí.")
+    unrelated = focus_match(focus, "Đảng bộ đã trải qua 3 giai đoạn phát triển.")
+    assert adjacent > near > unrelated
+    assert unrelated < 0.1  # "đảng" of "Đảng bộ" alone is weak evidence
+
+
+def test_dates_and_years_are_not_the_number_asked_for():
+    focus = question_focus("Có bao nhiêu đảng viên?")
+    assert focus_match(focus, "Ngày 12/3/2024 đảng viên họp; năm 2023 đảng viên họp.") == 0.0
+    assert focus_match(focus, "Tháng 3/2024 có 96 đảng viên.") > 0.8
+
+
+def test_the_name_next_to_the_asked_title_scores():
+    focus = question_focus("Ai là Phó Bí thư Đảng ủy?")
+    named = focus_match(focus, "Đồng chí Trần Anh Tuấn - Phó Bí thư Đảng ủy tổng kết hội nghị.")
+    unnamed = focus_match(focus, "Phó Bí thư Đảng ủy tổng kết hội nghị.")
+    far = focus_match(
+        focus,
+        "Đồng chí Trần Anh Tuấn tổng kết các ý kiến của đại biểu về báo cáo và "
+        "những kiến nghị gửi tới Phó Bí thư.",
+    )
+    assert named > 0.5
+    assert unnamed == 0.0
+    assert far < named
+
+
+def test_a_date_next_to_the_asked_event_scores():
+    focus = question_focus("Đảng bộ được thành lập vào ngày nào?")
+    assert focus_match(focus, "Đảng bộ được thành lập ngày 28/01/2010.") > 0.7
+    assert focus_match(focus, "Đảng bộ được thành lập theo quyết định của Thành ủy.") == 0.0
+
+
+def test_no_focus_no_score():
+    assert focus_match(question_focus("Phương châm là gì?"), "Năm 2023 có 175 đảng viên.") == 0.0
+    assert focus_match(Focus(NUMBER, ()), "Năm 2023 có 175 đảng viên.") == 0.0
+
+
+def test_the_asked_year_is_preferred_to_another_year():
+    asked = years("Năm 2023 Đảng ủy thành lập được bao nhiêu tổ chức đảng?")
+    assert asked == {"2023"}
+    assert year_match(asked, "Năm 2023 Đảng ủy đã thành lập 9/9 tổ chức đảng.") == 1.0
+    assert year_match(asked, "Chỉ tiêu năm 2024: thành lập 11 tổ chức đảng.") == -1.0
+    assert year_match(asked, "Đảng ủy đã thành lập 11 tổ chức đảng.") == 0.0
+    assert year_match(frozenset(), "Năm 2024 thành lập 11 tổ chức đảng.") == 0.0
+    assert years("giai đoạn 2016 - 2020, tháng 6/2023, 12345") == {"2016", "2020", "2023"}
