@@ -18,6 +18,7 @@ import numpy as np
 from qabot.embedding import Embedder
 from qabot.fitted import FittedModels, for_embedder
 from qabot.index import LoadedIndex
+from qabot.index.bm25 import ranks, top_rows
 from qabot.ingest import CAPTION
 from qabot.passages import Passage
 from qabot.query import Query, analyse, with_context
@@ -154,7 +155,8 @@ class Searcher:
                 t for t in bm25.term_ids(inherited) if t not in term_ids and t not in variant_ids
             ]
             weights += [CONTEXT_WEIGHT] * len(context_ids)
-        lexical = bm25.scores(term_ids + variant_ids + context_ids, weights)
+        # Only the passages the query terms touch are scored (qabot.index.bm25).
+        touched = bm25.touched(term_ids + variant_ids + context_ids, weights)
 
         # The dense side reads the whole self-contained question: embedding the asked words
         # alone (or the mean of both) lost dev hit@1 (0.84 to 0.86 against 0.89).
@@ -162,16 +164,17 @@ class Searcher:
         k = min(n, CANDIDATES)
         _, found_rows = self.index.vectors.search(query_vector, k)
         dense_rows = [int(r) for r in found_rows[0] if r >= 0]
-        lexical_order = np.argsort(-lexical, kind="stable")
-        lexical_rows = [int(r) for r in lexical_order[:k] if lexical[r] > 0]
+        lexical_rows = top_rows(touched.rows, touched.scores, k).tolist()
         rows = np.array(sorted(set(dense_rows) | set(lexical_rows)), dtype=np.int64)
         passages = [self.index.passages[int(r)] for r in rows]
 
         vectors = np.stack([self.index.vectors.reconstruct(int(r)) for r in rows])
         dense = vectors @ query_vector[0]
         dense_rank = {r: i for i, r in enumerate(dense_rows)}
-        lexical_rank = np.empty(n, dtype=np.int64)
-        lexical_rank[lexical_order] = np.arange(n)
+        lexical_rank = dict(
+            zip(rows.tolist(), ranks(touched.rows, touched.scores, rows).tolist(), strict=True)
+        )
+        lexical = touched.at(rows, touched.scores)
 
         unigrams = [t for t in query.terms if "_" not in t]
         bigrams = [t for t in query.terms if "_" in t]
@@ -179,9 +182,9 @@ class Searcher:
         bi_weight = {t: self._weight(t) for t in bigrams}
         uni_total = sum(uni_weight.values()) or 1.0
         bi_total = sum(bi_weight.values()) or 1.0
-        uni_matched = bm25.matched_weight(bm25.term_ids(unigrams))
-        bi_matched = bm25.matched_weight(bm25.term_ids(bigrams))
-        best_lexical = float(lexical[rows].max()) or 1.0
+        uni_matched = touched.at(rows, touched.matched_weight(unigrams))
+        bi_matched = touched.at(rows, touched.matched_weight(bigrams))
+        best_lexical = float(lexical.max()) or 1.0
 
         sentence_dense = np.array(
             [
@@ -196,8 +199,8 @@ class Searcher:
             "sentence_dense": np.exp(
                 (sentence_dense - sentence_dense.max()) / self.models.dense_scale
             ),
-            "bm25": lexical[rows] / best_lexical,
-            "bigram_coverage": bi_matched[rows] / bi_total if bigrams else np.zeros(n_rows),
+            "bm25": lexical / best_lexical,
+            "bigram_coverage": bi_matched / bi_total if bigrams else np.zeros(n_rows),
             "sentence_coverage": np.zeros(n_rows),
             "title_coverage": np.zeros(n_rows),
             "rrf_dense": np.zeros(n_rows),
@@ -222,7 +225,7 @@ class Searcher:
             columns["rrf_dense"][i] = RRF_K / (RRF_K + dense_rank.get(row, k))
             columns["rrf_bm25"][i] = RRF_K / (RRF_K + lexical_rank[row])
         features = np.column_stack([columns[name] for name in FEATURES]).astype(np.float32)
-        signals = np.column_stack([dense, sentence_dense, uni_matched[rows] / uni_total])
+        signals = np.column_stack([dense, sentence_dense, uni_matched / uni_total])
         return Candidates(
             query, query_vector[0], rows, passages, features, signals.astype(np.float32)
         )

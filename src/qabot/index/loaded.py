@@ -77,10 +77,11 @@ class DerivedCache:
     """Lookups derived from a loaded version, computed on first use."""
 
     # Per (passage row, folded): its sentences' term sets. Ranking and answer extraction
-    # look at the same few passages often.
+    # look at the same few passages often. Bounded: an entry is a few kilobytes.
     sentence_terms: LruCache[tuple[int, bool], SentenceTerms] = field(
-        default_factory=lambda: LruCache(200_000)
+        default_factory=lambda: LruCache(20_000)
     )
+
     # Per (document id, folded): the syllables of the context header (title, date).
     header_terms: LruCache[tuple[str, bool], frozenset[str]] = field(
         default_factory=lambda: LruCache(20_000)
@@ -111,10 +112,15 @@ class LoadedIndex:
     # The shared lock that keeps builds from pruning this version while it is served;
     # released when the index is garbage collected.
     lease: IO | None = field(default=None, repr=False, compare=False)
+    # (n + 1,): passage row r's sentences are rows [offsets[r], offsets[r + 1]) of
+    # sentence_spans and sentence_vectors; derived from the spans when not given.
+    sentence_offsets: np.ndarray | None = field(default=None, repr=False)
     _documents_by_id: dict[str, meta.DocumentInfo] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._documents_by_id = {d.doc_id: d for d in self.documents}
+        if self.sentence_offsets is None:
+            self.sentence_offsets = sentence_offsets(self.sentence_spans, len(self.passages))
 
     def sentence_terms(self, row: int, folded: bool) -> SentenceTerms:
         """Per sentence of a passage: its syllables and syllable bigrams (folded: "~dang")."""
@@ -135,8 +141,7 @@ class LoadedIndex:
 
     def sentences_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """Spans (start, end) and vectors of one passage's sentences."""
-        rows = self.sentence_spans[:, 0]
-        lo, hi = np.searchsorted(rows, row, "left"), np.searchsorted(rows, row, "right")
+        lo, hi = int(self.sentence_offsets[row]), int(self.sentence_offsets[row + 1])
         return self.sentence_spans[lo:hi, 1:], np.asarray(
             self.sentence_vectors[lo:hi], dtype=np.float32
         )
@@ -161,6 +166,15 @@ class LoadedIndex:
             return meta.read_paragraphs(db, doc_id, first, last)
         finally:
             db.close()
+
+
+def sentence_offsets(sentence_spans: np.ndarray, passages: int) -> np.ndarray:
+    """Where each passage's sentences start in the spans (ordered by passage row), and
+    where the last one ends: (passages + 1,) int64."""
+    counts = np.bincount(np.asarray(sentence_spans[:, 0]), minlength=passages)
+    offsets = np.zeros(passages + 1, dtype=np.int64)
+    np.cumsum(counts[:passages], out=offsets[1:])
+    return offsets
 
 
 def _check_compatible(index_dir: Path, manifest: dict, embedder_id: str | None) -> None:
