@@ -2,13 +2,19 @@
 scoring, ranks without a full sort, sentence offsets, bounded caches; and that they give what
 the dense computations gave."""
 
+import json
+from collections import Counter
+
 import numpy as np
 import pytest
 
 from qabot.index import bm25 as bm25_module
-from qabot.index import open_index
-from qabot.index.bm25 import BM25Index, ranks, top_rows
+from qabot.index import meta, open_index
+from qabot.index.bm25 import BM25Index, Vocabulary, ranks, top_rows
 from qabot.index.loaded import sentence_offsets
+from qabot.index.meta import PassageStore
+from qabot.passages import Passage
+from qabot.terms import index_terms
 
 TEXTS = [
     "Năm nay được kết nạp thêm đảng viên mới.",
@@ -132,3 +138,95 @@ def test_caches_are_bounded(service):
 @pytest.mark.parametrize("k", [0, 1])
 def test_top_rows_of_nothing(k):
     assert top_rows(np.zeros(0, np.int64), np.zeros(0, np.float32), k).tolist() == []
+
+
+def test_a_build_in_chunks_equals_a_build_in_one():
+    texts = TEXTS * 3 + ["", "Báo cáo tổng kết năm 2024 của Đảng ủy Khu kinh tế."]
+    whole = BM25Index.build(texts, chunk=10_000)
+    chunked = BM25Index.build(texts, chunk=2)
+    assert whole.vocabulary == chunked.vocabulary and whole.n_docs == chunked.n_docs == 26
+    for name in ("idf", "prior", "indptr", "postings", "weights"):
+        assert np.array_equal(getattr(whole, name), getattr(chunked, name)), name
+
+
+def test_a_build_in_ranges_equals_the_term_by_term_weights(monkeypatch):
+    """The weights of the streaming build equal the formula applied term by term (the build
+    before it), to the last bit, however the final pass splits the terms into ranges."""
+    monkeypatch.setattr(bm25_module, "POSTINGS_PER_RANGE", 7)
+    index = BM25Index.build(TEXTS, chunk=3)
+    counts = [Counter(index_terms(t)) for t in TEXTS]
+    lengths = np.array([sum(c.values()) for c in counts], dtype=np.float32)
+    avg = float(lengths.mean())
+    n = len(TEXTS)
+    for term, t in index.vocabulary.items():
+        rows = np.array([r for r, c in enumerate(counts) if term in c], dtype=np.int32)
+        tf = np.array([counts[r][term] for r in rows], dtype=np.float32)
+        idf = np.float32(np.log(1.0 + (n - len(rows) + 0.5) / (len(rows) + 0.5)))
+        norm = bm25_module.K1 * (1.0 - bm25_module.B + bm25_module.B * lengths[rows] / avg)
+        weight = idf * index.prior[t] * tf * (bm25_module.K1 + 1.0) / (tf + norm)
+        lo, hi = index.indptr[t], index.indptr[t + 1]
+        assert index.idf[t] == idf
+        got = dict(zip(index.postings[lo:hi].tolist(), index.weights[lo:hi].tolist(), strict=True))
+        assert got == dict(zip(rows.tolist(), weight.tolist(), strict=True)), term
+
+
+def test_an_empty_corpus_builds():
+    index = BM25Index.build([])
+    assert index.n_docs == 0 and len(index.postings) == 0
+    assert len(index.touched([]).rows) == 0
+
+
+def test_a_version_keeps_postings_memory_mapped(reports_index, embedder):
+    index = open_index(reports_index, embedder.id)
+    assert isinstance(index.bm25.postings, np.memmap)
+    assert isinstance(index.bm25.weights, np.memmap)
+    assert not list(index.path.glob(".bm25-parts*"))  # the build's spill folder is gone
+
+
+def test_lazily_read_passages_equal_the_eagerly_read_ones(reports_index, embedder):
+    index = open_index(reports_index, embedder.id)
+    store = index.passages
+    assert isinstance(store, PassageStore) and store.cached() == 0  # nothing read on open
+    db = index.connect()
+    try:
+        eager = meta.read_passages(db)
+    finally:
+        db.close()
+    assert len(store) == len(eager) > 50
+    assert list(store) == eager  # streamed in row order
+    assert [store[i] for i in range(len(eager))] == eager
+    assert store[-1] == eager[-1] and store[3:6] == eager[3:6]
+    with pytest.raises(IndexError):
+        store[len(eager)]
+
+
+def test_the_passage_cache_is_bounded(tmp_path):
+    path = tmp_path / "meta.sqlite"
+    document = meta.DocumentRows(
+        meta.DocumentInfo("a.txt", "A", None, "a.txt", "h", 1, 30),
+        [meta.ParagraphRecord("a.txt", 1, "body", "x")],
+        [Passage("a.txt", i, 1, 0, 1, "body", f"đoạn {i}", "A") for i in range(30)],
+    )
+    meta.write(path, [document])
+    store = PassageStore(path, cache_size=8)
+    assert [p.text for p in store[::-1]][:2] == ["đoạn 29", "đoạn 28"]
+    assert store.cached() == 8 and store[0].ordinal == 0
+    store.close()
+
+
+def test_the_vocabulary_table_equals_a_dict(reports_index, embedder):
+    index = open_index(reports_index, embedder.id)
+    vocabulary = index.bm25.vocabulary
+    assert isinstance(vocabulary, Vocabulary)
+    terms = json.loads(json.dumps(list(vocabulary)))  # every term, in byte order
+    assert terms == sorted(terms, key=lambda t: t.encode("utf-8"))
+    ids = [vocabulary[t] for t in terms]
+    assert sorted(ids) == list(range(len(terms))) == list(range(len(index.bm25.idf)))
+    assert "đảng_viên" in vocabulary and "~dang_vien" in vocabulary
+    for missing in ("", "zzzz", "đảng_viênx", "\uffff"):
+        assert missing not in vocabulary and vocabulary.get(missing) is None
+    # The same terms and ids as a build held in memory.
+    texts = [p.indexed_text for p in index.passages]
+    in_memory = BM25Index.build(texts)
+    assert dict(vocabulary.items()) == in_memory.vocabulary
+    assert np.array_equal(index.bm25.weights, in_memory.weights)

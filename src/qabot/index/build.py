@@ -9,12 +9,14 @@ read again), and a damaged embedding cache is set aside and rebuilt.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from qabot import lexicon
 from qabot.embedding import Embedder
 from qabot.errors import IndexDamagedError
 from qabot.index import meta
-from qabot.index.bm25 import BM25Index
+from qabot.index.bm25 import BM25Writer
 from qabot.index.cache import EmbeddingCache, text_hash
 from qabot.index.layout import (
     CACHE,
@@ -38,6 +40,7 @@ from qabot.index.layout import (
     verify_version,
     writer_lock,
 )
+from qabot.index.loaded import SENTENCE_OFFSETS, sentence_offsets
 from qabot.index.vectors import build_vector_index, save_sentences, save_vector_index
 from qabot.ingest import IngestError, content_hash, discover, doc_id_for, load_document
 from qabot.passages import PassageConfig, split_document
@@ -48,6 +51,9 @@ log = logging.getLogger(__name__)
 
 # Bump when cleaning or splitting changes, so every document is processed again.
 PIPELINE_VERSION = "5"
+# Texts looked up in the embedding cache at a time: a build holds one block's vectors and
+# hashes, not the corpus's.
+CACHE_BLOCK = 20_000
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 Hook = Callable[[], None]
@@ -181,16 +187,23 @@ def _build_locked(
     summary.documents = len(documents)
     summary.passages = len(passages)
     vectors, summary.embedded = _vectors_for(
-        [p.indexed_text for p in passages], index_dir, embedder, progress
+        (p.indexed_text for p in passages), len(passages), index_dir, embedder, progress
     )
     summary.reused = len(passages) - summary.embedded
     # Sentence vectors let the ranker and the short answer see which sentence answers.
-    sentences = np.array(
-        [(row, s, e) for row, p in enumerate(passages) for s, e in sentence_units(p.text)],
-        dtype=np.int32,
-    ).reshape(-1, 3)
+    flat = array("i")
+    for row, passage in enumerate(passages):
+        for start, end in sentence_units(passage.text):
+            flat.extend((row, start, end))
+    sentences = np.frombuffer(flat, dtype=np.int32).reshape(-1, 3)
+    # Half precision as stored: the largest array of a build.
     sentence_vectors, _ = _vectors_for(
-        [passages[r].text[s:e] for r, s, e in sentences], index_dir, embedder, progress
+        (passages[r].text[s:e] for r, s, e in _rows_of(sentences)),
+        len(sentences),
+        index_dir,
+        embedder,
+        progress,
+        dtype=np.float16,
     )
 
     # A version from before checksums existed is sealed again by publishing a fresh copy.
@@ -213,7 +226,11 @@ def _build_locked(
         meta.write(staging / "meta.sqlite", documents)
         save_vector_index(build_vector_index(vectors), staging / "vectors.faiss")
         save_sentences(staging, sentences, sentence_vectors)
-        BM25Index.build([p.indexed_text for p in passages]).save(staging)
+        np.save(staging / SENTENCE_OFFSETS, sentence_offsets(sentences, len(passages)))
+        bm25 = BM25Writer(staging)
+        for passage in passages:
+            bm25.add(passage.indexed_text)
+        bm25.close()
         # Names of a newly added report ("Tràng Duệ") are restored from the next version on.
         RestoreStats.from_texts(p.indexed_text for p in passages).save(staging)
         manifest = {
@@ -273,17 +290,42 @@ def _live_rows(index_dir: Path):
     return live, manifest, db, documents
 
 
+def _rows_of(table: np.ndarray, block: int = 100_000) -> Iterator[list[int]]:
+    """A table's rows as lists of ints, converted a block at a time."""
+    for start in range(0, len(table), block):
+        yield from table[start : start + block].tolist()
+
+
 def _vectors_for(
-    texts: list[str], index_dir: Path, embedder: Embedder, progress: Progress, batch: int = 16
+    texts: Iterable[str],
+    count: int,
+    index_dir: Path,
+    embedder: Embedder,
+    progress: Progress,
+    batch: int = 16,
+    dtype: type = np.float32,
 ) -> tuple[np.ndarray, int]:
     """Vectors for ``texts`` from the cache, embedding (and caching) only the missing ones.
     A damaged cache is moved aside and a new one started: it only ever saves time."""
-    try:
-        return _vectors_from_cache(texts, index_dir, embedder, progress, batch)
-    except sqlite3.DatabaseError as exc:
-        aside = set_cache_aside(index_dir, str(exc))
-        log.warning("embedding cache was damaged (%s); moved to %s, rebuilding", exc, aside.name)
-        return _vectors_from_cache(texts, index_dir, embedder, progress, batch)
+    texts = iter(texts)
+    out = np.zeros((count, embedder.dim), dtype=dtype)
+    done = embedded = 0
+    retried = False
+    while done < count:
+        block = list(itertools.islice(texts, CACHE_BLOCK))
+        try:
+            embedded += _vectors_from_cache(block, out[done:], index_dir, embedder, progress, batch)
+        except sqlite3.DatabaseError as exc:
+            if retried:
+                raise
+            retried = True
+            aside = set_cache_aside(index_dir, str(exc))
+            log.warning(
+                "embedding cache was damaged (%s); moved to %s, rebuilding", exc, aside.name
+            )
+            embedded += _vectors_from_cache(block, out[done:], index_dir, embedder, progress, batch)
+        done += len(block)
+    return out, embedded
 
 
 def set_cache_aside(index_dir: Path, reason: str) -> Path:
@@ -298,8 +340,14 @@ def set_cache_aside(index_dir: Path, reason: str) -> Path:
 
 
 def _vectors_from_cache(
-    texts: list[str], index_dir: Path, embedder: Embedder, progress: Progress, batch: int
-) -> tuple[np.ndarray, int]:
+    texts: list[str],
+    out: np.ndarray,
+    index_dir: Path,
+    embedder: Embedder,
+    progress: Progress,
+    batch: int,
+) -> int:
+    """Fill out[: len(texts)] with the texts' vectors; the number of texts embedded."""
     cache = EmbeddingCache(index_dir / CACHE)
     try:
         hashes = [text_hash(t) for t in texts]
@@ -317,9 +365,6 @@ def _vectors_from_cache(
             progress("embedding", len(missing), len(missing))
     finally:
         cache.close()
-    matrix = (
-        np.stack([known[h] for h in hashes]).astype(np.float32)
-        if hashes
-        else np.zeros((0, embedder.dim), dtype=np.float32)
-    )
-    return matrix, len(missing)
+    for i, h in enumerate(hashes):
+        out[i] = known[h]
+    return len(missing)

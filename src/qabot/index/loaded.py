@@ -11,7 +11,7 @@ import logging
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Generic, TypeVar
@@ -99,7 +99,7 @@ class LoadedIndex:
     index_dir: Path
     version: str
     manifest: dict
-    passages: list[Passage]
+    passages: Sequence[Passage]  # meta.PassageStore when opened from disk: read on demand
     documents: list[meta.DocumentInfo]
     vectors: faiss.Index
     bm25: BM25Index
@@ -168,6 +168,9 @@ class LoadedIndex:
             db.close()
 
 
+SENTENCE_OFFSETS = "sentence_offsets.npy"
+
+
 def sentence_offsets(sentence_spans: np.ndarray, passages: int) -> np.ndarray:
     """Where each passage's sentences start in the spans (ordered by passage row), and
     where the last one ends: (passages + 1,) int64."""
@@ -207,11 +210,14 @@ def open_version(index_dir: Path, version: str, embedder_id: str | None = None) 
         try:
             db = meta.connect(folder / "meta.sqlite")
             try:
-                passages = meta.read_passages(db)
                 documents = meta.read_documents(db)
             finally:
                 db.close()
+            passages = meta.PassageStore(folder / "meta.sqlite")
             sentence_spans, sentence_vectors = load_sentences(folder)
+            offsets = None
+            if (folder / SENTENCE_OFFSETS).exists():  # versions before it: derived from spans
+                offsets = np.load(folder / SENTENCE_OFFSETS, mmap_mode="r")
             vectors = load_vector_index(folder / "vectors.faiss")
             bm25 = BM25Index.load(folder)
             # A version built before restore.npz existed gets its statistics from its passages.
@@ -250,6 +256,7 @@ def open_version(index_dir: Path, version: str, embedder_id: str | None = None) 
         sentence_vectors=sentence_vectors,
         restorer=Restorer(restore_stats),
         lease=lease,
+        sentence_offsets=offsets,
     )
 
 
