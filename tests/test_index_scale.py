@@ -173,7 +173,15 @@ def test_a_build_in_ranges_equals_the_term_by_term_weights(monkeypatch):
 def test_an_empty_corpus_builds():
     index = BM25Index.build([])
     assert index.n_docs == 0 and len(index.postings) == 0
-    assert len(index.touched([]).rows) == 0
+    touched = index.touched([])
+    assert len(touched.rows) == 0
+    assert top_rows(touched.rows, touched.scores, 40).tolist() == []
+    assert ranks(touched.rows, touched.scores, np.array([0, 3])).tolist() == [0, 3]
+
+
+def test_a_question_without_index_terms_is_answered_not_found(service):
+    answer = service.ask("?!")
+    assert not answer.found
 
 
 def test_a_version_keeps_postings_memory_mapped(reports_index, embedder):

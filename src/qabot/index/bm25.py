@@ -98,7 +98,9 @@ class BM25Index:
         spans = [(int(self.indptr[t]), int(self.indptr[t + 1])) for t in term_ids]
         spans = [(lo, min(hi, lo + MAX_POSTINGS)) for lo, hi in spans]
         if not spans:
-            return Touched(self, {}, np.zeros(0, np.int64), np.zeros(0, np.int64), [])
+            return Touched(
+                self, {}, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32)
+            )
         read = np.concatenate([self.postings[lo:hi] for lo, hi in spans])
         # Distinct rows without sorting every posting read: each row's slot takes the
         # position of one of its postings (whichever numpy writes last), so exactly one
