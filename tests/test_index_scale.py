@@ -238,3 +238,31 @@ def test_the_vocabulary_table_equals_a_dict(reports_index, embedder):
     in_memory = BM25Index.build(texts)
     assert dict(vocabulary.items()) == in_memory.vocabulary
     assert np.array_equal(index.bm25.weights, in_memory.weights)
+
+
+def test_a_build_that_changes_nothing_leaves_no_staging_folder(docs_copy, index_copy, embedder):
+    from qabot.index import build_index
+    from qabot.index.layout import VERSIONS, current_version
+
+    before = current_version(index_copy)
+    summary = build_index(docs_copy, index_copy, embedder)
+    assert not summary.published and summary.passages > 0 and summary.documents == 5
+    assert current_version(index_copy) == before
+    assert not [p for p in (index_copy / VERSIONS).iterdir() if p.name.startswith(".")]
+
+
+def test_metadata_written_in_batches_equals_one_write(reports_index, embedder, tmp_path):
+    index = open_index(reports_index, embedder.id)
+    db = index.connect()
+    try:
+        documents = [meta.read_document_rows(db, d.doc_id) for d in index.documents]
+    finally:
+        db.close()
+    writer = meta.MetaWriter(tmp_path / "meta.sqlite")
+    writer.COMMIT_ROWS = 3
+    for document in documents:
+        writer.add(document)
+    writer.close()
+    store = PassageStore(tmp_path / "meta.sqlite")
+    assert list(store) == [p for d in documents for p in d.passages]
+    store.close()

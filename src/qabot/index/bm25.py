@@ -37,8 +37,8 @@ B = 0.75
 MAX_POSTINGS = 20_000
 # A build holds this many passages' postings in memory before spilling them to disk, and
 # writes the final postings in ranges of about this many.
-CHUNK_PASSAGES = 20_000
-POSTINGS_PER_RANGE = 4_000_000
+CHUNK_PASSAGES = 5_000
+POSTINGS_PER_RANGE = 1_000_000
 
 
 @dataclass

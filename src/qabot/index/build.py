@@ -122,10 +122,56 @@ def _build_locked(
     progress: Progress,
 ) -> BuildSummary:
     summary = BuildSummary()
-    fingerprint = pipeline_fingerprint(config)
     (index_dir / VERSIONS).mkdir(parents=True, exist_ok=True)
     prune_versions(index_dir)  # clears staging folders a killed build left behind
 
+    name = new_version_name()
+    while (index_dir / VERSIONS / name).exists():
+        time.sleep(1.0)
+        name = new_version_name()
+    # Rows go to the new version's metadata as documents are read, so a build holds no
+    # document's text longer than it takes to read it; a build that publishes nothing (or
+    # is killed) leaves only this staging folder, which the next build clears.
+    staging = index_dir / VERSIONS / f".{name}.tmp"
+    staging.mkdir()
+    try:
+        published = _build_into(
+            staging, name, docs_dir, index_dir, embedder, config, progress, summary
+        )
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if not published:
+        shutil.rmtree(staging, ignore_errors=True)
+        return summary
+    prune_versions(index_dir)
+    summary.version = name
+    summary.published = True
+    log.info(
+        "index version %s: %d documents, %d passages (%d embedded)",
+        name,
+        summary.documents,
+        summary.passages,
+        summary.embedded,
+    )
+    return summary
+
+
+def _build_into(
+    staging: Path,
+    name: str,
+    docs_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    config: PassageConfig,
+    progress: Progress,
+    summary: BuildSummary,
+) -> bool:
+    """Write a version into ``staging`` and publish it; False (and summary.version the live
+    version) when the live version already holds the documents."""
+    fingerprint = pipeline_fingerprint(config)
+    rows = meta.MetaWriter(staging / "meta.sqlite")
+    flat = array("i")  # (passage row, start, end) of every sentence
     live, live_manifest, live_db, live_docs = _live_rows(index_dir)
     try:
         reusable = bool(
@@ -138,7 +184,6 @@ def _build_locked(
         files = list(discover(docs_dir)) if docs_dir.is_dir() else []
         if not docs_dir.is_dir():
             log.warning("docs folder %s does not exist; building an empty index", docs_dir)
-        documents: list[meta.DocumentRows] = []
         seen: set[str] = set()
         for number, path in enumerate(files, start=1):
             progress("reading", number, len(files))
@@ -152,58 +197,99 @@ def _build_locked(
                 )
                 continue
             old = live_docs.get(doc_id)
+            document_rows = None
             if reusable and old is not None and old.content_hash == data_hash:
                 try:
-                    documents.append(meta.read_document_rows(live_db, doc_id))
-                    summary.unchanged += 1
-                    continue
+                    document_rows = meta.read_document_rows(live_db, doc_id)
                 except sqlite3.Error as exc:  # read it from its file instead
                     log.warning("live index rows of %s unreadable (%s)", doc_id, exc)
                     reusable = False
-            try:
-                document = load_document(path, docs_dir)
-                rows = meta.DocumentRows.from_document(document, split_document(document, config))
-            except IngestError as exc:
-                log.warning("skipping %s: %s", doc_id, exc)
-                summary.skipped_files.append(SkippedFile(doc_id, str(exc)))
-                continue
-            except Exception as exc:  # one file's bug must not stop every later build
-                log.exception("skipping %s: reading it failed unexpectedly", doc_id)
-                reason = f"không đọc được tệp (lỗi {type(exc).__name__})"
-                summary.skipped_files.append(SkippedFile(doc_id, reason))
-                continue
-            documents.append(rows)
-            if old is None:
-                summary.added += 1
+            if document_rows is not None:
+                summary.unchanged += 1
             else:
-                summary.changed += 1
+                try:
+                    document = load_document(path, docs_dir)
+                    document_rows = meta.DocumentRows.from_document(
+                        document, split_document(document, config)
+                    )
+                except IngestError as exc:
+                    log.warning("skipping %s: %s", doc_id, exc)
+                    summary.skipped_files.append(SkippedFile(doc_id, str(exc)))
+                    continue
+                except Exception as exc:  # one file's bug must not stop every later build
+                    log.exception("skipping %s: reading it failed unexpectedly", doc_id)
+                    reason = f"không đọc được tệp (lỗi {type(exc).__name__})"
+                    summary.skipped_files.append(SkippedFile(doc_id, reason))
+                    continue
+                if old is None:
+                    summary.added += 1
+                else:
+                    summary.changed += 1
+            # Sentence units let the ranker and the short answer see which sentence answers.
+            for passage in document_rows.passages:
+                for start, end in sentence_units(passage.text):
+                    flat.extend((summary.passages, start, end))
+                summary.passages += 1
+            rows.add(document_rows)
+            summary.documents += 1
         summary.removed = len(set(live_docs) - seen)
         summary.skipped = len(summary.skipped_files)
     finally:
         if live_db is not None:
             live_db.close()
+        rows.close()
 
-    passages = [p for doc in documents for p in doc.passages]
-    summary.documents = len(documents)
-    summary.passages = len(passages)
+    # From here on passages are streamed back from the new metadata, never all held.
+    store = meta.PassageStore(staging / "meta.sqlite", cache_size=0)
+    try:
+        return _write_version(
+            staging,
+            name,
+            store,
+            flat,
+            live,
+            live_manifest,
+            reusable,
+            index_dir,
+            embedder,
+            fingerprint,
+            progress,
+            summary,
+        )
+    finally:
+        store.close()
+
+
+def _write_version(
+    staging: Path,
+    name: str,
+    store: meta.PassageStore,
+    flat: array,
+    live: str | None,
+    live_manifest: dict | None,
+    reusable: bool,
+    index_dir: Path,
+    embedder: Embedder,
+    fingerprint: str,
+    progress: Progress,
+    summary: BuildSummary,
+) -> bool:
+    passages = len(store)
     vectors, summary.embedded = _vectors_for(
-        (p.indexed_text for p in passages), len(passages), index_dir, embedder, progress
+        (p.indexed_text for p in store), passages, index_dir, embedder, progress
     )
-    summary.reused = len(passages) - summary.embedded
-    # Sentence vectors let the ranker and the short answer see which sentence answers.
-    flat = array("i")
-    for row, passage in enumerate(passages):
-        for start, end in sentence_units(passage.text):
-            flat.extend((row, start, end))
+    summary.reused = passages - summary.embedded
     sentences = np.frombuffer(flat, dtype=np.int32).reshape(-1, 3)
+    offsets = sentence_offsets(sentences, passages)
+
+    def sentence_texts() -> Iterator[str]:
+        for row, passage in enumerate(store):
+            for start, end in sentences[offsets[row] : offsets[row + 1], 1:].tolist():
+                yield passage.text[start:end]
+
     # Half precision as stored: the largest array of a build.
     sentence_vectors, _ = _vectors_for(
-        (passages[r].text[s:e] for r, s, e in _rows_of(sentences)),
-        len(sentences),
-        index_dir,
-        embedder,
-        progress,
-        dtype=np.float16,
+        sentence_texts(), len(sentences), index_dir, embedder, progress, dtype=np.float16
     )
 
     # A version from before checksums existed is sealed again by publishing a fresh copy.
@@ -213,54 +299,35 @@ def _build_locked(
     )
     if nothing_changed:
         summary.version = live
-        return summary
+        return False
 
-    name = new_version_name()
-    while (index_dir / VERSIONS / name).exists():
-        time.sleep(1.0)
-        name = new_version_name()
-    staging = index_dir / VERSIONS / f".{name}.tmp"
-    staging.mkdir()
-    try:
-        progress("writing", 0, 1)
-        meta.write(staging / "meta.sqlite", documents)
-        save_vector_index(build_vector_index(vectors), staging / "vectors.faiss")
-        save_sentences(staging, sentences, sentence_vectors)
-        np.save(staging / SENTENCE_OFFSETS, sentence_offsets(sentences, len(passages)))
-        bm25 = BM25Writer(staging)
-        for passage in passages:
-            bm25.add(passage.indexed_text)
-        bm25.close()
-        # Names of a newly added report ("Tràng Duệ") are restored from the next version on.
-        RestoreStats.from_texts(p.indexed_text for p in passages).save(staging)
-        manifest = {
-            "format": FORMAT,
-            "version": name,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "embedder_id": embedder.id,
-            "dim": embedder.dim,
-            "pipeline": fingerprint,
-            "documents": summary.documents,
-            "passages": summary.passages,
-            "skipped": [asdict(s) for s in summary.skipped_files],
-        }
-        (staging / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
-        publish_version(index_dir, staging, name)
-        progress("writing", 1, 1)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    prune_versions(index_dir)
-    summary.version = name
-    summary.published = True
-    log.info(
-        "index version %s: %d documents, %d passages (%d embedded)",
-        name,
-        summary.documents,
-        summary.passages,
-        summary.embedded,
-    )
-    return summary
+    progress("writing", 0, 1)
+    save_vector_index(build_vector_index(vectors), staging / "vectors.faiss")
+    del vectors
+    save_sentences(staging, sentences, sentence_vectors)
+    del sentence_vectors
+    np.save(staging / SENTENCE_OFFSETS, offsets)
+    bm25 = BM25Writer(staging)
+    for passage in store:
+        bm25.add(passage.indexed_text)
+    bm25.close()
+    # Names of a newly added report ("Tràng Duệ") are restored from the next version on.
+    RestoreStats.from_texts(p.indexed_text for p in store).save(staging)
+    manifest = {
+        "format": FORMAT,
+        "version": name,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "embedder_id": embedder.id,
+        "dim": embedder.dim,
+        "pipeline": fingerprint,
+        "documents": summary.documents,
+        "passages": summary.passages,
+        "skipped": [asdict(s) for s in summary.skipped_files],
+    }
+    (staging / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
+    publish_version(index_dir, staging, name)
+    progress("writing", 1, 1)
+    return True
 
 
 def _live_rows(index_dir: Path):
@@ -288,12 +355,6 @@ def _live_rows(index_dir: Path):
             db.close()
         return None, None, None, {}
     return live, manifest, db, documents
-
-
-def _rows_of(table: np.ndarray, block: int = 100_000) -> Iterator[list[int]]:
-    """A table's rows as lists of ints, converted a block at a time."""
-    for start in range(0, len(table), block):
-        yield from table[start : start + block].tolist()
 
 
 def _vectors_for(

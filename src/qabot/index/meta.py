@@ -81,39 +81,65 @@ def connect(path: Path, *, read_only: bool = True) -> sqlite3.Connection:
 
 
 def write(path: Path, documents: list[DocumentRows]) -> None:
-    db = connect(path, read_only=False)
+    writer = MetaWriter(path)
     try:
-        db.executescript(SCHEMA)
-        row = 0
         for doc in documents:
-            i = doc.info
-            db.execute(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (i.doc_id, i.title, i.date, i.source, i.content_hash, i.paragraphs, i.passages),
-            )
-            db.executemany(
-                "INSERT INTO paragraphs VALUES (?, ?, ?, ?)",
-                [(p.doc_id, p.number, p.kind, p.text) for p in doc.paragraphs],
-            )
-            for p in doc.passages:
-                db.execute(
-                    "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        row,
-                        p.doc_id,
-                        p.ordinal,
-                        p.paragraph,
-                        p.start,
-                        p.end,
-                        p.kind,
-                        p.text,
-                        p.header,
-                    ),
-                )
-                row += 1
-        db.commit()
+            writer.add(doc)
     finally:
-        db.close()
+        writer.close()
+
+
+class MetaWriter:
+    """A new version's metadata, written document by document and committed in batches
+    (about COMMIT_ROWS passages), so a build holds one document's rows at a time."""
+
+    COMMIT_ROWS = 20_000
+
+    def __init__(self, path: Path) -> None:
+        self._db = connect(path, read_only=False)
+        self._db.executescript(SCHEMA)
+        self.rows = 0
+        self._pending = 0
+
+    def add(self, doc: DocumentRows) -> None:
+        i = doc.info
+        db = self._db
+        db.execute(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (i.doc_id, i.title, i.date, i.source, i.content_hash, i.paragraphs, i.passages),
+        )
+        db.executemany(
+            "INSERT INTO paragraphs VALUES (?, ?, ?, ?)",
+            [(p.doc_id, p.number, p.kind, p.text) for p in doc.paragraphs],
+        )
+        db.executemany(
+            "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    self.rows + k,
+                    p.doc_id,
+                    p.ordinal,
+                    p.paragraph,
+                    p.start,
+                    p.end,
+                    p.kind,
+                    p.text,
+                    p.header,
+                )
+                for k, p in enumerate(doc.passages)
+            ],
+        )
+        self.rows += len(doc.passages)
+        self._pending += len(doc.passages) + 1
+        if self._pending >= self.COMMIT_ROWS:
+            db.commit()
+            self._pending = 0
+
+    def close(self) -> None:
+        try:
+            self._db.commit()
+        finally:
+            self._db.close()
 
 
 def read_documents(db: sqlite3.Connection) -> list[DocumentInfo]:
