@@ -3,12 +3,27 @@
 Scores are precomputed per (term, passage) as in bm25s, so a query is a few array adds.
 For ranking, a term's idf is multiplied by its general-language prior (qabot.lexicon): in a
 corpus of a few reports, document frequency alone cannot tell "được" from "kết nạp".
+
+A query costs what its terms' postings cost, not what the corpus holds: only the passages
+a query term touches are scored, and a term's postings are stored impact-ordered (highest
+weight first), so a very common term contributes only its MAX_POSTINGS best postings. The
+passages past that bound are the ones where the term weighs least (long passages, one
+occurrence) and the term is common, so its weight is small anyway; below the bound (every
+term of the sample corpus) scores are exact.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
+import mmap
+import os
+import shutil
+import tempfile
+import threading
+from array import array
 from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,11 +33,17 @@ from qabot.terms import index_terms, term_prior
 
 K1 = 1.2
 B = 0.75
+# Postings a query reads per term at most (impact order: a term's best passages first).
+MAX_POSTINGS = 20_000
+# A build holds this many passages' postings in memory before spilling them to disk, and
+# writes the final postings in ranges of about this many.
+CHUNK_PASSAGES = 5_000
+POSTINGS_PER_RANGE = 1_000_000
 
 
 @dataclass
 class BM25Index:
-    vocabulary: dict[str, int]
+    vocabulary: Mapping[str, int]  # Vocabulary when loaded from disk
     idf: np.ndarray  # per term, from this corpus's document frequencies
     prior: np.ndarray  # per term, its general-language weight (lexicon.prior)
     indptr: np.ndarray  # term t's postings are [indptr[t], indptr[t + 1])
@@ -31,85 +52,351 @@ class BM25Index:
     n_docs: int
     term_weight: np.ndarray = field(init=False)  # idf * prior: what ranking weighs a term by
 
+    _scratch: threading.local = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         self.term_weight = (self.idf * self.prior).astype(np.float32)
+        self._scratch = threading.local()
+
+    def _slots(self) -> np.ndarray:
+        """This thread's scratch array of one int32 per passage, made once per thread (not
+        per query): a query reads and writes only the slots of the rows it touches."""
+        slots = getattr(self._scratch, "slots", None)
+        if slots is None:
+            slots = self._scratch.slots = np.empty(self.n_docs, dtype=np.int32)
+        return slots
 
     @classmethod
-    def build(cls, texts: list[str]) -> BM25Index:
-        counts = [Counter(index_terms(text)) for text in texts]
-        lengths = np.array([sum(c.values()) for c in counts], dtype=np.float32)
-        avg_length = float(lengths.mean()) if len(lengths) else 1.0
-        vocabulary: dict[str, int] = {}
-        by_term: dict[int, list[tuple[int, int]]] = {}
-        for row, counter in enumerate(counts):
-            for term, tf in counter.items():
-                term_id = vocabulary.setdefault(term, len(vocabulary))
-                by_term.setdefault(term_id, []).append((row, tf))
-        n = len(texts)
-        indptr = np.zeros(len(vocabulary) + 1, dtype=np.int64)
-        postings_parts, weight_parts = [], []
-        idf = np.zeros(len(vocabulary), dtype=np.float32)
-        prior = np.array([term_prior(t) for t in vocabulary], dtype=np.float32)
-        for term_id in range(len(vocabulary)):
-            entries = by_term[term_id]
-            rows = np.array([r for r, _ in entries], dtype=np.int32)
-            tf = np.array([f for _, f in entries], dtype=np.float32)
-            df = len(entries)
-            idf[term_id] = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
-            norm = K1 * (1.0 - B + B * lengths[rows] / max(avg_length, 1e-9))
-            postings_parts.append(rows)
-            weight = idf[term_id] * prior[term_id]
-            weight_parts.append(weight * tf * (K1 + 1.0) / (tf + norm))
-            indptr[term_id + 1] = indptr[term_id] + df
-        postings = np.concatenate(postings_parts) if postings_parts else np.zeros(0, np.int32)
-        weights = np.concatenate(weight_parts) if weight_parts else np.zeros(0, np.float32)
-        return cls(vocabulary, idf, prior, indptr, postings, weights.astype(np.float32), n)
+    def build(cls, texts: Iterable[str], chunk: int | None = None) -> BM25Index:
+        """An index of ``texts`` in memory (tests, small corpora); builds write with
+        BM25Writer."""
+        with tempfile.TemporaryDirectory() as folder:
+            writer = BM25Writer(Path(folder), chunk or CHUNK_PASSAGES)
+            for text in texts:
+                writer.add(text)
+            writer.close()
+            index = cls.load(Path(folder))
+            # Read into memory: the files go with the temporary folder.
+            index.postings, index.weights = np.array(index.postings), np.array(index.weights)
+            index.vocabulary = dict(index.vocabulary)
+            return index
 
     def term_ids(self, terms: list[str]) -> list[int]:
         return [self.vocabulary[t] for t in dict.fromkeys(terms) if t in self.vocabulary]
 
     def scores(self, term_ids: list[int], term_weights: list[float] | None = None) -> np.ndarray:
-        """BM25 score of every passage for the given query terms."""
+        """BM25 score of every passage for the given query terms (n-sized: for tests and
+        small corpora; searching uses ``touched``)."""
         out = np.zeros(self.n_docs, dtype=np.float32)
-        for i, t in enumerate(term_ids):
-            lo, hi = self.indptr[t], self.indptr[t + 1]
-            w = self.weights[lo:hi]
-            out[self.postings[lo:hi]] += w if term_weights is None else w * term_weights[i]
+        touched = self.touched(term_ids, term_weights)
+        out[touched.rows] = touched.scores
         return out
 
-    def matched_weight(self, term_ids: list[int]) -> np.ndarray:
-        """Per passage, the summed term_weight of the query terms it contains."""
-        out = np.zeros(self.n_docs, dtype=np.float32)
-        for t in term_ids:
-            lo, hi = self.indptr[t], self.indptr[t + 1]
-            out[self.postings[lo:hi]] += self.term_weight[t]
-        return out
-
-    def save(self, folder: Path) -> None:
-        np.savez(
-            folder / "bm25.npz",
-            idf=self.idf,
-            prior=self.prior,
-            indptr=self.indptr,
-            postings=self.postings,
-            weights=self.weights,
-            n_docs=np.array([self.n_docs]),
+    def touched(self, term_ids: list[int], term_weights: list[float] | None = None) -> Touched:
+        """The passages the query terms touch and their BM25 scores, reading at most
+        MAX_POSTINGS postings per term."""
+        spans = [(int(self.indptr[t]), int(self.indptr[t + 1])) for t in term_ids]
+        spans = [(lo, min(hi, lo + MAX_POSTINGS)) for lo, hi in spans]
+        if not spans:
+            return Touched(
+                self, {}, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32)
+            )
+        read = np.concatenate([self.postings[lo:hi] for lo, hi in spans])
+        # Distinct rows without sorting every posting read: each row's slot takes the
+        # position of one of its postings (whichever numpy writes last), so exactly one
+        # posting per row finds its own position there. Every slot read was written by this
+        # query, so the array needs no clearing; it is the thread's own.
+        slot = self._slots()
+        positions = np.arange(len(read), dtype=np.int32)
+        slot[read] = positions
+        rows = np.sort(read[slot[read] == positions])
+        slot[rows] = np.arange(len(rows), dtype=np.int32)
+        where = slot[read]
+        segments, start = [], 0
+        for lo, hi in spans:
+            segments.append((lo, hi, start))
+            start += hi - lo
+        touched = Touched(self, dict(zip(term_ids, segments, strict=True)), rows, where, [])
+        touched.scores = touched.accumulate(
+            term_ids, term_weights or [1.0] * len(term_ids), self.weights, per_term=False
         )
-        terms = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
-        (folder / "bm25_vocabulary.json").write_text(json.dumps(terms, ensure_ascii=False))
+        return touched
 
     @classmethod
     def load(cls, folder: Path) -> BM25Index:
         arrays = np.load(folder / "bm25.npz")
-        terms = json.loads((folder / "bm25_vocabulary.json").read_text())
         idf = arrays["idf"]
         return cls(
-            vocabulary={t: i for i, t in enumerate(terms)},
+            vocabulary=read_vocabulary(folder),
             idf=idf,
             # An index built before the prior existed weighs every term alike.
             prior=arrays["prior"] if "prior" in arrays.files else np.ones_like(idf),
             indptr=arrays["indptr"],
-            postings=arrays["postings"],
-            weights=arrays["weights"],
+            # Memory-mapped: a query reads only its terms' postings. Versions from before
+            # the streaming build kept them inside bm25.npz.
+            postings=_postings_array(folder, arrays, "postings"),
+            weights=_postings_array(folder, arrays, "weights"),
             n_docs=int(arrays["n_docs"][0]),
         )
+
+
+TERMS = "bm25_terms.bin"  # the terms in byte order, UTF-8, back to back
+TERM_OFFSETS = "bm25_term_offsets.npy"  # term i is TERMS[offsets[i]:offsets[i + 1]]
+TERM_IDS = "bm25_term_ids.npy"  # term i's id (its row in idf, prior, indptr)
+OLD_VOCABULARY = "bm25_vocabulary.json"  # versions before the term table: ids in order
+
+
+class Vocabulary(Mapping[str, int]):
+    """Term -> id by binary search in a sorted, memory-mapped term table: opening an index
+    parses nothing, and the table is paged in as lookups touch it."""
+
+    def __init__(self, folder: Path) -> None:
+        with open(folder / TERMS, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            self._blob = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        # Plain ndarray views: indexing a memmap subclass costs microseconds a lookup.
+        self._offsets = _load_mapped(folder / TERM_OFFSETS).view(np.ndarray)
+        self._ids = _load_mapped(folder / TERM_IDS).view(np.ndarray)
+        self._keys = _SortedKeys(self._blob, self._offsets)
+
+    def __getitem__(self, term: str) -> int:
+        key = term.encode("utf-8")
+        at = bisect.bisect_left(self._keys, key)
+        if at < len(self._ids) and self._keys[at] == key:
+            return int(self._ids[at])
+        raise KeyError(term)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __iter__(self) -> Iterator[str]:
+        for i in range(len(self._ids)):
+            yield self._keys[i].decode("utf-8")
+
+
+class _SortedKeys(Sequence[bytes]):
+    def __init__(self, blob, offsets: np.ndarray) -> None:
+        self._blob, self._offsets = blob, offsets
+
+    def __len__(self) -> int:
+        return max(len(self._offsets) - 1, 0)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._blob[int(self._offsets[i]) : int(self._offsets[i + 1])]
+
+
+def write_vocabulary(folder: Path, terms: list[str]) -> None:
+    """The term table of ``terms`` (given in id order)."""
+    encoded = [t.encode("utf-8") for t in terms]
+    order = sorted(range(len(encoded)), key=encoded.__getitem__)
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(encoded[i]) for i in order], out=offsets[1:])
+    with open(folder / TERMS, "wb") as handle:
+        for i in order:
+            handle.write(encoded[i])
+    np.save(folder / TERM_OFFSETS, offsets)
+    np.save(folder / TERM_IDS, np.array(order, dtype=np.int32))
+
+
+def read_vocabulary(folder: Path) -> Mapping[str, int]:
+    if (folder / TERMS).exists():
+        return Vocabulary(folder)
+    terms = json.loads((folder / OLD_VOCABULARY).read_text())
+    return {t: i for i, t in enumerate(terms)}
+
+
+def _postings_array(folder: Path, arrays, name: str) -> np.ndarray:
+    if name in arrays.files:
+        return arrays[name]
+    return _load_mapped(folder / f"bm25_{name}.npy")
+
+
+def _load_mapped(path: Path) -> np.ndarray:
+    # An empty array cannot be memory-mapped.
+    return np.load(path, mmap_mode="r" if path.stat().st_size > 4096 else None)
+
+
+class BM25Writer:
+    """Writes a BM25 index passage by passage with memory bounded by ``chunk`` passages
+    (plus the vocabulary and a few numbers per passage), whatever the corpus size.
+
+    Each chunk's postings (term, row, tf) are spilled to disk sorted by term, as bm25s
+    builds a CSC matrix; ``close`` then walks the terms in ranges, reads each range's
+    postings from every chunk, weighs them with the corpus-wide statistics (df, average
+    length) and appends them, impact-ordered, to bm25_postings.npy and bm25_weights.npy.
+    Weights are computed with the same float32 operations as term-by-term, so a build in
+    chunks equals a build in one.
+    """
+
+    def __init__(self, folder: Path, chunk: int = CHUNK_PASSAGES) -> None:
+        self.folder = folder
+        self.chunk = chunk
+        self.parts = folder / ".bm25-parts"
+        self.parts.mkdir()
+        self.vocabulary: dict[str, int] = {}
+        self.df = np.zeros(0, dtype=np.int64)
+        self.lengths: list[np.ndarray] = []
+        self.chunks = 0
+        self.rows = 0
+        self._start_buffer()
+
+    def _start_buffer(self) -> None:
+        self._terms, self._rows, self._tfs = array("i"), array("i"), array("i")
+        self._lengths = array("f")
+
+    def add(self, text: str) -> None:
+        counts = Counter(index_terms(text))
+        vocabulary = self.vocabulary
+        row = self.rows
+        for term, tf in counts.items():
+            self._terms.append(vocabulary.setdefault(term, len(vocabulary)))
+            self._tfs.append(tf)
+        self._rows.extend([row] * len(counts))
+        self._lengths.append(sum(counts.values()))
+        self.rows += 1
+        if len(self._lengths) >= self.chunk:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not len(self._lengths):
+            return
+        terms = np.frombuffer(self._terms, dtype=np.int32)
+        order = np.argsort(terms, kind="stable")  # rows stay ascending within a term
+        np.save(self.parts / f"{self.chunks}-terms.npy", terms[order])
+        np.save(self.parts / f"{self.chunks}-rows.npy", np.frombuffer(self._rows, np.int32)[order])
+        np.save(self.parts / f"{self.chunks}-tfs.npy", np.frombuffer(self._tfs, np.int32)[order])
+        counted = np.bincount(terms, minlength=len(self.vocabulary))
+        counted[: len(self.df)] += self.df
+        self.df = counted
+        self.lengths.append(np.frombuffer(self._lengths, dtype=np.float32).copy())
+        self.chunks += 1
+        self._start_buffer()
+
+    def close(self) -> int:
+        """Write the index files; the number of passages."""
+        self._flush()
+        folder, n, vocabulary_size = self.folder, self.rows, len(self.vocabulary)
+        df = np.zeros(vocabulary_size, dtype=np.int64)
+        df[: len(self.df)] = self.df
+        lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.float32)
+        avg_length = float(lengths.mean()) if len(lengths) else 1.0
+        idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
+        prior = np.array([term_prior(t) for t in self.vocabulary], dtype=np.float32)
+        indptr = np.zeros(vocabulary_size + 1, dtype=np.int64)
+        np.cumsum(df, out=indptr[1:])
+        total = int(indptr[-1])
+        parts = [
+            tuple(_load_mapped(self.parts / f"{c}-{name}.npy") for name in ("terms", "rows", "tfs"))
+            for c in range(self.chunks)
+        ]
+        with (
+            open(folder / "bm25_postings.npy", "wb") as postings_file,
+            open(folder / "bm25_weights.npy", "wb") as weights_file,
+        ):
+            for handle, dtype in ((postings_file, "<i4"), (weights_file, "<f4")):
+                np.lib.format.write_array_header_2_0(
+                    handle, {"descr": dtype, "fortran_order": False, "shape": (total,)}
+                )
+            first = 0
+            while first < vocabulary_size:
+                # A range of terms holding about one chunk's worth of postings.
+                last = int(np.searchsorted(indptr, indptr[first] + POSTINGS_PER_RANGE, "right"))
+                last = min(max(last - 1, first + 1), vocabulary_size)
+                pieces = []
+                for terms, rows, tfs in parts:
+                    lo, hi = np.searchsorted(terms, [first, last])
+                    pieces.append((terms[lo:hi], rows[lo:hi], tfs[lo:hi]))
+                term = np.concatenate([p[0] for p in pieces])
+                order = np.argsort(term, kind="stable")  # chunk order is row order
+                term = term[order]
+                row = np.concatenate([p[1] for p in pieces])[order]
+                tf = np.concatenate([p[2] for p in pieces])[order].astype(np.float32)
+                norm = K1 * (1.0 - B + B * lengths[row] / max(avg_length, 1e-9))
+                weight = (idf[term] * prior[term]) * tf * (K1 + 1.0) / (tf + norm)
+                # Impact order within each term: highest weight first, ties by row.
+                impact = np.lexsort((row, -weight, term))
+                postings_file.write(row[impact].astype("<i4").tobytes())
+                weights_file.write(weight[impact].astype("<f4").tobytes())
+                first = last
+        np.savez(folder / "bm25.npz", idf=idf, prior=prior, indptr=indptr, n_docs=np.array([n]))
+        write_vocabulary(folder, list(self.vocabulary))  # in id order
+        shutil.rmtree(self.parts)
+        return n
+
+
+@dataclass
+class Touched:
+    """The passages a query's terms touch (sorted rows), their BM25 scores, and where each
+    term's postings fall among them."""
+
+    bm25: BM25Index
+    segments: dict[int, tuple[int, int, int]]  # term id -> (lo, hi) postings, start in where
+    rows: np.ndarray
+    where: np.ndarray  # per posting read: its index in rows
+    scores: np.ndarray
+
+    def accumulate(
+        self, term_ids: list[int], factors: list[float], values: np.ndarray, per_term: bool
+    ) -> np.ndarray:
+        """Per touched row, the sum of factor x value over the given terms' postings, added
+        term by term in float32, as a dense accumulation would: equal to the last bit. Within
+        a term the rows are distinct, so += is safe."""
+        out = np.zeros(len(self.rows), dtype=np.float32)
+        for term_id, factor in zip(term_ids, factors, strict=True):
+            lo, hi, start = self.segments[term_id]
+            v = values[term_id] if per_term else values[lo:hi]
+            out[self.where[start : start + hi - lo]] += v if factor == 1.0 else v * factor
+        return out
+
+    def matched_weight(self, terms: list[str]) -> np.ndarray:
+        """Per touched row, the summed term_weight (idf x prior) of the given terms it
+        contains."""
+        vocabulary = self.bm25.vocabulary
+        ids = [vocabulary[t] for t in dict.fromkeys(terms) if t in vocabulary]
+        ids = [t for t in ids if t in self.segments]
+        return self.accumulate(ids, [1.0] * len(ids), self.bm25.term_weight, per_term=True)
+
+    def at(self, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """``values`` (per touched row) at the given rows; 0 where a row is not touched."""
+        out = np.zeros(len(rows), dtype=np.float32)
+        if len(self.rows):
+            at = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
+            hit = self.rows[at] == rows
+            out[hit] = values[at[hit]]
+        return out
+
+
+def top_rows(rows: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """The k best scoring (positive) rows, best first, ties by row: the order a stable sort
+    of every passage's score would give, without one."""
+    if k < len(scores):
+        cut = np.partition(scores, len(scores) - k)[len(scores) - k]
+        chosen = np.flatnonzero(scores >= max(cut, np.float32(0)))
+    else:
+        chosen = np.arange(len(scores))
+    chosen = chosen[scores[chosen] > 0]
+    return rows[chosen[np.lexsort((rows[chosen], -scores[chosen]))][:k]]
+
+
+def ranks(rows: np.ndarray, scores: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Rank (from 0) of each wanted row in the BM25 order of every passage: by score, ties
+    and unscored passages by row, as a stable sort of the n-sized score array would give.
+    ``rows`` (sorted) and ``scores`` are the touched passages; the others score 0."""
+    positive = scores > 0
+    scored_rows, scored = rows[positive], scores[positive]
+    ascending = np.sort(scored)
+    out = np.empty(len(wanted), dtype=np.int64)
+    at = np.searchsorted(rows, wanted)
+    for i, row in enumerate(wanted.tolist()):
+        j = int(at[i])
+        score = scores[j] if j < len(rows) and rows[j] == row else np.float32(0)
+        if score > 0:
+            left = np.searchsorted(ascending, score, "left")
+            right = np.searchsorted(ascending, score, "right")
+            tied = 0
+            if right - left > 1:
+                tied = int(np.count_nonzero((scored == score) & (scored_rows < row)))
+            out[i] = len(scored) - right + tied
+        else:  # after every scored passage, in row order among the unscored
+            out[i] = len(scored) + row - int(np.searchsorted(scored_rows, row))
+    return out

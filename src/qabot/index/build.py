@@ -9,12 +9,14 @@ read again), and a damaged embedding cache is set aside and rebuilt.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from qabot import lexicon
 from qabot.embedding import Embedder
 from qabot.errors import IndexDamagedError
 from qabot.index import meta
-from qabot.index.bm25 import BM25Index
+from qabot.index.bm25 import BM25Writer
 from qabot.index.cache import EmbeddingCache, text_hash
 from qabot.index.layout import (
     CACHE,
@@ -38,6 +40,7 @@ from qabot.index.layout import (
     verify_version,
     writer_lock,
 )
+from qabot.index.loaded import SENTENCE_OFFSETS, sentence_offsets
 from qabot.index.vectors import build_vector_index, save_sentences, save_vector_index
 from qabot.ingest import IngestError, content_hash, discover, doc_id_for, load_document
 from qabot.passages import PassageConfig, split_document
@@ -51,6 +54,9 @@ PIPELINE_VERSION = "5"
 # Bump when what meta.DocumentRows derives per document (qabot.subject) changes: rows are
 # then derived again, without touching passages, vectors or the pipeline fingerprint.
 DOCUMENT_VERSION = "1"
+# Texts looked up in the embedding cache at a time: a build holds one block's vectors and
+# hashes, not the corpus's.
+CACHE_BLOCK = 20_000
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 Hook = Callable[[], None]
@@ -119,10 +125,56 @@ def _build_locked(
     progress: Progress,
 ) -> BuildSummary:
     summary = BuildSummary()
-    fingerprint = pipeline_fingerprint(config)
     (index_dir / VERSIONS).mkdir(parents=True, exist_ok=True)
     prune_versions(index_dir)  # clears staging folders a killed build left behind
 
+    name = new_version_name()
+    while (index_dir / VERSIONS / name).exists():
+        time.sleep(1.0)
+        name = new_version_name()
+    # Rows go to the new version's metadata as documents are read, so a build holds no
+    # document's text longer than it takes to read it; a build that publishes nothing (or
+    # is killed) leaves only this staging folder, which the next build clears.
+    staging = index_dir / VERSIONS / f".{name}.tmp"
+    staging.mkdir()
+    try:
+        published = _build_into(
+            staging, name, docs_dir, index_dir, embedder, config, progress, summary
+        )
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if not published:
+        shutil.rmtree(staging, ignore_errors=True)
+        return summary
+    prune_versions(index_dir)
+    summary.version = name
+    summary.published = True
+    log.info(
+        "index version %s: %d documents, %d passages (%d embedded)",
+        name,
+        summary.documents,
+        summary.passages,
+        summary.embedded,
+    )
+    return summary
+
+
+def _build_into(
+    staging: Path,
+    name: str,
+    docs_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    config: PassageConfig,
+    progress: Progress,
+    summary: BuildSummary,
+) -> bool:
+    """Write a version into ``staging`` and publish it; False (and summary.version the live
+    version) when the live version already holds the documents."""
+    fingerprint = pipeline_fingerprint(config)
+    rows = meta.MetaWriter(staging / "meta.sqlite")
+    flat = array("i")  # (passage row, start, end) of every sentence
     live, live_manifest, live_db, live_docs = _live_rows(index_dir)
     try:
         reusable = bool(
@@ -136,7 +188,6 @@ def _build_locked(
         files = list(discover(docs_dir)) if docs_dir.is_dir() else []
         if not docs_dir.is_dir():
             log.warning("docs folder %s does not exist; building an empty index", docs_dir)
-        documents: list[meta.DocumentRows] = []
         seen: set[str] = set()
         for number, path in enumerate(files, start=1):
             progress("reading", number, len(files))
@@ -150,51 +201,99 @@ def _build_locked(
                 )
                 continue
             old = live_docs.get(doc_id)
+            document_rows = None
             if reusable and old is not None and old.content_hash == data_hash:
                 try:
-                    documents.append(meta.read_document_rows(live_db, doc_id))
-                    summary.unchanged += 1
-                    continue
+                    document_rows = meta.read_document_rows(live_db, doc_id)
                 except sqlite3.Error as exc:  # read it from its file instead
                     log.warning("live index rows of %s unreadable (%s)", doc_id, exc)
                     reusable = False
-            try:
-                document = load_document(path, docs_dir)
-                rows = meta.DocumentRows.from_document(document, split_document(document, config))
-            except IngestError as exc:
-                log.warning("skipping %s: %s", doc_id, exc)
-                summary.skipped_files.append(SkippedFile(doc_id, str(exc)))
-                continue
-            except Exception as exc:  # one file's bug must not stop every later build
-                log.exception("skipping %s: reading it failed unexpectedly", doc_id)
-                reason = f"không đọc được tệp (lỗi {type(exc).__name__})"
-                summary.skipped_files.append(SkippedFile(doc_id, reason))
-                continue
-            documents.append(rows)
-            if old is None:
-                summary.added += 1
+            if document_rows is not None:
+                summary.unchanged += 1
             else:
-                summary.changed += 1
+                try:
+                    document = load_document(path, docs_dir)
+                    document_rows = meta.DocumentRows.from_document(
+                        document, split_document(document, config)
+                    )
+                except IngestError as exc:
+                    log.warning("skipping %s: %s", doc_id, exc)
+                    summary.skipped_files.append(SkippedFile(doc_id, str(exc)))
+                    continue
+                except Exception as exc:  # one file's bug must not stop every later build
+                    log.exception("skipping %s: reading it failed unexpectedly", doc_id)
+                    reason = f"không đọc được tệp (lỗi {type(exc).__name__})"
+                    summary.skipped_files.append(SkippedFile(doc_id, reason))
+                    continue
+                if old is None:
+                    summary.added += 1
+                else:
+                    summary.changed += 1
+            # Sentence units let the ranker and the short answer see which sentence answers.
+            for passage in document_rows.passages:
+                for start, end in sentence_units(passage.text):
+                    flat.extend((summary.passages, start, end))
+                summary.passages += 1
+            rows.add(document_rows)
+            summary.documents += 1
         summary.removed = len(set(live_docs) - seen)
         summary.skipped = len(summary.skipped_files)
     finally:
         if live_db is not None:
             live_db.close()
+        rows.close()
 
-    passages = [p for doc in documents for p in doc.passages]
-    summary.documents = len(documents)
-    summary.passages = len(passages)
+    # From here on passages are streamed back from the new metadata, never all held.
+    store = meta.PassageStore(staging / "meta.sqlite", cache_size=0)
+    try:
+        return _write_version(
+            staging,
+            name,
+            store,
+            flat,
+            live,
+            live_manifest,
+            reusable,
+            index_dir,
+            embedder,
+            fingerprint,
+            progress,
+            summary,
+        )
+    finally:
+        store.close()
+
+
+def _write_version(
+    staging: Path,
+    name: str,
+    store: meta.PassageStore,
+    flat: array,
+    live: str | None,
+    live_manifest: dict | None,
+    reusable: bool,
+    index_dir: Path,
+    embedder: Embedder,
+    fingerprint: str,
+    progress: Progress,
+    summary: BuildSummary,
+) -> bool:
+    passages = len(store)
     vectors, summary.embedded = _vectors_for(
-        [p.indexed_text for p in passages], index_dir, embedder, progress
+        (p.indexed_text for p in store), passages, index_dir, embedder, progress
     )
-    summary.reused = len(passages) - summary.embedded
-    # Sentence vectors let the ranker and the short answer see which sentence answers.
-    sentences = np.array(
-        [(row, s, e) for row, p in enumerate(passages) for s, e in sentence_units(p.text)],
-        dtype=np.int32,
-    ).reshape(-1, 3)
+    summary.reused = passages - summary.embedded
+    sentences = np.frombuffer(flat, dtype=np.int32).reshape(-1, 3)
+    offsets = sentence_offsets(sentences, passages)
+
+    def sentence_texts() -> Iterator[str]:
+        for row, passage in enumerate(store):
+            for start, end in sentences[offsets[row] : offsets[row + 1], 1:].tolist():
+                yield passage.text[start:end]
+
+    # Half precision as stored: the largest array of a build.
     sentence_vectors, _ = _vectors_for(
-        [passages[r].text[s:e] for r, s, e in sentences], index_dir, embedder, progress
+        sentence_texts(), len(sentences), index_dir, embedder, progress, dtype=np.float16
     )
 
     # A version from before checksums existed is sealed again by publishing a fresh copy.
@@ -204,51 +303,36 @@ def _build_locked(
     )
     if nothing_changed:
         summary.version = live
-        return summary
+        return False
 
-    name = new_version_name()
-    while (index_dir / VERSIONS / name).exists():
-        time.sleep(1.0)
-        name = new_version_name()
-    staging = index_dir / VERSIONS / f".{name}.tmp"
-    staging.mkdir()
-    try:
-        progress("writing", 0, 1)
-        meta.write(staging / "meta.sqlite", documents)
-        save_vector_index(build_vector_index(vectors), staging / "vectors.faiss")
-        save_sentences(staging, sentences, sentence_vectors)
-        BM25Index.build([p.indexed_text for p in passages]).save(staging)
-        # Names of a newly added report ("Tràng Duệ") are restored from the next version on.
-        RestoreStats.from_texts(p.indexed_text for p in passages).save(staging)
-        manifest = {
-            "format": FORMAT,
-            "version": name,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "embedder_id": embedder.id,
-            "dim": embedder.dim,
-            "pipeline": fingerprint,
-            "documents_derived": DOCUMENT_VERSION,
-            "documents": summary.documents,
-            "passages": summary.passages,
-            "skipped": [asdict(s) for s in summary.skipped_files],
-        }
-        (staging / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
-        publish_version(index_dir, staging, name)
-        progress("writing", 1, 1)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    prune_versions(index_dir)
-    summary.version = name
-    summary.published = True
-    log.info(
-        "index version %s: %d documents, %d passages (%d embedded)",
-        name,
-        summary.documents,
-        summary.passages,
-        summary.embedded,
-    )
-    return summary
+    progress("writing", 0, 1)
+    save_vector_index(build_vector_index(vectors), staging / "vectors.faiss")
+    del vectors
+    save_sentences(staging, sentences, sentence_vectors)
+    del sentence_vectors
+    np.save(staging / SENTENCE_OFFSETS, offsets)
+    bm25 = BM25Writer(staging)
+    for passage in store:
+        bm25.add(passage.indexed_text)
+    bm25.close()
+    # Names of a newly added report ("Tràng Duệ") are restored from the next version on.
+    RestoreStats.from_texts(p.indexed_text for p in store).save(staging)
+    manifest = {
+        "format": FORMAT,
+        "version": name,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "embedder_id": embedder.id,
+        "dim": embedder.dim,
+        "pipeline": fingerprint,
+        "documents_derived": DOCUMENT_VERSION,
+        "documents": summary.documents,
+        "passages": summary.passages,
+        "skipped": [asdict(s) for s in summary.skipped_files],
+    }
+    (staging / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
+    publish_version(index_dir, staging, name)
+    progress("writing", 1, 1)
+    return True
 
 
 def _live_rows(index_dir: Path):
@@ -279,16 +363,35 @@ def _live_rows(index_dir: Path):
 
 
 def _vectors_for(
-    texts: list[str], index_dir: Path, embedder: Embedder, progress: Progress, batch: int = 16
+    texts: Iterable[str],
+    count: int,
+    index_dir: Path,
+    embedder: Embedder,
+    progress: Progress,
+    batch: int = 16,
+    dtype: type = np.float32,
 ) -> tuple[np.ndarray, int]:
     """Vectors for ``texts`` from the cache, embedding (and caching) only the missing ones.
     A damaged cache is moved aside and a new one started: it only ever saves time."""
-    try:
-        return _vectors_from_cache(texts, index_dir, embedder, progress, batch)
-    except sqlite3.DatabaseError as exc:
-        aside = set_cache_aside(index_dir, str(exc))
-        log.warning("embedding cache was damaged (%s); moved to %s, rebuilding", exc, aside.name)
-        return _vectors_from_cache(texts, index_dir, embedder, progress, batch)
+    texts = iter(texts)
+    out = np.zeros((count, embedder.dim), dtype=dtype)
+    done = embedded = 0
+    retried = False
+    while done < count:
+        block = list(itertools.islice(texts, CACHE_BLOCK))
+        try:
+            embedded += _vectors_from_cache(block, out[done:], index_dir, embedder, progress, batch)
+        except sqlite3.DatabaseError as exc:
+            if retried:
+                raise
+            retried = True
+            aside = set_cache_aside(index_dir, str(exc))
+            log.warning(
+                "embedding cache was damaged (%s); moved to %s, rebuilding", exc, aside.name
+            )
+            embedded += _vectors_from_cache(block, out[done:], index_dir, embedder, progress, batch)
+        done += len(block)
+    return out, embedded
 
 
 def set_cache_aside(index_dir: Path, reason: str) -> Path:
@@ -303,8 +406,14 @@ def set_cache_aside(index_dir: Path, reason: str) -> Path:
 
 
 def _vectors_from_cache(
-    texts: list[str], index_dir: Path, embedder: Embedder, progress: Progress, batch: int
-) -> tuple[np.ndarray, int]:
+    texts: list[str],
+    out: np.ndarray,
+    index_dir: Path,
+    embedder: Embedder,
+    progress: Progress,
+    batch: int,
+) -> int:
+    """Fill out[: len(texts)] with the texts' vectors; the number of texts embedded."""
     cache = EmbeddingCache(index_dir / CACHE)
     try:
         hashes = [text_hash(t) for t in texts]
@@ -322,9 +431,6 @@ def _vectors_from_cache(
             progress("embedding", len(missing), len(missing))
     finally:
         cache.close()
-    matrix = (
-        np.stack([known[h] for h in hashes]).astype(np.float32)
-        if hashes
-        else np.zeros((0, embedder.dim), dtype=np.float32)
-    )
-    return matrix, len(missing)
+    for i, h in enumerate(hashes):
+        out[i] = known[h]
+    return len(missing)

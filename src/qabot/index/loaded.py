@@ -11,7 +11,7 @@ import logging
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Generic, TypeVar
@@ -77,10 +77,11 @@ class DerivedCache:
     """Lookups derived from a loaded version, computed on first use."""
 
     # Per (passage row, folded): its sentences' term sets. Ranking and answer extraction
-    # look at the same few passages often.
+    # look at the same few passages often. Bounded: an entry is a few kilobytes.
     sentence_terms: LruCache[tuple[int, bool], SentenceTerms] = field(
-        default_factory=lambda: LruCache(200_000)
+        default_factory=lambda: LruCache(20_000)
     )
+
     # Per (document id, folded): the syllables of the context header (title, date).
     header_terms: LruCache[tuple[str, bool], frozenset[str]] = field(
         default_factory=lambda: LruCache(20_000)
@@ -102,7 +103,7 @@ class LoadedIndex:
     index_dir: Path
     version: str
     manifest: dict
-    passages: list[Passage]
+    passages: Sequence[Passage]  # meta.PassageStore when opened from disk: read on demand
     documents: list[meta.DocumentInfo]
     vectors: faiss.Index
     bm25: BM25Index
@@ -115,10 +116,15 @@ class LoadedIndex:
     # The shared lock that keeps builds from pruning this version while it is served;
     # released when the index is garbage collected.
     lease: IO | None = field(default=None, repr=False, compare=False)
+    # (n + 1,): passage row r's sentences are rows [offsets[r], offsets[r + 1]) of
+    # sentence_spans and sentence_vectors; derived from the spans when not given.
+    sentence_offsets: np.ndarray | None = field(default=None, repr=False)
     _documents_by_id: dict[str, meta.DocumentInfo] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._documents_by_id = {d.doc_id: d for d in self.documents}
+        if self.sentence_offsets is None:
+            self.sentence_offsets = sentence_offsets(self.sentence_spans, len(self.passages))
 
     def sentence_terms(self, row: int, folded: bool) -> SentenceTerms:
         """Per sentence of a passage: its syllables and syllable bigrams (folded: "~dang")."""
@@ -149,8 +155,7 @@ class LoadedIndex:
 
     def sentences_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """Spans (start, end) and vectors of one passage's sentences."""
-        rows = self.sentence_spans[:, 0]
-        lo, hi = np.searchsorted(rows, row, "left"), np.searchsorted(rows, row, "right")
+        lo, hi = int(self.sentence_offsets[row]), int(self.sentence_offsets[row + 1])
         return self.sentence_spans[lo:hi, 1:], np.asarray(
             self.sentence_vectors[lo:hi], dtype=np.float32
         )
@@ -175,6 +180,18 @@ class LoadedIndex:
             return meta.read_paragraphs(db, doc_id, first, last)
         finally:
             db.close()
+
+
+SENTENCE_OFFSETS = "sentence_offsets.npy"
+
+
+def sentence_offsets(sentence_spans: np.ndarray, passages: int) -> np.ndarray:
+    """Where each passage's sentences start in the spans (ordered by passage row), and
+    where the last one ends: (passages + 1,) int64."""
+    counts = np.bincount(np.asarray(sentence_spans[:, 0]), minlength=passages)
+    offsets = np.zeros(passages + 1, dtype=np.int64)
+    np.cumsum(counts[:passages], out=offsets[1:])
+    return offsets
 
 
 def _check_compatible(index_dir: Path, manifest: dict, embedder_id: str | None) -> None:
@@ -207,11 +224,14 @@ def open_version(index_dir: Path, version: str, embedder_id: str | None = None) 
         try:
             db = meta.connect(folder / "meta.sqlite")
             try:
-                passages = meta.read_passages(db)
                 documents = meta.read_documents(db)
             finally:
                 db.close()
+            passages = meta.PassageStore(folder / "meta.sqlite")
             sentence_spans, sentence_vectors = load_sentences(folder)
+            offsets = None
+            if (folder / SENTENCE_OFFSETS).exists():  # versions before it: derived from spans
+                offsets = np.load(folder / SENTENCE_OFFSETS, mmap_mode="r")
             vectors = load_vector_index(folder / "vectors.faiss")
             bm25 = BM25Index.load(folder)
             # A version built before restore.npz existed gets its statistics from its passages.
@@ -250,6 +270,7 @@ def open_version(index_dir: Path, version: str, embedder_id: str | None = None) 
         sentence_vectors=sentence_vectors,
         restorer=Restorer(restore_stats),
         lease=lease,
+        sentence_offsets=offsets,
     )
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,48 +87,74 @@ def connect(path: Path, *, read_only: bool = True) -> sqlite3.Connection:
 
 
 def write(path: Path, documents: list[DocumentRows]) -> None:
-    db = connect(path, read_only=False)
+    writer = MetaWriter(path)
     try:
-        db.executescript(SCHEMA)
-        row = 0
         for doc in documents:
-            i = doc.info
-            db.execute(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    i.doc_id,
-                    i.title,
-                    i.date,
-                    i.source,
-                    i.content_hash,
-                    i.paragraphs,
-                    i.passages,
-                    i.subject,
-                ),
-            )
-            db.executemany(
-                "INSERT INTO paragraphs VALUES (?, ?, ?, ?)",
-                [(p.doc_id, p.number, p.kind, p.text) for p in doc.paragraphs],
-            )
-            for p in doc.passages:
-                db.execute(
-                    "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        row,
-                        p.doc_id,
-                        p.ordinal,
-                        p.paragraph,
-                        p.start,
-                        p.end,
-                        p.kind,
-                        p.text,
-                        p.header,
-                    ),
-                )
-                row += 1
-        db.commit()
+            writer.add(doc)
     finally:
-        db.close()
+        writer.close()
+
+
+class MetaWriter:
+    """A new version's metadata, written document by document and committed in batches
+    (about COMMIT_ROWS passages), so a build holds one document's rows at a time."""
+
+    COMMIT_ROWS = 20_000
+
+    def __init__(self, path: Path) -> None:
+        self._db = connect(path, read_only=False)
+        self._db.executescript(SCHEMA)
+        self.rows = 0
+        self._pending = 0
+
+    def add(self, doc: DocumentRows) -> None:
+        i = doc.info
+        db = self._db
+        db.execute(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                i.doc_id,
+                i.title,
+                i.date,
+                i.source,
+                i.content_hash,
+                i.paragraphs,
+                i.passages,
+                i.subject,
+            ),
+        )
+        db.executemany(
+            "INSERT INTO paragraphs VALUES (?, ?, ?, ?)",
+            [(p.doc_id, p.number, p.kind, p.text) for p in doc.paragraphs],
+        )
+        db.executemany(
+            "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    self.rows + k,
+                    p.doc_id,
+                    p.ordinal,
+                    p.paragraph,
+                    p.start,
+                    p.end,
+                    p.kind,
+                    p.text,
+                    p.header,
+                )
+                for k, p in enumerate(doc.passages)
+            ],
+        )
+        self.rows += len(doc.passages)
+        self._pending += len(doc.passages) + 1
+        if self._pending >= self.COMMIT_ROWS:
+            db.commit()
+            self._pending = 0
+
+    def close(self) -> None:
+        try:
+            self._db.commit()
+        finally:
+            self._db.close()
 
 
 def _document_columns(db: sqlite3.Connection) -> str:
@@ -183,3 +212,63 @@ def read_paragraphs(
         (doc_id, first, last),
     )
     return [ParagraphRecord(*r) for r in rows]
+
+
+PASSAGE_COLUMNS = "doc_id, ordinal, paragraph, start, end, kind, text, header"
+
+
+class PassageStore(Sequence[Passage]):
+    """A version's passages by row, read from its SQLite file on demand: start-up and memory
+    do not grow with the text of the corpus. The ``cache_size`` most recently read passages
+    are kept (candidates and answers read the same few passages several times a query)."""
+
+    def __init__(self, path: Path, cache_size: int = 4096) -> None:
+        self._path = path
+        self._db = connect(path)
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[int, Passage] = OrderedDict()
+        self.cache_size = cache_size
+        (last,) = self._db.execute("SELECT max(row) FROM passages").fetchone()
+        self._count = 0 if last is None else last + 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, row):  # type: ignore[override]
+        if isinstance(row, slice):
+            return [self[i] for i in range(*row.indices(self._count))]
+        row = int(row)
+        if row < 0:
+            row += self._count
+        if not 0 <= row < self._count:
+            raise IndexError(f"passage row {row} out of range")
+        with self._lock:
+            passage = self._cache.get(row)
+            if passage is not None:
+                self._cache.move_to_end(row)
+                return passage
+            found = self._db.execute(
+                f"SELECT {PASSAGE_COLUMNS} FROM passages WHERE row = ?", (row,)
+            ).fetchone()
+            if found is None:
+                raise IndexError(f"passage row {row} missing")
+            passage = Passage(*found)
+            self._cache[row] = passage
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+            return passage
+
+    def __iter__(self) -> Iterator[Passage]:
+        """Every passage in row order, streamed (not cached)."""
+        db = connect(self._path)
+        try:
+            for found in db.execute(f"SELECT {PASSAGE_COLUMNS} FROM passages ORDER BY row"):
+                yield Passage(*found)
+        finally:
+            db.close()
+
+    def cached(self) -> int:
+        return len(self._cache)
+
+    def close(self) -> None:
+        self._db.close()

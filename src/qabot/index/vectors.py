@@ -32,7 +32,9 @@ def save_vector_index(index: faiss.Index, path: Path) -> None:
 
 
 def load_vector_index(path: Path) -> faiss.Index:
-    return faiss.read_index(str(path))
+    # Memory-mapped: the vectors stay in the page cache, shared with a reloaded version
+    # and not counted twice while a service switches versions.
+    return faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
 
 
 def save_sentences(folder: Path, spans: np.ndarray, vectors: np.ndarray) -> None:
@@ -44,6 +46,11 @@ def save_sentences(folder: Path, spans: np.ndarray, vectors: np.ndarray) -> None
 def load_sentences(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     # Memory-mapped: only the sentences of candidate passages are ever read.
     return (
-        np.load(folder / "sentence_spans.npy"),
+        _load_mapped(folder / "sentence_spans.npy"),
         np.load(folder / "sentence_vectors.npy", mmap_mode="r"),
     )
+
+
+def _load_mapped(path: Path) -> np.ndarray:
+    # An empty array cannot be memory-mapped.
+    return np.load(path, mmap_mode="r" if path.stat().st_size > 4096 else None)
