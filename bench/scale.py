@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -66,28 +67,127 @@ PARAGRAPH_CHARS = (550, 950)
 PASSAGES_PER_REPORT = (30, 100)
 
 PROVINCES = [
-    "Hà Nội", "Hải Phòng", "Đà Nẵng", "Cần Thơ", "Thành phố Hồ Chí Minh", "Hà Tĩnh",
-    "Quảng Ninh", "Bắc Ninh", "Hưng Yên", "Hải Dương", "Thái Bình", "Nam Định", "Ninh Bình",
-    "Thanh Hóa", "Nghệ An", "Quảng Bình", "Quảng Trị", "Thừa Thiên Huế", "Quảng Nam",
-    "Quảng Ngãi", "Bình Định", "Phú Yên", "Khánh Hòa", "Ninh Thuận", "Bình Thuận",
-    "Bình Dương", "Đồng Nai", "Bà Rịa - Vũng Tàu", "Long An", "Tiền Giang", "Bến Tre",
-    "Vĩnh Long", "Trà Vinh", "Sóc Trăng", "An Giang", "Kiên Giang", "Cà Mau", "Bạc Liêu",
-    "Hậu Giang", "Đồng Tháp", "Tây Ninh", "Bình Phước", "Lâm Đồng", "Đắk Lắk", "Gia Lai",
-    "Kon Tum", "Thái Nguyên", "Phú Thọ", "Vĩnh Phúc", "Bắc Giang", "Lạng Sơn", "Lào Cai",
-    "Yên Bái", "Tuyên Quang", "Hà Giang", "Cao Bằng", "Sơn La", "Điện Biên", "Lai Châu",
-    "Hòa Bình", "Hà Nam",
-]  # fmt: skip
+    "Hà Nội",
+    "Hải Phòng",
+    "Đà Nẵng",
+    "Cần Thơ",
+    "Thành phố Hồ Chí Minh",
+    "Hà Tĩnh",
+    "Quảng Ninh",
+    "Bắc Ninh",
+    "Hưng Yên",
+    "Hải Dương",
+    "Thái Bình",
+    "Nam Định",
+    "Ninh Bình",
+    "Thanh Hóa",
+    "Nghệ An",
+    "Quảng Bình",
+    "Quảng Trị",
+    "Thừa Thiên Huế",
+    "Quảng Nam",
+    "Quảng Ngãi",
+    "Bình Định",
+    "Phú Yên",
+    "Khánh Hòa",
+    "Ninh Thuận",
+    "Bình Thuận",
+    "Bình Dương",
+    "Đồng Nai",
+    "Bà Rịa - Vũng Tàu",
+    "Long An",
+    "Tiền Giang",
+    "Bến Tre",
+    "Vĩnh Long",
+    "Trà Vinh",
+    "Sóc Trăng",
+    "An Giang",
+    "Kiên Giang",
+    "Cà Mau",
+    "Bạc Liêu",
+    "Hậu Giang",
+    "Đồng Tháp",
+    "Tây Ninh",
+    "Bình Phước",
+    "Lâm Đồng",
+    "Đắk Lắk",
+    "Gia Lai",
+    "Kon Tum",
+    "Thái Nguyên",
+    "Phú Thọ",
+    "Vĩnh Phúc",
+    "Bắc Giang",
+    "Lạng Sơn",
+    "Lào Cai",
+    "Yên Bái",
+    "Tuyên Quang",
+    "Hà Giang",
+    "Cao Bằng",
+    "Sơn La",
+    "Điện Biên",
+    "Lai Châu",
+    "Hòa Bình",
+    "Hà Nam",
+]
 SAMPLE_PLACES = ["Hải Phòng", "Cần Thơ", "Hà Tĩnh", "TP.HCM", "TP. Hồ Chí Minh", "Thành phố"]
-SURNAMES = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng",
-            "Bùi", "Đỗ", "Hồ", "Ngô", "Dương", "Lý"]  # fmt: skip
+SURNAMES = [
+    "Nguyễn",
+    "Trần",
+    "Lê",
+    "Phạm",
+    "Hoàng",
+    "Huỳnh",
+    "Phan",
+    "Vũ",
+    "Võ",
+    "Đặng",
+    "Bùi",
+    "Đỗ",
+    "Hồ",
+    "Ngô",
+    "Dương",
+    "Lý",
+]
 MIDDLE = ["Văn", "Thị", "Hữu", "Đức", "Minh", "Thanh", "Quốc", "Ngọc", "Xuân", "Công"]
-GIVEN = ["An", "Bình", "Cường", "Dũng", "Giang", "Hà", "Hải", "Hùng", "Khánh", "Lan", "Long",
-         "Mai", "Nam", "Phong", "Quang", "Sơn", "Tâm", "Thảo", "Trung", "Tuấn", "Vinh", "Yến"]  # fmt: skip
-PERIODS = ["sơ kết 6 tháng đầu năm", "tổng kết công tác năm", "sơ kết 9 tháng đầu năm",
-           "sơ kết giữa nhiệm kỳ", "hội nghị ban chấp hành mở rộng",
-           "báo cáo chính trị đại hội"]  # fmt: skip
-BODIES = ["Đảng ủy Khu kinh tế", "Ban Quản lý các Khu công nghiệp", "Đảng ủy các Khu Chế xuất",
-          "Công đoàn các Khu công nghiệp", "Đảng ủy Khối doanh nghiệp"]  # fmt: skip
+GIVEN = [
+    "An",
+    "Bình",
+    "Cường",
+    "Dũng",
+    "Giang",
+    "Hà",
+    "Hải",
+    "Hùng",
+    "Khánh",
+    "Lan",
+    "Long",
+    "Mai",
+    "Nam",
+    "Phong",
+    "Quang",
+    "Sơn",
+    "Tâm",
+    "Thảo",
+    "Trung",
+    "Tuấn",
+    "Vinh",
+    "Yến",
+]
+PERIODS = [
+    "sơ kết 6 tháng đầu năm",
+    "tổng kết công tác năm",
+    "sơ kết 9 tháng đầu năm",
+    "sơ kết giữa nhiệm kỳ",
+    "hội nghị ban chấp hành mở rộng",
+    "báo cáo chính trị đại hội",
+]
+BODIES = [
+    "Đảng ủy Khu kinh tế",
+    "Ban Quản lý các Khu công nghiệp",
+    "Đảng ủy các Khu Chế xuất",
+    "Công đoàn các Khu công nghiệp",
+    "Đảng ủy Khối doanh nghiệp",
+]
 QUESTION_TEMPLATES = [
     "{body} {province} kết nạp bao nhiêu đảng viên mới năm {year}?",
     "Hội nghị {period} {year} của {body} {province} có sự tham dự của những ai?",
@@ -143,14 +243,18 @@ class CorpusGenerator:
         digits = match.group()
         if len(digits) == 4 and digits.startswith(("19", "20")):
             return str(self.rng.randint(2010, 2025))  # a year stays a year
-        return str(self.rng.randint(1 if len(digits) == 1 else 10 ** (len(digits) - 1),
-                                    10 ** len(digits) - 1))  # fmt: skip
+        return str(
+            self.rng.randint(
+                1 if len(digits) == 1 else 10 ** (len(digits) - 1), 10 ** len(digits) - 1
+            )
+        )
 
     def sentence(self, province: str) -> str:
         text = self.rng.choice(self.sentences)
         text = _NUMBER.sub(self._number, text)
-        text = _PLACE.sub(lambda m: province if self.rng.random() < 0.8 else
-                          self.rng.choice(PROVINCES), text)  # fmt: skip
+        text = _PLACE.sub(
+            lambda m: province if self.rng.random() < 0.8 else self.rng.choice(PROVINCES), text
+        )
         return _PERSON.sub(lambda m: self._person(), text)
 
     def paragraph(self, province: str) -> str:
@@ -280,7 +384,7 @@ class HashingEmbedder:
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         for i, text in enumerate(texts):
             words = re.findall(r"\w+", text.lower())
-            for token in [*words, *(f"{a}_{b}" for a, b in zip(words, words[1:], strict=False))]:
+            for token in [*words, *(f"{a}_{b}" for a, b in itertools.pairwise(words))]:
                 out[i] += self._row(token)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return np.ascontiguousarray(out / np.maximum(norms, 1e-12))
@@ -335,8 +439,9 @@ def run_build(env: dict[str, str], log: Path) -> tuple[float, float, dict]:
     """(seconds, peak RSS in MB, the build's JSON summary) of one ``qabot index build``."""
     started = time.perf_counter()
     with open(log, "wb") as out:
-        proc = subprocess.Popen(_qabot("index", "build", "--json"), env=env, stdout=out,
-                                stderr=subprocess.STDOUT)  # fmt: skip
+        proc = subprocess.Popen(
+            _qabot("index", "build", "--json"), env=env, stdout=out, stderr=subprocess.STDOUT
+        )
         try:
             _, status, usage = os.wait4(proc.pid, 0)  # the child's own peak, not all children's
         except BaseException:
@@ -373,8 +478,10 @@ def server(env: dict[str, str], log: Path, timeout: float = 300.0) -> Iterator[t
         started = time.perf_counter()
         proc = subprocess.Popen(
             _qabot("serve", "--host", "127.0.0.1", "--port", str(port)),
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         try:
             url = f"http://127.0.0.1:{port}"
             while True:
@@ -511,9 +618,15 @@ def sweep(name: str, vectors: np.ndarray, queries: np.ndarray) -> None:
         for q in queries:  # one at a time, as qabot asks
             index.search(q[None, :], K)
         per_query = (time.perf_counter() - started) * 1000 / len(queries)
-        line = {"data": name, "n": n, "index": kind, **settings, "build_s": round(build_s, 1),
-                "recall_at_40": round(recall_at(index, vectors, queries), 4),
-                "search_ms": round(per_query, 3)}  # fmt: skip
+        line = {
+            "data": name,
+            "n": n,
+            "index": kind,
+            **settings,
+            "build_s": round(build_s, 1),
+            "recall_at_40": round(recall_at(index, vectors, queries), 4),
+            "search_ms": round(per_query, 3),
+        }
         print(json.dumps(line), flush=True)
 
     started = time.perf_counter()
@@ -575,21 +688,34 @@ def parse_size(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1k,10k,100k", help="passages, comma-separated")
-    parser.add_argument("--max", type=parse_size, default=None,
-                        help="also run 300k and 1M up to this size (e.g. 1000000)")  # fmt: skip
+    parser.add_argument(
+        "--max",
+        type=parse_size,
+        default=None,
+        help="also run 300k and 1M up to this size (e.g. 1000000)",
+    )
     parser.add_argument("--questions", type=int, default=100, help="questions asked per size")
     parser.add_argument("--keep", type=Path, default=None, help="keep corpora here")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--src", type=Path, default=SRC,
-                        help="the qabot source the subprocesses run (another branch's src)")  # fmt: skip
+    parser.add_argument(
+        "--src",
+        type=Path,
+        default=SRC,
+        help="the qabot source the subprocesses run (another branch's src)",
+    )
     parser.add_argument("--ann", action="store_true", help="sweep FAISS settings instead")
     parser.add_argument("--ann-sizes", default="50k,250k")
     args = parser.parse_args(argv)
 
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     if args.max is not None:
-        sizes = sorted({*(s for s in sizes if s <= args.max), *(
-            s for s in (300_000, 1_000_000) if s <= args.max)} | {args.max})  # fmt: skip
+        sizes = sorted(
+            {
+                *(s for s in sizes if s <= args.max),
+                *(s for s in (300_000, 1_000_000) if s <= args.max),
+            }
+            | {args.max}
+        )
     work = args.keep or Path(tempfile.mkdtemp(prefix="qabot-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
