@@ -226,6 +226,7 @@ def sample_sentences(reports: Path = REPORTS) -> list[str]:
 _PLACE = re.compile("|".join(re.escape(p) for p in sorted(SAMPLE_PLACES, key=len, reverse=True)))
 _PERSON = re.compile(r"(?<=[Đđ]ồng chí )(?:[A-ZÀ-Ỹ][\wÀ-ỹ]*\s){2,3}[A-ZÀ-Ỹ][\wÀ-ỹ]*")
 _NUMBER = re.compile(r"\d+")
+_WORD = re.compile(r"\w+")
 
 
 class CorpusGenerator:
@@ -360,8 +361,11 @@ class HashingEmbedder:
     shared between a question and a passage bring their vectors together, as a model's do."""
 
     def __init__(self, dim: int = DIM) -> None:
+        if not 1 <= dim <= 64:
+            raise ValueError("a blake2b digest gives at most 64 coordinates")
         self._dim = dim
-        self._rows: dict[str, np.ndarray] = {}
+        self._ids: dict[str, int] = {}
+        self._table = np.zeros((1024, dim), dtype=np.float32)
 
     @property
     def id(self) -> str:
@@ -371,21 +375,30 @@ class HashingEmbedder:
     def dim(self) -> int:
         return self._dim
 
-    def _row(self, token: str) -> np.ndarray:
-        row = self._rows.get(token)
-        if row is None:
-            seed = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "big")
-            row = np.random.default_rng(seed).standard_normal(self._dim).astype(np.float32)
-            if len(self._rows) < 200_000:
-                self._rows[token] = row
-        return row
+    def _token_id(self, token: str) -> int:
+        found = self._ids.get(token)
+        if found is not None:
+            return found
+        number = len(self._ids)
+        if number == len(self._table):
+            self._table = np.concatenate([self._table, np.zeros_like(self._table)])
+        digest = hashlib.blake2b(token.encode(), digest_size=self._dim).digest()
+        self._table[number] = np.frombuffer(digest, dtype=np.int8).astype(np.float32) + 0.5
+        self._ids[token] = number
+        return number
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        ids: list[int] = []
+        owner: list[int] = []
         for i, text in enumerate(texts):
-            words = re.findall(r"\w+", text.lower())
-            for token in [*words, *(f"{a}_{b}" for a, b in itertools.pairwise(words))]:
-                out[i] += self._row(token)
+            words = _WORD.findall(text.lower())
+            tokens = [*words, *(f"{a}_{b}" for a, b in itertools.pairwise(words))]
+            ids.extend(self._token_id(t) for t in tokens)
+            owner.extend([i] * len(tokens))
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        np.add.at(
+            out, np.asarray(owner, dtype=np.int64), self._table[np.asarray(ids, dtype=np.int64)]
+        )
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return np.ascontiguousarray(out / np.maximum(norms, 1e-12))
 
