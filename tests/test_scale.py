@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 import pytest
-
 from bench.scale import CorpusGenerator, HashingEmbedder, clustered_vectors, write_corpus
+
 from qabot.index import build_index
 from qabot.index import vectors as vector_index
 from qabot.service import QAService
