@@ -45,8 +45,8 @@ def exact_size_limit(dim: int) -> int:
 def ivf_lists(size: int) -> int:
     """Lists of an IVF index of ``size`` vectors: about 2 * sqrt(n) (a question scans the
     centroids and a few lists, both growing as sqrt(n)), and at least 64 vectors a list so
-    that k-means has enough points to train on."""
-    return int(min(max(16, 2 * math.sqrt(size)), max(16, size // 64), 16_384))
+    that k-means has enough points to train on (a tiny index past a lowered limit: one list)."""
+    return max(1, int(min(2 * math.sqrt(size), size // 64, 16_384)))
 
 
 def make_vector_index(dim: int, size: int, exact_limit: int | None = None) -> faiss.Index:
