@@ -99,6 +99,9 @@ def test_an_index_past_the_exact_limit_keeps_recall_at_40(tmp_path):
     assert vector_index.recall(loaded, vectors, fresh) >= 0.98
     # search.py reads a candidate's vector back by its row.
     assert np.allclose(loaded.reconstruct(12_345), vectors[12_345])
+    # A handful of vectors past a limit of 0 still make an index (one list, every row found).
+    tiny = vector_index.build_vector_index(vectors[:10], exact_limit=0)
+    assert sorted(tiny.search(vectors[:1], 10)[1][0].tolist()) == list(range(10))
     # Exact search finds everything; so the recall measure can fail.
     flat = vector_index.build_vector_index(vectors[:2_000], exact_limit=10_000)
     assert vector_index.recall(flat, vectors[:2_000], held_out) == 1.0
