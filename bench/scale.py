@@ -451,9 +451,10 @@ def _qabot(*args: str) -> list[str]:
 def run_build(env: dict[str, str], log: Path) -> tuple[float, float, dict]:
     """(seconds, peak RSS in MB, the build's JSON summary) of one ``qabot index build``."""
     started = time.perf_counter()
-    with open(log, "wb") as out:
+    summary_file = log.with_suffix(".json")
+    with open(log, "wb") as errors, open(summary_file, "wb") as out:
         proc = subprocess.Popen(
-            _qabot("index", "build", "--json"), env=env, stdout=out, stderr=subprocess.STDOUT
+            _qabot("index", "build", "--json"), env=env, stdout=out, stderr=errors
         )
         try:
             _, status, usage = os.wait4(proc.pid, 0)  # the child's own peak, not all children's
@@ -463,11 +464,10 @@ def run_build(env: dict[str, str], log: Path) -> tuple[float, float, dict]:
             raise
         proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - started
-    text = log.read_text(encoding="utf-8", errors="replace")
     if proc.returncode != 0:
+        text = log.read_text(encoding="utf-8", errors="replace")
         raise RuntimeError(f"qabot index build failed ({proc.returncode}):\n{text[-3000:]}")
-    summary = json.loads(text[text.index("{") :]) if "{" in text else {}
-    return seconds, usage.ru_maxrss / 1024, summary
+    return seconds, usage.ru_maxrss / 1024, json.loads(summary_file.read_text(encoding="utf-8"))
 
 
 def free_port() -> int:
