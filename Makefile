@@ -6,7 +6,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev index serve lint format bench clean
+.PHONY: run test install install-dev index serve lint format bench bench-scale clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ format: install-dev
 
 bench: install
 	$(PY) bench/latency.py
+
+# Generated corpora up to 100k passages (minutes); `$(PY) bench/scale.py --max 1000000` for all.
+bench-scale: install
+	nice -n 10 $(PY) bench/scale.py --sizes 1k,10k,100k
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,108 @@
+"""Scale: a 20k-passage version of bench/scale.py, in process, and the FAISS index chosen
+past the exact-search limit.
+
+The corpora are bench/scale.py's generated reports (the sample reports' sentences with
+numbers, places and names varied) embedded by its hashing embedder, which needs no model, so
+that 20,000 passages build in seconds. Per-question cost is what qabot adds to the question's
+embedding; it must not grow with the corpus (issue 19): the median at 20k passages within
+twice the median at 2k, both services asked the same questions in alternation in this
+process, so that the machine's load falls on both alike.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+import pytest
+from bench.scale import CorpusGenerator, HashingEmbedder, clustered_vectors, write_corpus
+
+from qabot.index import build_index
+from qabot.index import vectors as vector_index
+from qabot.service import QAService
+
+SMALL, LARGE = 2_000, 20_000
+QUESTIONS = 120
+
+
+@pytest.fixture(scope="module")
+def hashing() -> HashingEmbedder:
+    return HashingEmbedder()
+
+
+def _service(root, passages: int, embedder) -> QAService:
+    docs, index = root / "docs", root / "index"
+    write_corpus(docs, passages, seed=passages)
+    summary = build_index(docs, index, embedder)
+    assert abs(summary.passages - passages) <= passages // 50  # one passage a paragraph
+    return QAService(index, embedder)
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory, hashing):
+    small = _service(tmp_path_factory.mktemp("scale-small"), SMALL, hashing)
+    large = _service(tmp_path_factory.mktemp("scale-large"), LARGE, hashing)
+    yield small, large
+    small.close()
+    large.close()
+
+
+def _own_ms(service: QAService, embedder, question: str) -> float:
+    """Milliseconds of one answer minus its question's embedding (timed just before)."""
+    started = time.perf_counter()
+    embedder.embed_queries([question])
+    embedding = time.perf_counter() - started
+    started = time.perf_counter()
+    answer = service.ask(question, 5)
+    total = time.perf_counter() - started
+    assert answer.passages  # a generated corpus always has something to cite
+    return (total - embedding) * 1000
+
+
+def test_per_question_cost_does_not_grow_with_the_corpus(services, hashing):
+    small, large = services
+    questions = CorpusGenerator().questions(QUESTIONS)
+    for question in questions[:10]:  # warm-up: caches, lazy imports, first-page faults
+        _own_ms(small, hashing, question)
+        _own_ms(large, hashing, question)
+    small_ms, large_ms = [], []
+    for question in questions:
+        small_ms.append(_own_ms(small, hashing, question))
+        large_ms.append(_own_ms(large, hashing, question))
+    small_p50, large_p50 = statistics.median(small_ms), statistics.median(large_ms)
+    assert large_p50 <= 2 * small_p50, (
+        f"p50 minus embedding: {small_p50:.1f} ms at {SMALL} passages, "
+        f"{large_p50:.1f} ms at {LARGE}"
+    )
+
+
+def test_an_index_past_the_exact_limit_keeps_recall_at_40(tmp_path):
+    # The limit is lowered so that a few thousand vectors are "past it": the same code path
+    # as a corpus of hundreds of thousands, in a fraction of a second.
+    data = clustered_vectors(30_000 + 200, dim=64, seed=5)
+    vectors, held_out = data[:30_000].copy(), data[30_000:].copy()
+    index = vector_index.build_vector_index(vectors, exact_limit=5_000)
+    assert vector_index.describe(index).startswith("ivf")
+    assert vector_index.build_vector_index(vectors[:5_000], exact_limit=5_000).ntotal == 5_000
+    assert vector_index.describe(vector_index.build_vector_index(vectors[:5_000], 5_000)) == (
+        "flat"
+    )
+
+    path = tmp_path / "vectors.faiss"
+    vector_index.save_vector_index(index, path)
+    loaded = vector_index.load_vector_index(path)  # memory-mapped
+    assert vector_index.describe(loaded) == vector_index.describe(index)
+    # Held-out points of the same clusters, and the calibration's kind of query.
+    assert vector_index.recall(loaded, vectors, held_out) >= 0.98
+    fresh = vector_index.sample_queries(vectors[::7].copy(), 200)
+    assert vector_index.recall(loaded, vectors, fresh) >= 0.98
+    # search.py reads a candidate's vector back by its row.
+    assert np.allclose(loaded.reconstruct(12_345), vectors[12_345])
+    # A handful of vectors past a limit of 0 still make an index (one list, every row found).
+    tiny = vector_index.build_vector_index(vectors[:10], exact_limit=0)
+    assert sorted(tiny.search(vectors[:1], 10)[1][0].tolist()) == list(range(10))
+    # Exact search finds everything; so the recall measure can fail.
+    flat = vector_index.build_vector_index(vectors[:2_000], exact_limit=10_000)
+    assert vector_index.recall(flat, vectors[:2_000], held_out) == 1.0
+    assert vector_index.recall(flat, vectors, held_out) < 0.5
