@@ -96,6 +96,27 @@ WORDS = [
 
 
 @pytest.fixture(scope="session")
+def report_service(tmp_path_factory, embedder):
+    """A service over a small index of the given reports (file name -> text), built in a
+    fresh folder; closed at the end of the session."""
+    services: list[QAService] = []
+
+    def make(reports: dict[str, str], config=None) -> QAService:
+        root = tmp_path_factory.mktemp("reports")
+        docs, index_dir = root / "docs", root / "index"
+        docs.mkdir()
+        for name, text in reports.items():
+            (docs / name).write_text(text, encoding="utf-8")
+        build_index(docs, index_dir, embedder, config)
+        services.append(QAService(index_dir, embedder))
+        return services[-1]
+
+    yield make
+    for service in services:
+        service.close()
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A 2-layer BERT with a small Vietnamese word-piece vocabulary, saved like a hub model."""
     import torch

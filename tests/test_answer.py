@@ -10,7 +10,6 @@ from qabot.answer import (
     answer_type_match,
     sentence_candidates,
 )
-from qabot.index import build_index
 from qabot.search import Searcher
 from qabot.service import QAService
 
@@ -42,13 +41,8 @@ số chi bộ trực thuộc từ 8 tăng lên 14.
 
 
 @pytest.fixture(scope="module")
-def small_service(tmp_path_factory, embedder) -> QAService:
-    root = tmp_path_factory.mktemp("answer")
-    docs, index_dir = root / "docs", root / "index"
-    docs.mkdir()
-    (docs / "2025-10-05-so-ket-quy-3.txt").write_text(REPORT, encoding="utf-8")
-    build_index(docs, index_dir, embedder)
-    return QAService(index_dir, embedder)
+def small_service(report_service) -> QAService:
+    return report_service({"2025-10-05-so-ket-quy-3.txt": REPORT})
 
 
 def cited_span(answer) -> str:

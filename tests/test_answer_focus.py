@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from qabot.answer import SENTENCE_FEATURES, sentence_candidates
-from qabot.index import build_index
 from qabot.service import QAService
 
 # Each question has a unit that puts the asked thing next to its focus words and units
@@ -27,15 +26,8 @@ Văn phòng trong việc tổng hợp báo cáo.
 
 
 @pytest.fixture(scope="module")
-def focus_service(tmp_path_factory, embedder) -> QAService:
-    root = tmp_path_factory.mktemp("focus")
-    docs, index_dir = root / "docs", root / "index"
-    docs.mkdir()
-    (docs / "2025-06-30-tan-phu.txt").write_text(REPORT, encoding="utf-8")
-    build_index(docs, index_dir, embedder)
-    service = QAService(index_dir, embedder)
-    yield service
-    service.close()
+def focus_service(report_service) -> QAService:
+    return report_service({"2025-06-30-tan-phu.txt": REPORT})
 
 
 CASES = [

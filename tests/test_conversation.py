@@ -15,7 +15,6 @@ from qabot.conversation import (
     resolve,
     resolve_conversation,
 )
-from qabot.index import build_index
 from qabot.passages import PassageConfig
 from qabot.service import QAService
 from qabot.text import fold
@@ -195,14 +194,12 @@ Phần 3 gồm phương hướng phát triển đảng viên trong doanh nghiệ
 
 
 @pytest.fixture(scope="module")
-def context_service(tmp_path_factory, embedder) -> QAService:
-    root = tmp_path_factory.mktemp("context")
-    docs, index_dir = root / "docs", root / "index"
-    docs.mkdir()
-    (docs / "2025-07-05-so-ket-6-thang.txt").write_text(CONTEXT_REPORT, encoding="utf-8")
+def context_service(report_service) -> QAService:
     # One paragraph a passage, so the introductions and the list items stay apart.
-    build_index(docs, index_dir, embedder, PassageConfig(min_chars=20, pack_chars=0))
-    return QAService(index_dir, embedder)
+    return report_service(
+        {"2025-07-05-so-ket-6-thang.txt": CONTEXT_REPORT},
+        PassageConfig(min_chars=20, pack_chars=0),
+    )
 
 
 def test_inherited_context_cannot_outweigh_what_is_asked(context_service):

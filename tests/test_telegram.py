@@ -1192,16 +1192,7 @@ def test_webhook_checks_the_secret_and_feeds_updates(api: FakeBotAPI, service: Q
     )
     app = create_app(service, settings)  # the HTTP API's own app carries the webhook
     assert attach_webhook(app, service, settings)
-    update = {
-        "update_id": 77,
-        "message": {
-            "message_id": 1,
-            "date": int(time.time()),
-            "chat": {"id": USER_ID, "type": "private"},
-            "from": {"id": USER_ID, "is_bot": False, "first_name": "Lan"},
-            "text": NO_ANSWER_QUESTION,
-        },
-    }
+    update = message_update(77)
     with TestClient(app) as client:
         hook = api.calls_of("setWebhook")[0].params
         assert hook["url"] == f"https://bot.example.vn/telegram/{WEBHOOK_SECRET}"
@@ -1288,3 +1279,17 @@ def test_bot_py_fails_with_one_line(tmp_path: Path, env: dict, expected: str) ->
     lines = [line for line in result.stderr.splitlines() if line.startswith("Lỗi:")]
     assert len(lines) == 1 and expected in lines[0]
     assert TOKEN not in result.stderr
+
+
+def message_update(update_id: int, text: str = NO_ANSWER_QUESTION) -> dict:
+    """A Bot API update: the test user's private message."""
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": 1,
+            "date": int(time.time()),
+            "chat": {"id": USER_ID, "type": "private"},
+            "from": {"id": USER_ID, "is_bot": False, "first_name": "Lan"},
+            "text": text,
+        },
+    }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,7 +19,7 @@ from qabot.telegram.logs import REDACTED, protect_secrets
 from qabot.telegram.webhook import SECRET_HEADER
 
 from .servers import uvicorn_server
-from .test_telegram import NO_ANSWER_QUESTION, USER_ID, FakeBotAPI, api, make_settings  # noqa: F401
+from .test_telegram import USER_ID, FakeBotAPI, api, make_settings, message_update  # noqa: F401
 
 # Unique to this module: secrets stay scrubbed from every later log record of the session.
 STRONG_SECRET = "wh00k-Secret_for-Tests-7f3a9c"
@@ -41,19 +40,6 @@ def captured(logger_name: str, formatter: logging.Formatter) -> Iterator[io.Stri
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-
-
-def update() -> dict:
-    return {
-        "update_id": 78,
-        "message": {
-            "message_id": 1,
-            "date": int(time.time()),
-            "chat": {"id": USER_ID, "type": "private"},
-            "from": {"id": USER_ID, "is_bot": False, "first_name": "Lan"},
-            "text": NO_ANSWER_QUESTION,
-        },
-    }
 
 
 def test_webhook_access_lines_log_cleanly_and_without_the_secret(
@@ -78,8 +64,8 @@ def test_webhook_access_lines_log_cleanly_and_without_the_secret(
     ):
         hook = f"{url}/telegram/{STRONG_SECRET}"
         good = {SECRET_HEADER: STRONG_SECRET}
-        assert httpx.post(hook, json=update(), headers=good).status_code == 200
-        assert httpx.post(hook, json=update()).status_code == 403
+        assert httpx.post(hook, json=message_update(78), headers=good).status_code == 200
+        assert httpx.post(hook, json=message_update(78)).status_code == 403
         assert httpx.get(f"{url}/health").status_code == 200
         api.wait_for("sendMessage", chat_id=USER_ID)
     err = capsys.readouterr().err
