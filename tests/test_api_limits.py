@@ -298,3 +298,20 @@ def test_index_writes_take_turns_time_out_and_recover_from_failures() -> None:
 
     assert asyncio.run(scenario()) == ["slow done", None, "after a failure"]
     assert order == ["slow", "second"]
+
+
+def test_served_connections_send_without_waiting_for_acks():
+    """`qabot serve` binds its own socket; its connections must have TCP_NODELAY, or every
+    request on a reused keep-alive connection waits out the client's delayed ACK (40 ms)."""
+    import socket
+
+    from qabot.http.serve import bind_socket
+
+    listener = bind_socket("127.0.0.1", 0)
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    try:
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        for sock in (accepted, client, listener):
+            sock.close()
