@@ -205,10 +205,16 @@ class Searcher:
         bm25 = index.bm25
         self._max_weight = float(bm25.term_weight.max()) if len(bm25.term_weight) else 1.0
         self._periods: LruCache[int, tuple[Months, ...]] = LruCache(50_000)
+        # A term's weight is a binary search of the memory-mapped term table; the ranking
+        # and structure features ask for the same terms, and questions repeat them.
+        self._weights: LruCache[str, float] = LruCache(100_000)
 
     def _weight(self, term: str) -> float:
         """A term's weight (idf times prior); a term the corpus never uses counts as much as
         the rarest one."""
+        return self._weights.get(term, lambda: self._lookup_weight(term))
+
+    def _lookup_weight(self, term: str) -> float:
         term_id = self.index.bm25.vocabulary.get(term)
         if term_id is None:
             return self._max_weight
@@ -332,7 +338,7 @@ class Searcher:
             )
             columns["rrf_dense"][i] = RRF_K / (RRF_K + dense_rank.get(row, k))
             columns["rrf_bm25"][i] = RRF_K / (RRF_K + lexical_rank[row])
-        columns.update(self.structure_columns(query, rows))
+        columns.update(self.structure_columns(query, rows, passages))
         features = np.column_stack([columns[name] for name in FEATURES]).astype(np.float32)
         signals = np.column_stack([dense, sentence_dense, uni_matched / uni_total])
         return Candidates(
@@ -354,10 +360,14 @@ class Searcher:
         info = self.index.document(doc_id)
         return info.date if info is not None else None
 
-    def structure_columns(self, query: Query, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """STRUCTURE_FEATURES of the candidate rows for an analysed question."""
+    def structure_columns(
+        self, query: Query, rows: np.ndarray, passages: Sequence[Passage] | None = None
+    ) -> dict[str, np.ndarray]:
+        """STRUCTURE_FEATURES of the candidate rows for an analysed question (``passages``:
+        theirs, when the caller has read them already)."""
         n = len(rows)
-        passages = [self.index.passages[int(r)] for r in rows]
+        if passages is None:
+            passages = [self.index.passages[int(r)] for r in rows]
         columns: dict[str, np.ndarray] = {
             "caption": np.array([float(p.kind == CAPTION) for p in passages]),
             "subject_coverage": np.zeros(n),
