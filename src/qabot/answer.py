@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -118,11 +120,14 @@ class SentenceCandidate:
     features: np.ndarray
 
 
-def _unit_tokens(text: str, folded: bool) -> list[str]:
-    return tokens(fold(text) if folded else text)
+@functools.lru_cache(maxsize=8192)  # the same passages' sentences, question after question
+def _unit_tokens(text: str, folded: bool) -> tuple[str, ...]:
+    return tuple(tokens(fold(text) if folded else text))
 
 
-def phrase_match(question: tuple[str, ...], sentence: list[str], header: frozenset[str]) -> float:
+def phrase_match(
+    question: tuple[str, ...], sentence: Sequence[str], header: frozenset[str]
+) -> float:
     """Share of the question's words that the sentence repeats as one unbroken run.
 
     Words of the context header (title, date) do not count: every sentence has that context,

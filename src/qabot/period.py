@@ -11,6 +11,7 @@ diacritics (it reads the accent-folded form).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -128,6 +129,7 @@ def text_periods(text: str, default_year: int | None = None) -> tuple[Months, ..
     return tuple(months for _, _, months in _periods(_text_form(text), default_year))
 
 
+@functools.lru_cache(maxsize=4096)  # asked for each candidate's report, question after question
 def report_month(date: str | None) -> int | None:
     """The month of an ISO date ("2018-07-11"), or None when the report has no date."""
     if not date:

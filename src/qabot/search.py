@@ -389,15 +389,14 @@ class Searcher:
         for i, row in enumerate(rows.tolist()):
             passage = passages[i]
             subject_words, subject_bigrams = self.index.subject_terms(passage.doc_id, query.folded)
-            words = set(self.index.header_terms(row, query.folded)) | subject_words
-            bigrams = set(subject_bigrams)
-            for sentence_words, sentence_bigrams in self.index.sentence_terms(row, query.folded):
-                words |= sentence_words
-                bigrams |= sentence_bigrams
-            columns["subject_coverage"][i] = sum(v for t, v in weight.items() if t in words) / total
+            words, bigrams = self.index.passage_terms(row, query.folded)
+            columns["subject_coverage"][i] = (
+                sum(v for t, v in weight.items() if t in words or t in subject_words) / total
+            )
             if name_bigrams:
                 columns["name_coverage"][i] = (
-                    sum(v for t, v in name_weight.items() if t in bigrams) / name_total
+                    sum(v for t, v in name_weight.items() if t in bigrams or t in subject_bigrams)
+                    / name_total
                 )
                 subject_match[passage.doc_id] = (
                     sum(v for t, v in name_weight.items() if t in subject_bigrams) / name_total

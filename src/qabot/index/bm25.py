@@ -147,7 +147,10 @@ class BM25Index:
 TERMS = "bm25_terms.bin"  # the terms in byte order, UTF-8, back to back
 TERM_OFFSETS = "bm25_term_offsets.npy"  # term i is TERMS[offsets[i]:offsets[i + 1]]
 TERM_IDS = "bm25_term_ids.npy"  # term i's id (its row in idf, prior, indptr)
-OLD_VOCABULARY = "bm25_vocabulary.json"  # versions before the term table: ids in order
+OLD_VOCABULARY = "bm25_vocabulary.json"
+LOOKUPS_KEPT = (
+    1 << 16
+)  # term lookups a Vocabulary remembers  # versions before the term table: ids in order
 
 
 class Vocabulary(Mapping[str, int]):
@@ -162,13 +165,34 @@ class Vocabulary(Mapping[str, int]):
         self._offsets = _load_mapped(folder / TERM_OFFSETS).view(np.ndarray)
         self._ids = _load_mapped(folder / TERM_IDS).view(np.ndarray)
         self._keys = _SortedKeys(self._blob, self._offsets)
+        # A binary search over the mapped table costs ~10 µs of Python; a question looks up
+        # a few hundred terms (its own, its passages' sentences), mostly the same ones.
+        self._found: dict[str, int] = {}
 
-    def __getitem__(self, term: str) -> int:
+    def _search(self, term: str) -> int:
         key = term.encode("utf-8")
         at = bisect.bisect_left(self._keys, key)
         if at < len(self._ids) and self._keys[at] == key:
             return int(self._ids[at])
-        raise KeyError(term)
+        return -1
+
+    def _id(self, term: str) -> int:
+        found = self._found.get(term)
+        if found is None:
+            found = self._search(term)
+            if len(self._found) >= LOOKUPS_KEPT:  # bounded: frequent terms come back at once
+                self._found.clear()
+            self._found[term] = found
+        return found
+
+    def __getitem__(self, term: str) -> int:
+        found = self._id(term)
+        if found < 0:
+            raise KeyError(term)
+        return found
+
+    def __contains__(self, term: object) -> bool:
+        return isinstance(term, str) and self._id(term) >= 0
 
     def __len__(self) -> int:
         return len(self._ids)

@@ -7,6 +7,7 @@ version instead, so a damaged file never stops the service.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
@@ -65,7 +66,9 @@ class LruCache(Generic[K, V]):
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
             return value
-        self._items.move_to_end(key)
+        # Another thread may have evicted it meanwhile: the value is still right.
+        with contextlib.suppress(KeyError):
+            self._items.move_to_end(key)
         return value
 
     def __len__(self) -> int:
@@ -82,6 +85,10 @@ class DerivedCache:
         default_factory=lambda: LruCache(20_000)
     )
 
+    # Per (passage row, folded): every syllable and bigram of the passage and its header.
+    passage_terms: LruCache[tuple[int, bool], tuple[frozenset[str], frozenset[str]]] = field(
+        default_factory=lambda: LruCache(20_000)
+    )
     # Per (document id, folded): the syllables of the context header (title, date).
     header_terms: LruCache[tuple[str, bool], frozenset[str]] = field(
         default_factory=lambda: LruCache(20_000)
@@ -125,6 +132,11 @@ class LoadedIndex:
         self._documents_by_id = {d.doc_id: d for d in self.documents}
         if self.sentence_offsets is None:
             self.sentence_offsets = sentence_offsets(self.sentence_spans, len(self.passages))
+        # Plain ndarray views of the mapped files: every slice of a memmap subclass runs its
+        # __array_finalize__, tens of thousands of times a second on a busy server.
+        self.sentence_spans = _plain(self.sentence_spans)
+        self.sentence_vectors = _plain(self.sentence_vectors)
+        self.sentence_offsets = _plain(self.sentence_offsets)
 
     def sentence_terms(self, row: int, folded: bool) -> SentenceTerms:
         """Per sentence of a passage: its syllables and syllable bigrams (folded: "~dang")."""
@@ -135,6 +147,18 @@ class LoadedIndex:
             return [term_sets(text[s:e], folded) for s, e in spans.tolist()]
 
         return self.cache.sentence_terms.get((row, folded), make)
+
+    def passage_terms(self, row: int, folded: bool) -> tuple[frozenset[str], frozenset[str]]:
+        """Syllables (with the context header's) and bigrams of a whole passage."""
+
+        def make() -> tuple[frozenset[str], frozenset[str]]:
+            words, pairs = set(self.header_terms(row, folded)), set()
+            for sentence_words, sentence_pairs in self.sentence_terms(row, folded):
+                words |= sentence_words
+                pairs |= sentence_pairs
+            return frozenset(words), frozenset(pairs)
+
+        return self.cache.passage_terms.get((row, folded), make)
 
     def header_terms(self, row: int, folded: bool) -> frozenset[str]:
         """Syllables of a passage's context header (title, date): context for every sentence."""
@@ -183,6 +207,10 @@ class LoadedIndex:
 
 
 SENTENCE_OFFSETS = "sentence_offsets.npy"
+
+
+def _plain(array: np.ndarray) -> np.ndarray:
+    return array.view(np.ndarray) if isinstance(array, np.memmap) else array
 
 
 def sentence_offsets(sentence_spans: np.ndarray, passages: int) -> np.ndarray:
