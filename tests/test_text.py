@@ -1,10 +1,65 @@
 """Normalisation, folding, tokens and sentence splitting, on strings from the sample reports."""
 
+import random
+import re
 import unicodedata
+from pathlib import Path
 
 import pytest
 
-from qabot.text import fold, has_diacritics, match_key, normalize, sentences, tokens
+from qabot.text import (
+    fold,
+    has_diacritics,
+    match_key,
+    normalize,
+    sentences,
+    strip_marks,
+    tokens,
+)
+
+REPORTS = Path(__file__).resolve().parents[1] / "data" / "reports"
+
+
+def _reference_strip_marks(text: str) -> str:
+    # The definition: decompose the whole text, drop the combining marks, compose again.
+    text = text.replace("đ", "d").replace("Đ", "D")
+    bare = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+    return unicodedata.normalize("NFC", bare)
+
+
+def _reference_tokens(text: str) -> list[str]:
+    found = []
+    for m in re.finditer(r"\d+(?:[.,]\d+)*|[^\W_]+", text):
+        raw = m.group()
+        if raw[0].isdigit():
+            raw = raw.replace(".", "").replace(",", "").lstrip("0") or "0"
+        found.append(raw.lower())
+    return found
+
+
+def test_fast_folding_and_tokens_equal_their_definitions():
+    # Reports, their decomposed form, and random strings of Latin, Vietnamese, Greek,
+    # Hangul syllables and jamo, Devanagari, astral characters and stray combining marks.
+    texts = [p.read_text(encoding="utf-8") for p in sorted(REPORTS.glob("*.txt"))]
+    texts += [unicodedata.normalize("NFD", t) for t in texts]
+    rng = random.Random(7)
+    blocks = [
+        (0x20, 0x2FF),
+        (0x300, 0x36F),
+        (0x1E00, 0x1EFF),
+        (0x370, 0x3FF),
+        (0xAC00, 0xAC40),
+        (0x1100, 0x1175),
+        (0x900, 0x97F),
+        (0x10000, 0x1FAFF),
+        (0x2000, 0x206F),
+    ]
+    for _ in range(3000):
+        chars = [chr(rng.randint(*rng.choice(blocks))) for _ in range(rng.randint(0, 16))]
+        texts.append("".join(chars))
+    for text in texts:
+        assert strip_marks(text) == _reference_strip_marks(text), repr(text)
+        assert tokens(text) == _reference_tokens(text), repr(text)
 
 
 def test_normalize_composes_and_unifies_tone_marks():

@@ -320,21 +320,18 @@ class Searcher:
             "rrf_dense": np.zeros(n_rows),
             "rrf_bm25": np.zeros(n_rows),
         }
+        asked = frozenset(uni_weight)
         for i, row in enumerate(rows.tolist()):
-            header = self.index.header_terms(row, query.folded)
             # The header (title, date) is the context of every sentence of the passage.
-            columns["sentence_coverage"][i] = (
-                max(
-                    (
-                        sum(v for t, v in uni_weight.items() if t in words or t in header)
-                        for words, _ in self.index.sentence_terms(row, query.folded)
-                    ),
-                    default=0.0,
-                )
-                / uni_total
-            )
+            in_header = asked & self.index.header_terms(row, query.folded)
+            sums: dict[frozenset[str], float] = {}  # most sentences match alike, or nothing
+            for words, _ in self.index.sentence_terms(row, query.folded):
+                found = (asked & words) | in_header
+                if found not in sums:
+                    sums[found] = sum(v for t, v in uni_weight.items() if t in found)
+            columns["sentence_coverage"][i] = max(sums.values(), default=0.0) / uni_total
             columns["title_coverage"][i] = (
-                sum(v for t, v in uni_weight.items() if t in header) / uni_total
+                sum(v for t, v in uni_weight.items() if t in in_header) / uni_total
             )
             columns["rrf_dense"][i] = RRF_K / (RRF_K + dense_rank.get(row, k))
             columns["rrf_bm25"][i] = RRF_K / (RRF_K + lexical_rank[row])
