@@ -263,6 +263,94 @@ def test_ordinary_questions_are_not_bounded_and_padding_keeps_what_is_asked(
     )
 
 
+class GatedEmbedder:
+    """The real embedder; embedding a text with MARK waits for ``gate`` (to hold a long
+    question in the middle of its search) and counts how many do so at once."""
+
+    MARK = "zyxwvq"
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.gate = threading.Event()
+        self.lock = threading.Lock()
+        self.inside = self.most_inside = 0
+
+    @property
+    def id(self) -> str:
+        return self.inner.id
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def embed_passages(self, texts):
+        return self.inner.embed_passages(texts)
+
+    def embed_queries(self, texts):
+        if not any(self.MARK in t for t in texts):
+            return self.inner.embed_queries(texts)
+        with self.lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        try:
+            assert self.gate.wait(30)
+            return self.inner.embed_queries(texts)
+        finally:
+            with self.lock:
+                self.inside -= 1
+
+
+def _long_question(n: int) -> str:
+    # Beyond the bounds (query.is_long_question); its rare marker word survives the cut.
+    return f"{GatedEmbedder.MARK} Đảng bộ có bao nhiêu đảng viên {n}? " + "rất " * 150
+
+
+def _wait_for(condition, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def test_long_questions_take_turns_and_leave_room_for_the_others(reports_index, embedder) -> None:
+    from qabot.query import is_long_question
+    from qabot.service import LONG_QUESTION_QUEUE, BusyError
+
+    assert is_long_question(_long_question(0)) and not is_long_question(ON_TOPIC)
+    gated = GatedEmbedder(embedder)
+    service = QAService(reports_index, gated, long_question_slots=1)
+    settings = make_settings()
+    pool = ThreadPoolExecutor(max_workers=LONG_QUESTION_QUEUE + 1)
+    try:
+        # One long question in its search, LONG_QUESTION_QUEUE more waiting for the slot.
+        waiting = [
+            pool.submit(service.ask, _long_question(n)) for n in range(LONG_QUESTION_QUEUE + 1)
+        ]
+        _wait_for(lambda: gated.inside == 1)
+        time.sleep(0.3)  # time for a second one to enter, were the slot not held
+        assert gated.inside == 1
+        # An ordinary question is answered meanwhile, from any interface.
+        assert service.ask(ON_TOPIC).found
+        # One more long question is refused at once (503 busy over HTTP), not parked.
+        with pytest.raises(BusyError):
+            service.ask(_long_question(99))
+        with serving(create_app(service, settings)) as client:
+            refused = client.post("/ask", json={"question": _long_question(98)})
+            assert_error(refused, 503, "busy")
+            assert refused.headers["retry-after"] == "2"
+            assert client.post("/ask", json={"question": ON_TOPIC}).status_code == 200
+        gated.gate.set()
+        answers = [future.result(timeout=60) for future in waiting]
+    finally:
+        gated.gate.set()
+        pool.shutdown(wait=True)
+        service.close()
+    assert len(answers) == LONG_QUESTION_QUEUE + 1
+    assert gated.most_inside == 1  # one at a time
+    # With every turn over, long questions are admitted again.
+    assert service.ask(_long_question(7)).interpreted_question
+
+
 def test_index_writes_take_turns_time_out_and_recover_from_failures() -> None:
     from qabot.http.admin import IndexWrites
     from qabot.service import IndexBusyError

@@ -83,6 +83,16 @@ class QuestionError(QabotError, ValueError):
         super().__init__(message, code=code)
 
 
+class BusyError(QuestionError):
+    """A long question refused at once because enough long questions are already waiting
+    for their turn (``QAService.ask``): ask again in a moment, or ask it shorter."""
+
+    code = "busy"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(self.code, message)
+
+
 class NotReadyError(QabotError, RuntimeError):
     """No index is loaded yet, so there is nothing to answer from (``qabot.service``)."""
 

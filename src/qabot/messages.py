@@ -38,6 +38,10 @@ INTERNAL_ERROR = (
 )
 
 INDEX_BUSY = "Chỉ mục đang được một tiến trình khác cập nhật. Vui lòng thử lại sau ít phút."
+LONG_QUESTIONS_BUSY = (
+    "Hệ thống đang xử lý nhiều câu hỏi rất dài. Xin vui lòng hỏi ngắn gọn hơn, hoặc thử lại "
+    "sau giây lát."
+)
 
 
 def no_index_in(index_dir: str | PathLike[str]) -> str:

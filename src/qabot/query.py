@@ -133,6 +133,12 @@ def _keep_first(word: str) -> tuple[int, float]:
     return (0 if lowered in _QUESTION_WORDS else 1, rarity)
 
 
+def is_long_question(question: str) -> bool:
+    """True when a question is beyond the bounds above (it is then searched as
+    ``bound_question``): filler, pasted text, noise."""
+    return not _is_bounded(question, [m.group() for m in token_matches(question)])
+
+
 def bound_question(question: str) -> str:
     """The question as analysed and embedded: itself when it is within the bounds above,
     else its words alone (no punctuation), each word once and cut to MAX_WORD_CHARS, at most

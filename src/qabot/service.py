@@ -7,13 +7,14 @@ the index, ingest or search modules.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import secrets
 import threading
 import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from qabot.conversation import STANDALONE, Step, resolve_conversation
 from qabot.embedding import Embedder, create_embedder
 from qabot.errors import (
     BotConfigError,
+    BusyError,
     CalibrationError,
     CommandError,
     EmbedderError,
@@ -63,7 +65,8 @@ from qabot.library import (
     safe_name,
     stage_files,
 )
-from qabot.messages import OTHER_LANGUAGE_HINT, no_index_in
+from qabot.messages import LONG_QUESTIONS_BUSY, OTHER_LANGUAGE_HINT, no_index_in
+from qabot.query import is_long_question
 from qabot.questionlog import (
     MAX_COMMENT_CHARS,
     LoggedAnswer,
@@ -125,6 +128,10 @@ log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 1000
 MAX_TOP_K = 20
 MAX_HISTORY = 10  # earlier questions of a conversation that a question may lean on
+# Long questions (query.is_long_question) answered at once: one, so that on a small
+# machine a burst of them leaves a core to everyone else's questions.
+LONG_QUESTION_SLOTS = 1
+LONG_QUESTION_QUEUE = 4  # long questions that may wait for a slot; more are refused (busy)
 
 
 def clean_question(question: str | None) -> str:
@@ -281,6 +288,7 @@ class QAService:
         docs_dir: Path | None = None,
         max_upload_bytes: int = DEFAULT_MAX_BYTES,
         question_log: QuestionLog | None = None,
+        long_question_slots: int = LONG_QUESTION_SLOTS,
     ) -> None:
         self.index_dir = Path(index_dir)
         self.docs_dir = Path(docs_dir) if docs_dir is not None else None
@@ -289,6 +297,12 @@ class QAService:
         self.question_log = question_log
         self.activity = Activity()
         self.started = time.monotonic()
+        # Questions beyond query.bound_question's bounds are answered this many at a time:
+        # bounded, one still costs the embedder 2-5 times a normal question, and a burst of
+        # them on every core made everyone else wait. A few more may wait for a turn; the
+        # rest are refused at once, so waiting ones never hold all the request threads.
+        self._long_running = threading.BoundedSemaphore(long_question_slots)
+        self._long_admitted = threading.BoundedSemaphore(long_question_slots + LONG_QUESTION_QUEUE)
         self._searcher: Searcher | None = None
         self._lock = threading.Lock()
         # The CURRENT pointer as last tried, so a damaged live version is reported once and
@@ -443,15 +457,27 @@ class QAService:
         if not 1 <= top_k <= MAX_TOP_K:
             raise QuestionError("invalid_top_k", f"top_k phải nằm trong khoảng 1 đến {MAX_TOP_K}.")
         searcher = self._require()
-        started = time.perf_counter()
-        step = self._standalone(text, earlier, searcher)
-        result = searcher.search(step.asked, top_k, step.context)
-        took_ms = (time.perf_counter() - started) * 1000
+        long = is_long_question(text) or any(is_long_question(q) for q in earlier)
+        with self._long_question_turn() if long else contextlib.nullcontext():
+            started = time.perf_counter()
+            step = self._standalone(text, earlier, searcher)
+            result = searcher.search(step.asked, top_k, step.context)
+            took_ms = (time.perf_counter() - started) * 1000
         answer = compose(result, searcher.index, searcher.models, took_ms, question=text)
         if channel is None:
             return answer
         self.activity.answered(channel, answer.found)
         return self._logged(answer, result, channel, user)
+
+    @contextlib.contextmanager
+    def _long_question_turn(self) -> Iterator[None]:
+        if not self._long_admitted.acquire(blocking=False):
+            raise BusyError(LONG_QUESTIONS_BUSY)
+        try:
+            with self._long_running:
+                yield
+        finally:
+            self._long_admitted.release()
 
     def _logged(
         self, answer: Answer, result: SearchResult, channel: str, user: str | None

@@ -24,6 +24,7 @@ from qabot.http.schemas import (
 from qabot.messages import INDEX_BUSY, INTERNAL_ERROR, NO_INDEX
 from qabot.service import (
     MAX_TOP_K,
+    BusyError,
     IndexBusyError,
     IndexStoreError,
     LibraryError,
@@ -34,6 +35,8 @@ from qabot.service import (
 )
 
 log = logging.getLogger("qabot.api")
+
+BUSY_RETRY_SECONDS = "2"  # a long question's turn comes within a second or two
 
 INVALID_JSON = (
     "Nội dung gửi lên không phải JSON hợp lệ (mã hóa UTF-8). Ví dụ đúng: "
@@ -99,7 +102,10 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
         "«out_of_range», «invalid_type», «invalid_json», «empty_question»)."
     ),
     500: "Lỗi hệ thống ngoài dự kiến.",
-    503: "Chưa có chỉ mục hoặc chỉ mục không dùng được.",
+    503: (
+        "Chưa có chỉ mục hoặc chỉ mục không dùng được; hoặc đang có quá nhiều câu hỏi rất dài "
+        "chờ lượt (mã «busy», header «Retry-After»)."
+    ),
 }
 
 
@@ -201,6 +207,8 @@ async def http_error_handler(request: Request, exc: HTTPException) -> JSONRespon
 
 async def qabot_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """qabot's own errors: the status by kind, the code from the error."""
+    if isinstance(exc, BusyError):
+        return error_response(503, exc.code, str(exc), {"Retry-After": BUSY_RETRY_SECONDS})
     if isinstance(exc, QuestionError):
         return error_response(422, exc.code, str(exc))
     if isinstance(exc, NotReadyError):
