@@ -402,10 +402,14 @@ class Searcher:
         # ranks only among them (a newer report on another organisation is not newer news).
         best_match = max(subject_match.values(), default=0.0)
         on_subject = [subject_match.get(p.doc_id, 0.0) >= best_match - 1e-9 for p in passages]
+        asked = question_time(query.interpreted)
         columns.update(
             time_columns(
-                question_time(query.interpreted),
-                [self.passage_periods(int(r)) for r in rows],
+                asked,
+                # Only a question that names a period compares it with the passages'.
+                [self.passage_periods(int(r)) for r in rows]
+                if asked.period is not None
+                else [()] * n,
                 [
                     report_month(self._document_date(p.doc_id)) if same else None
                     for p, same in zip(passages, on_subject, strict=True)
