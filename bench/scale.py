@@ -389,16 +389,19 @@ class HashingEmbedder:
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         ids: list[int] = []
-        owner: list[int] = []
+        starts = np.zeros(len(texts), dtype=np.int64)  # where each text's tokens begin in ids
         for i, text in enumerate(texts):
+            starts[i] = len(ids)
             words = _WORD.findall(text.lower())
             tokens = [*words, *(f"{a}_{b}" for a, b in itertools.pairwise(words))]
-            ids.extend(self._token_id(t) for t in tokens)
-            owner.extend([i] * len(tokens))
+            ids.extend(map(self._token_id, tokens))
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
-        np.add.at(
-            out, np.asarray(owner, dtype=np.int64), self._table[np.asarray(ids, dtype=np.int64)]
-        )
+        # Each text's token vectors summed in one pass (np.add.at was half of a build's time).
+        counts = np.diff(np.append(starts, len(ids)))
+        some = counts > 0
+        if some.any():
+            vectors = self._table[np.asarray(ids, dtype=np.int64)]
+            out[some] = np.add.reduceat(vectors, starts[some], axis=0)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return np.ascontiguousarray(out / np.maximum(norms, 1e-12))
 

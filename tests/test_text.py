@@ -60,6 +60,8 @@ def test_fast_folding_and_tokens_equal_their_definitions():
     for text in texts:
         assert strip_marks(text) == _reference_strip_marks(text), repr(text)
         assert tokens(text) == _reference_tokens(text), repr(text)
+        folded = fold(unicodedata.normalize("NFC", text))
+        assert match_key(text) == "".join(c for c in folded if c.isalnum()), repr(text)
 
 
 def test_normalize_composes_and_unifies_tone_marks():

@@ -104,9 +104,13 @@ def looks_vietnamese(text: str) -> bool:
     return syllables > 0.5 * len(words)
 
 
+# Not a letter or a digit: \w is exactly str.isalnum() plus the underscore.
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
 def match_key(text: str) -> str:
     """The comparison form of the evaluation protocol: folded, letters and digits only."""
-    return "".join(ch for ch in fold(unicodedata.normalize("NFC", text)) if ch.isalnum())
+    return _NOT_ALNUM.sub("", fold(unicodedata.normalize("NFC", text)))
 
 
 # A number keeps its thousands and decimal separators as one token ("1.062", "19.309",
