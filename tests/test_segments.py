@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qabot.index import build_index, open_index
 from qabot.index import build as build_module
+from qabot.index import build_index, open_index
 from qabot.index.bm25 import SegmentedBM25
 from qabot.index.layout import (
     CACHE,

@@ -357,9 +357,10 @@ def open_version(index_dir: Path, version: str, embedder_id: str | None = None) 
         folder = index_dir / VERSIONS / version
         try:
             segments = _open_segments(index_dir, manifest)
-            restore_stats = RestoreStats.load(folder)
-            if restore_stats is None:
-                raise OSError("restore.npz missing")
+            # A version written without restore.npz gets its statistics from its passages.
+            restore_stats = RestoreStats.load(folder) or RestoreStats.from_texts(
+                p.indexed_text for s in segments for p in s.passages
+            )
         except (OSError, ValueError, KeyError, EOFError, RuntimeError, sqlite3.Error) as exc:
             # Files that pass their checksums but that their readers refuse: written by a
             # broken build.
