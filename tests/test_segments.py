@@ -238,9 +238,7 @@ def test_many_tombstones_merge(docs_copy, index_copy, embedder):
     assert index.segments[0].deleted is None and len(index.documents) == 2
 
 
-def test_a_damaged_segment_is_reported_and_the_service_falls_back(
-    docs_copy, index_copy, embedder
-):
+def test_a_damaged_segment_is_reported_and_the_service_falls_back(docs_copy, index_copy, embedder):
     old = current_version(index_copy)
     (docs_copy / NEW_REPORT_NAME).write_text(NEW_REPORT, encoding="utf-8")
     build_index(docs_copy, index_copy, embedder)
@@ -316,3 +314,20 @@ def test_version_manifest_lists_segments_and_global_statistics(reports_index):
     record = json.loads((reports_index / SEGMENTS / segment["id"] / "segment.json").read_text())
     assert "meta.sqlite" in record["files"] and (reports_index / CURRENT).exists()
     assert np.isfinite(manifest["bm25"]["max_term_weight"])
+
+
+def test_a_hot_reload_shares_the_unchanged_segments(writable_service, embedder):
+    service = writable_service
+    old = service.index
+    (service.docs_dir / NEW_REPORT_NAME).write_text(NEW_REPORT, encoding="utf-8")
+    build_index(service.docs_dir, service.index_dir, embedder)
+    assert service.reload()
+    new = service.index
+    assert new.version != old.version and len(new.segments) == 2
+    shared, added = new.segments
+    assert shared.passages is old.segments[0].passages  # one open store, one map
+    assert shared.vectors is old.segments[0].vectors and shared.bm25 is old.segments[0].bm25
+    assert added.start == len(shared.passages) == len(old.passages)
+    answer = service.ask(NEW_REPORT_QUESTION)
+    assert answer.found and answer.passages[0].doc_id == NEW_REPORT_NAME
+    assert old.passages[0] == new.passages[0]  # the old index still answers its requests

@@ -324,7 +324,9 @@ class QAService:
             if pointer == self._tried:
                 return False  # this pointer was tried already; versions never change
             try:
-                index = open_index(self.index_dir, self.embedder.id)
+                # Segments the served version shares with the new one are not opened twice.
+                previous = self._searcher.index if self._searcher else None
+                index = open_index(self.index_dir, self.embedder.id, previous)
             except IndexMissingError:
                 return False
             except IndexDamagedError as exc:

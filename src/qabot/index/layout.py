@@ -234,11 +234,13 @@ def _verify_files(folder: Path, expected: dict, *, hashes: bool) -> list[Problem
     return problems
 
 
-def verify_version(index_dir: Path, version: str, *, hashes: bool = True) -> list[Problem]:
+def verify_version(
+    index_dir: Path, version: str, *, hashes: bool = True, verified: frozenset[str] = frozenset()
+) -> list[Problem]:
     """What is wrong with one version's files and its segments' files; [] when it is whole.
 
     Sizes catch truncation for free; ``hashes`` also reads every file (about 1 GB/s), which
-    catches changed bytes.
+    catches changed bytes: except in the ``verified`` segments (checked by the caller before).
     """
     folder = index_dir / VERSIONS / version
     try:
@@ -255,7 +257,10 @@ def verify_version(index_dir: Path, version: str, *, hashes: bool = True) -> lis
     if not isinstance(segments, list) or len(version_segments(manifest)) != len(segments):
         return [*problems, Problem(MANIFEST, "unreadable", "danh sách phân đoạn hỏng")]
     for segment in segments:
-        problems += verify_segment(index_dir, segment.get("id"), hashes=hashes)
+        segment_id = segment.get("id")
+        problems += verify_segment(
+            index_dir, segment_id, hashes=hashes and segment_id not in verified
+        )
     return problems
 
 

@@ -13,7 +13,7 @@ import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Generic, TypeVar
 
@@ -340,14 +340,22 @@ def _check_compatible(index_dir: Path, manifest: dict, embedder_id: str | None) 
         )
 
 
-def open_version(index_dir: Path, version: str, embedder_id: str | None = None) -> LoadedIndex:
+def open_version(
+    index_dir: Path,
+    version: str,
+    embedder_id: str | None = None,
+    previous: LoadedIndex | None = None,
+) -> LoadedIndex:
     """Load one version after checking its files and its segments'; IndexDamagedError says
-    what is wrong."""
+    what is wrong. Segments ``previous`` (the version served until now) holds are shared
+    with it, and their files' checksums, verified when it was opened, are not read again
+    (their sizes are): a hot reload after adding a report reads that report's segment."""
+    reuse = {s.id: s for s in previous.segments} if previous is not None else {}
     lease = hold_version(index_dir, version)
     try:
         manifest = read_manifest(index_dir, version)
         _check_compatible(index_dir, manifest, embedder_id)
-        problems = verify_version(index_dir, version)
+        problems = verify_version(index_dir, version, verified=frozenset(reuse))
         if problems:
             raise IndexDamagedError(
                 f"phiên bản chỉ mục {version} bị hỏng: "
@@ -356,7 +364,7 @@ def open_version(index_dir: Path, version: str, embedder_id: str | None = None) 
             )
         folder = index_dir / VERSIONS / version
         try:
-            segments = _open_segments(index_dir, manifest)
+            segments = _open_segments(index_dir, manifest, reuse)
             # A version written without restore.npz gets its statistics from its passages.
             restore_stats = RestoreStats.load(folder) or RestoreStats.from_texts(
                 p.indexed_text for s in segments for p in s.passages
@@ -404,10 +412,15 @@ def open_version(index_dir: Path, version: str, embedder_id: str | None = None) 
     )
 
 
-def _open_segments(index_dir: Path, manifest: dict) -> list[Segment]:
+def _open_segments(
+    index_dir: Path, manifest: dict, reuse: dict[str, Segment] | None = None
+) -> list[Segment]:
+    """The version's segments; those in ``reuse`` (the previous version's, by id) share
+    their open files, maps and FAISS index: segments never change once written."""
     segments, start = [], 0
     for entry in version_segments(manifest):
         folder = segment_folder(index_dir, entry["id"])
+        shared = (reuse or {}).get(entry["id"])
         deleted_documents = set(entry.get("deleted", []))
         db = meta.connect(folder / "meta.sqlite")
         try:
@@ -420,6 +433,10 @@ def _open_segments(index_dir: Path, manifest: dict) -> list[Segment]:
                     deleted[[r for (r,) in rows]] = True
         finally:
             db.close()
+        if shared is not None:
+            segments.append(replace(shared, start=start, documents=documents, deleted=deleted))
+            start += len(shared.passages)
+            continue
         passages = meta.PassageStore(folder / "meta.sqlite")
         spans, sentence_vectors = load_sentences(folder)
         vectors = load_vector_index(folder / "vectors.faiss")
@@ -450,7 +467,9 @@ def _open_segments(index_dir: Path, manifest: dict) -> list[Segment]:
     return segments
 
 
-def open_index(index_dir: Path, embedder_id: str | None = None) -> LoadedIndex:
+def open_index(
+    index_dir: Path, embedder_id: str | None = None, previous: LoadedIndex | None = None
+) -> LoadedIndex:
     """The live version, or when it is damaged the newest older good version (logged, and
     named in ``LoadedIndex.damaged``)."""
     live = current_version(index_dir)
@@ -466,7 +485,7 @@ def open_index(index_dir: Path, embedder_id: str | None = None) -> LoadedIndex:
     for version in ([live] if live else []) + older:
         started = time.perf_counter()
         try:
-            index = open_version(index_dir, version, embedder_id)
+            index = open_version(index_dir, version, embedder_id, previous)
         except IndexMismatchError:
             if version == live:
                 raise
