@@ -175,6 +175,8 @@ def test_a_removed_report_is_a_tombstone_never_shown(docs_copy, index_copy, embe
         assert removed not in {d.doc_id for d in service.documents()}
         assert index.document(removed) is None and index.paragraphs(removed, 0, 99) == []
         assert index.manifest["documents"] == 4 == len(index.documents)
+        assert service.status()["passages"] == index.manifest["passages"] == index.live_passages
+        assert index.live_passages < len(index.passages)
     finally:
         service.close()
 

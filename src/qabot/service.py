@@ -634,7 +634,7 @@ class QAService:
             "version": index.version,
             "created_at": index.manifest.get("created_at"),
             "documents": len(index.documents),
-            "passages": len(index.passages),
+            "passages": index.live_passages,
         }
 
     # --- updating the library ------------------------------------------------------------

@@ -235,12 +235,18 @@ def _verify_files(folder: Path, expected: dict, *, hashes: bool) -> list[Problem
 
 
 def verify_version(
-    index_dir: Path, version: str, *, hashes: bool = True, verified: frozenset[str] = frozenset()
+    index_dir: Path,
+    version: str,
+    *,
+    hashes: bool = True,
+    verified: frozenset[str] = frozenset(),
+    memo: dict[str, list[Problem]] | None = None,
 ) -> list[Problem]:
     """What is wrong with one version's files and its segments' files; [] when it is whole.
 
     Sizes catch truncation for free; ``hashes`` also reads every file (about 1 GB/s), which
     catches changed bytes: except in the ``verified`` segments (checked by the caller before).
+    ``memo`` keeps each segment's problems across calls: versions share segments.
     """
     folder = index_dir / VERSIONS / version
     try:
@@ -258,9 +264,14 @@ def verify_version(
         return [*problems, Problem(MANIFEST, "unreadable", "danh sách phân đoạn hỏng")]
     for segment in segments:
         segment_id = segment.get("id")
-        problems += verify_segment(
-            index_dir, segment_id, hashes=hashes and segment_id not in verified
-        )
+        found = memo.get(segment_id) if memo is not None and isinstance(segment_id, str) else None
+        if found is None:
+            found = verify_segment(
+                index_dir, segment_id, hashes=hashes and segment_id not in verified
+            )
+            if memo is not None and isinstance(segment_id, str):
+                memo[segment_id] = found
+        problems += found
     return problems
 
 
@@ -477,12 +488,14 @@ class IndexReport:
 def inspect_index(index_dir: Path, *, hashes: bool = True) -> IndexReport:
     from qabot.index.cache import check_cache
 
+    memo: dict[str, list[Problem]] = {}  # a segment several versions list is read once
     return IndexReport(
         index_dir=index_dir,
         live=current_version(index_dir),
         pointer=pointer_problem(index_dir),
         versions={
-            v: tuple(verify_version(index_dir, v, hashes=hashes)) for v in list_versions(index_dir)
+            v: tuple(verify_version(index_dir, v, hashes=hashes, memo=memo))
+            for v in list_versions(index_dir)
         },
         cache_problem=check_cache(index_dir / CACHE),
     )

@@ -231,6 +231,13 @@ class LoadedIndex:
     def segment_of(self, row: int) -> Segment:
         return self.segments[bisect.bisect_right(self._starts, row) - 1]
 
+    @property
+    def live_passages(self) -> int:
+        """Passages searched: rows less tombstoned ones."""
+        return len(self.passages) - sum(
+            int(s.deleted.sum()) for s in self.segments if s.deleted is not None
+        )
+
     def is_deleted(self, row: int) -> bool:
         segment = self.segment_of(row)
         return segment.deleted is not None and bool(segment.deleted[row - segment.start])
