@@ -18,6 +18,7 @@ from qabot.index.layout import (
     CACHE,
     CURRENT,
     SEGMENTS,
+    VERIFIED,
     VERSIONS,
     current_version,
     hold_version,
@@ -43,8 +44,14 @@ def segment_ids(index_dir: Path, version: str | None = None) -> list[str]:
     return [s["id"] for s in version_segments(manifest)]
 
 
-def file_marks(folder: Path) -> dict[str, tuple[int, int]]:
-    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+def file_marks(folder: Path) -> dict[str, tuple[int, int, int]]:
+    """Every data file's inode and times (verified.json, the sidecar that remembers when
+    the files were last hashed whole, apart)."""
+    return {
+        p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.stat().st_ctime_ns)
+        for p in sorted(folder.iterdir())
+        if p.name != VERIFIED
+    }
 
 
 def fresh_index(tmp_path: Path, reports_index: Path, name: str) -> Path:
@@ -333,3 +340,26 @@ def test_a_hot_reload_shares_the_unchanged_segments(writable_service, embedder):
     answer = service.ask(NEW_REPORT_QUESTION)
     assert answer.found and answer.passages[0].doc_id == NEW_REPORT_NAME
     assert old.passages[0] == new.passages[0]  # the old index still answers its requests
+
+
+def test_a_segment_hashed_whole_is_not_hashed_again_until_written(index_copy, monkeypatch):
+    from qabot.index import layout
+
+    version = current_version(index_copy)
+    (segment,) = segment_ids(index_copy)
+    assert layout.verify_version(index_copy, version, stamps=True) == []  # hashes, stamps
+    hashed, digest = [], layout.file_digest
+    monkeypatch.setattr(layout, "file_digest", lambda path: hashed.append(path) or digest(path))
+    assert layout.verify_version(index_copy, version, stamps=True) == []
+    assert not [p for p in hashed if SEGMENTS in p.parts]  # unchanged since: sizes only
+    assert layout.verify_version(index_copy, version) == []
+    assert [p for p in hashed if SEGMENTS in p.parts]  # verify always hashes
+    monkeypatch.undo()
+    path = index_copy / SEGMENTS / segment / "sentence_spans.npy"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))  # same size, new bytes: the stamp no longer matches
+    problems = layout.verify_version(index_copy, version, stamps=True)
+    assert [(p.file, p.kind) for p in problems] == [
+        (f"{SEGMENTS}/{segment}/sentence_spans.npy", "checksum")
+    ]

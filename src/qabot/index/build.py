@@ -436,7 +436,7 @@ def _live_state(index_dir: Path):
     live = current_version(index_dir)
     if live is None:
         return None, None, {}
-    problems = verify_version(index_dir, live)
+    problems = verify_version(index_dir, live, stamps=True)
     if problems:
         log.warning(
             "live index version %s is damaged (%s); reading every document again",

@@ -177,7 +177,7 @@ def checksums(folder: Path) -> dict[str, dict]:
     return {
         item.name: {"size": item.stat().st_size, "sha256": file_digest(item)}
         for item in sorted(folder.iterdir())
-        if item.is_file() and item.name not in (MANIFEST, SEGMENT_MANIFEST, IN_USE)
+        if item.is_file() and item.name not in (MANIFEST, SEGMENT_MANIFEST, IN_USE, VERIFIED)
     }
 
 
@@ -191,9 +191,16 @@ def segment_folder(index_dir: Path, segment: str) -> Path:
     return index_dir / SEGMENTS / segment
 
 
-def verify_segment(index_dir: Path, segment: str, *, hashes: bool = True) -> list[Problem]:
+def verify_segment(
+    index_dir: Path, segment: str, *, hashes: bool = True, stamps: bool = False
+) -> list[Problem]:
     """What is wrong with one segment's files; [] when it is whole. Files are named
-    segments/<id>/<file>."""
+    segments/<id>/<file>.
+
+    With ``stamps``, a segment whose files were all hashed whole before and have not been
+    written since (the same inode, size, mtime and ctime: the kernel sets ctime on any
+    write, and nobody can set it back) is not hashed again: opening a version or building
+    reads the new segment, not the corpus. ``qabot index verify`` always hashes."""
     prefix = f"{SEGMENTS}/{segment}/"
     if not isinstance(segment, str) or not segment or "/" in segment or segment.startswith("."):
         return [Problem(prefix, "missing", "tên phân đoạn không hợp lệ")]
@@ -207,10 +214,47 @@ def verify_segment(index_dir: Path, segment: str, *, hashes: bool = True) -> lis
         return [Problem(prefix + SEGMENT_MANIFEST, "missing")]
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         return [Problem(prefix + SEGMENT_MANIFEST, "unreadable", type(exc).__name__)]
-    return [
-        replace(p, file=prefix + p.file)
-        for p in _verify_files(folder, {**dict.fromkeys(REQUIRED_FILES), **expected}, hashes=hashes)
-    ]
+    expected = {**dict.fromkeys(REQUIRED_FILES), **expected}
+    if hashes and stamps and _stamp(folder, expected) == _read_stamp(folder):
+        hashes = False  # sizes are still compared below
+    problems = _verify_files(folder, expected, hashes=hashes)
+    if hashes and not problems:
+        _write_stamp(folder, expected)
+    return [replace(p, file=prefix + p.file) for p in problems]
+
+
+VERIFIED = "verified.json"  # a segment's files as they were when last hashed whole
+
+
+def _stamp(folder: Path, expected: dict) -> dict | None:
+    try:
+        return {
+            name: [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+            for name in sorted(expected)
+            for st in [(folder / name).stat()]
+        }
+    except OSError:
+        return None
+
+
+def _read_stamp(folder: Path) -> dict | None:
+    try:
+        data = json.loads((folder / VERIFIED).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_stamp(folder: Path, expected: dict) -> None:
+    stamp = _stamp(folder, expected)
+    if stamp is None:
+        return
+    temporary = folder / f".{VERIFIED}.tmp"
+    try:
+        temporary.write_text(json.dumps(stamp))
+        os.replace(temporary, folder / VERIFIED)
+    except OSError:  # a read-only index folder: hashed again next time
+        pass
 
 
 def _verify_files(folder: Path, expected: dict, *, hashes: bool) -> list[Problem]:
@@ -241,12 +285,14 @@ def verify_version(
     hashes: bool = True,
     verified: frozenset[str] = frozenset(),
     memo: dict[str, list[Problem]] | None = None,
+    stamps: bool = False,
 ) -> list[Problem]:
     """What is wrong with one version's files and its segments' files; [] when it is whole.
 
     Sizes catch truncation for free; ``hashes`` also reads every file (about 1 GB/s), which
     catches changed bytes: except in the ``verified`` segments (checked by the caller before).
     ``memo`` keeps each segment's problems across calls: versions share segments.
+    ``stamps``: see verify_segment.
     """
     folder = index_dir / VERSIONS / version
     try:
@@ -267,7 +313,7 @@ def verify_version(
         found = memo.get(segment_id) if memo is not None and isinstance(segment_id, str) else None
         if found is None:
             found = verify_segment(
-                index_dir, segment_id, hashes=hashes and segment_id not in verified
+                index_dir, segment_id, hashes=hashes and segment_id not in verified, stamps=stamps
             )
             if memo is not None and isinstance(segment_id, str):
                 memo[segment_id] = found
@@ -324,6 +370,7 @@ def publish_segment(index_dir: Path, staging: Path, segment: str) -> None:
     for item in staging.iterdir():
         with open(item, "rb") as handle:
             os.fsync(handle.fileno())
+    _write_stamp(staging, {**dict.fromkeys(REQUIRED_FILES), **record["files"]})  # just hashed
     os.replace(staging, segment_folder(index_dir, segment))
     fsync_dir(index_dir / SEGMENTS)
 

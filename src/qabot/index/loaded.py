@@ -362,7 +362,7 @@ def open_version(
     try:
         manifest = read_manifest(index_dir, version)
         _check_compatible(index_dir, manifest, embedder_id)
-        problems = verify_version(index_dir, version, verified=frozenset(reuse))
+        problems = verify_version(index_dir, version, verified=frozenset(reuse), stamps=True)
         if problems:
             raise IndexDamagedError(
                 f"phiên bản chỉ mục {version} bị hỏng: "
