@@ -536,6 +536,8 @@ def live_documents(index_dir: Path) -> dict[str, str] | None:
         return None
     try:
         manifest = read_manifest(index_dir, live)
+        if "segments" not in manifest:  # a version from before segments: not readable here
+            return None
         held = version_documents(index_dir, manifest)
     except (sqlite3.Error, IndexDamagedError, KeyError, TypeError):
         return None
