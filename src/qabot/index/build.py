@@ -190,6 +190,7 @@ class _Planned:
     path: Path
     doc_id: str
     kept: bool  # unchanged: its rows stay in their live segment
+    existed: bool  # the live version holds a version of it (changed, when not kept)
 
 
 def _build_into(
@@ -214,6 +215,7 @@ def _build_into(
         and live_manifest.get("pipeline") == fingerprint
         and live_manifest.get("documents_derived") == DOCUMENT_VERSION
     )
+    known = set(live_docs)  # for counting changes, even when nothing can be kept
     if not reusable:
         live_docs = {}
 
@@ -234,8 +236,9 @@ def _build_into(
             )
             continue
         old = live_docs.get(doc_id)
-        planned.append(_Planned(path, doc_id, old is not None and old[1].content_hash == data_hash))
-    summary.removed = len(set(live_docs) - seen)
+        kept = old is not None and old[1].content_hash == data_hash
+        planned.append(_Planned(path, doc_id, kept, doc_id in known))
+    summary.removed = len(known - seen)
 
     # The live segments that keep documents, each with what it loses.
     kept_docs = {p.doc_id for p in planned if p.kept}
@@ -363,7 +366,7 @@ def _write_documents(
                     reason = f"không đọc được tệp (lỗi {type(exc).__name__})"
                     summary.skipped_files.append(SkippedFile(doc.doc_id, reason))
                     continue
-                if old is None:
+                if not doc.existed:
                     summary.added += 1
                 elif not doc.kept:
                     summary.changed += 1
