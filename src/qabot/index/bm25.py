@@ -10,6 +10,10 @@ weight first), so a very common term contributes only its MAX_POSTINGS best post
 passages past that bound are the ones where the term weighs least (long passages, one
 occurrence) and the term is common, so its weight is small anyway; below the bound (every
 term of the sample corpus) scores are exact.
+
+An index is written per segment (qabot.index.layout) with its raw statistics (term
+frequencies, passage lengths); SegmentedBM25 scores a version of several segments with
+corpus-wide statistics, so that scores do not depend on how the corpus was segmented.
 """
 
 from __future__ import annotations
