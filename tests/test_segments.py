@@ -178,6 +178,14 @@ def test_a_removed_report_is_a_tombstone_never_shown(docs_copy, index_copy, embe
             rows = [int(r) for r in dense[1][0] if r >= 0]
             assert len(rows) == len(index.passages) - int(index.segments[0].deleted.sum())
             assert removed not in {index.passages[r].doc_id for r in rows}
+            # A few best live rows equal an exact search over the live rows (the removed
+            # report's rows, the nearest to its own question, are over-fetched past).
+            vector = embedder.embed_queries([question])
+            live = [r for r in range(len(index.passages)) if not index.is_deleted(r)]
+            exact = np.array([index.vectors.reconstruct(r) @ vector[0] for r in live])
+            for k in (1, 3, 10):
+                best = [live[i] for i in np.argsort(-exact, kind="stable")[:k]]
+                assert index.vectors.search(vector, k)[1][0].tolist() == best
         assert shown and removed not in shown and NEW_REPORT_NAME not in shown
         assert removed not in {d.doc_id for d in service.documents()}
         assert index.document(removed) is None and index.paragraphs(removed, 0, 99) == []

@@ -111,6 +111,7 @@ class Segment:
     sentence_vectors: np.ndarray  # (n, dim), float16, memory-mapped
     sentence_offsets: np.ndarray  # (passages + 1,)
     deleted: np.ndarray | None = None  # bool per local row; None when nothing is deleted
+    deleted_rows: int = 0
 
     @property
     def end(self) -> int:
@@ -162,16 +163,19 @@ class SegmentedVectors:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         found_scores, found_rows = [], []
         for segment in self._segments:
-            size = segment.vectors.ntotal
-            deleted = segment.deleted
-            extra = int(deleted.sum()) if deleted is not None else 0
-            want = min(size, k + extra)
+            size, deleted, extra = segment.vectors.ntotal, segment.deleted, segment.deleted_rows
+            # Over-fetch for the deleted rows among the best: a few k first, every deleted
+            # row only when that left fewer than k live ones.
+            want = min(size, k + min(extra, 3 * k))
             if not want:
                 continue
             scores, rows = segment.vectors.search(queries, want)
             keep = rows >= 0
             if deleted is not None:
                 keep &= ~deleted[np.maximum(rows, 0)]
+                if want < min(size, k + extra) and keep.sum(axis=1).min() < min(k, size - extra):
+                    scores, rows = segment.vectors.search(queries, min(size, k + extra))
+                    keep = (rows >= 0) & ~deleted[np.maximum(rows, 0)]
             found_scores.append(np.where(keep, scores, -np.inf))
             found_rows.append(np.where(keep, rows + segment.start, -1))
         if not found_scores:
@@ -234,9 +238,7 @@ class LoadedIndex:
     @property
     def live_passages(self) -> int:
         """Passages searched: rows less tombstoned ones."""
-        return len(self.passages) - sum(
-            int(s.deleted.sum()) for s in self.segments if s.deleted is not None
-        )
+        return len(self.passages) - sum(s.deleted_rows for s in self.segments)
 
     def is_deleted(self, row: int) -> bool:
         segment = self.segment_of(row)
@@ -441,7 +443,15 @@ def _open_segments(
         finally:
             db.close()
         if shared is not None:
-            segments.append(replace(shared, start=start, documents=documents, deleted=deleted))
+            segments.append(
+                replace(
+                    shared,
+                    start=start,
+                    documents=documents,
+                    deleted=deleted,
+                    deleted_rows=int(deleted.sum()) if deleted is not None else 0,
+                )
+            )
             start += len(shared.passages)
             continue
         passages = meta.PassageStore(folder / "meta.sqlite")
@@ -468,6 +478,7 @@ def _open_segments(
                 sentence_vectors=sentence_vectors,
                 sentence_offsets=np.load(folder / SENTENCE_OFFSETS, mmap_mode="r"),
                 deleted=deleted,
+                deleted_rows=int(deleted.sum()) if deleted is not None else 0,
             )
         )
         start += len(passages)
