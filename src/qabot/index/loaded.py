@@ -378,7 +378,16 @@ def open_version(
             restore_stats = RestoreStats.load(folder) or RestoreStats.from_texts(
                 p.indexed_text for s in segments for p in s.passages
             )
-        except (OSError, ValueError, KeyError, EOFError, RuntimeError, sqlite3.Error) as exc:
+            stats = GlobalStats.of(manifest["bm25"])
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            EOFError,
+            RuntimeError,
+            sqlite3.Error,
+        ) as exc:
             # Files that pass their checksums but that their readers refuse: written by a
             # broken build.
             problem = Problem("?", "unreadable", f"{type(exc).__name__}: {exc}"[:200])
@@ -398,7 +407,6 @@ def open_version(
     if whole:
         passages, vectors, bm25 = segments[0].passages, segments[0].vectors, segments[0].bm25
     else:
-        stats = GlobalStats.of(manifest["bm25"])
         passages = SegmentedPassages(segments)
         vectors = SegmentedVectors(segments, int(manifest.get("dim") or 0))
         bm25 = SegmentedBM25(
