@@ -307,12 +307,16 @@ class BM25Writer:
             tuple(_load_mapped(self.parts / f"{c}-{name}.npy") for name in ("terms", "rows", "tfs"))
             for c in range(self.chunks)
         ]
+        # A term's frequency is at most its passage's length: two bytes hold it (but for
+        # passages of 65,536 terms or more).
+        tf_type = "<u2" if not len(lengths) or lengths.max() < 65_536 else "<i4"
         with (
             open(folder / "bm25_postings.npy", "wb") as postings_file,
             open(folder / "bm25_weights.npy", "wb") as weights_file,
             open(folder / TFS, "wb") as tfs_file,
         ):
-            for handle, dtype in ((postings_file, "<i4"), (weights_file, "<f4"), (tfs_file, "<i4")):
+            files = ((postings_file, "<i4"), (weights_file, "<f4"), (tfs_file, tf_type))
+            for handle, dtype in files:
                 np.lib.format.write_array_header_2_0(
                     handle, {"descr": dtype, "fortran_order": False, "shape": (total,)}
                 )
@@ -335,7 +339,7 @@ class BM25Writer:
                 impact = np.lexsort((row, -weight, term))
                 postings_file.write(row[impact].astype("<i4").tobytes())
                 weights_file.write(weight[impact].astype("<f4").tobytes())
-                tfs_file.write(tf[impact].astype("<i4").tobytes())
+                tfs_file.write(tf[impact].astype(tf_type).tobytes())
                 first = last
         np.savez(
             folder / "bm25.npz",
