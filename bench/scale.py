@@ -14,10 +14,14 @@ qabot as a user would, in subprocesses:
   server's RSS after them;
 - the query embedding alone (embed_p50_ms, timed in this process with the same model), so
   ``ask_p50_ms - embed_p50_ms`` is qabot's own cost per question;
-- index_mb: the live index version on disk (the embedding cache, a build-time cache, apart);
+- index_mb: the live index version and its segment on disk (the embedding cache, a
+  build-time cache, apart);
 - recall_at_40: the version's FAISS index against exact search over the same vectors, for
   the questions and sampled sentence vectors as queries;
-- add_one_seconds: one more report copied into the folder and the incremental build run.
+- add_one_seconds: one more report copied into the folder and the incremental build run
+  (it writes one new segment of that report's passages); add_one_build_seconds: the same
+  build's own time, as its summary reports it (without starting Python and loading the
+  embedding model, a constant few seconds).
 
 The embedder is a tiny sentence-transformers model (a 2-layer, 64-dim BERT with random
 weights and a word-piece vocabulary of the sample reports' syllables), built on the spot:
@@ -553,7 +557,7 @@ def measure_size(
     seed: int = 0,
     src: Path = SRC,
 ) -> dict:
-    from qabot.index.layout import VERSIONS, current_version
+    from qabot.index.layout import SEGMENTS, VERSIONS, current_version, read_manifest
     from qabot.index.vectors import load_vector_index
 
     docs, index = work / "docs", work / "index"
@@ -573,24 +577,29 @@ def measure_size(
         embedder.embed_queries([q])
         embed_times.append((time.perf_counter() - started) * 1000)
 
-    version = index / VERSIONS / current_version(index)
-    vectors_index = load_vector_index(version / "vectors.faiss")
+    live = current_version(index)
+    version = index / VERSIONS / live
+    # A fresh build writes one segment: the version's vectors and sentences are its (an
+    # index from before segments, --src of an older branch, holds them in the version).
+    segments = read_manifest(index, live).get("segments")
+    segment_dir = index / SEGMENTS / segments[0]["id"] if segments else version
+    vectors_index = load_vector_index(segment_dir / "vectors.faiss")
     vectors = vectors_index.reconstruct_n(0, vectors_index.ntotal)
     rng = np.random.default_rng(seed)
-    sentences = np.load(version / "sentence_vectors.npy", mmap_mode="r")
+    sentences = np.load(segment_dir / "sentence_vectors.npy", mmap_mode="r")
     sample = np.sort(rng.choice(len(sentences), size=min(200, len(sentences)), replace=False))
     queries = np.concatenate([embedder.embed_queries(questions), sentences[sample]])
     queries = queries.astype(np.float32)
     queries /= np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
     recall = recall_at(vectors_index, vectors, queries)
-    index_mb = folder_mb(version)
+    index_mb = folder_mb(version) + (folder_mb(segment_dir) if segments else 0.0)
     del vectors_index, vectors
 
     # One more report: a new file beside the others, and the incremental build.
     stem, text = CorpusGenerator(seed + 1_000_003).report(PASSAGES_PER_REPORT[0] * 2)
     (docs / "added").mkdir(exist_ok=True)
     (docs / "added" / f"{stem}.txt").write_text(text, encoding="utf-8")
-    add_seconds, _, _ = run_build(env, work / "add.log")
+    add_seconds, _, added = run_build(env, work / "add.log")
 
     return {
         "passages": int(summary.get("passages", passages)),
@@ -604,6 +613,8 @@ def measure_size(
         "embed_p50_ms": round(statistics.median(embed_times), 2),
         "recall_at_40": round(recall, 4),
         "add_one_seconds": round(add_seconds, 1),
+        # The build's own time, without the process start and the model's loading.
+        "add_one_build_seconds": round(float(added.get("seconds", 0.0)), 2),
     }
 
 

@@ -19,6 +19,7 @@ from qabot.index import build_index
 from qabot.index.layout import (
     CACHE,
     CURRENT,
+    SEGMENTS,
     VERSIONS,
     current_version,
     inspect_index,
@@ -148,12 +149,26 @@ def test_api_upload_of_damaged_files_is_422_and_not_kept(writable_service: QASer
 
 
 def two_versions(index_dir: Path) -> tuple[str, str]:
-    """An older good version and a live one (a copy of it under a later name)."""
+    """An older good version and a live one: a copy of it under a later name, whose segments
+    are copies too (files identical, checksums too), so that damage to the new version's
+    files leaves the old one whole."""
     old = current_version(index_dir)
-    new = old[:-5] + "99999"  # sorts after old; files identical, checksums too
+    new = old[:-5] + "99999"  # sorts after old
     shutil.copytree(index_dir / VERSIONS / old, index_dir / VERSIONS / new)
+    manifest = json.loads((index_dir / VERSIONS / new / "manifest.json").read_text())
+    for segment in manifest["segments"]:
+        copy = segment["id"][:-5] + "99999"
+        shutil.copytree(index_dir / SEGMENTS / segment["id"], index_dir / SEGMENTS / copy)
+        segment["id"] = copy
+    (index_dir / VERSIONS / new / "manifest.json").write_text(json.dumps(manifest))
     (index_dir / CURRENT).write_text(new + "\n")
     return old, new
+
+
+def new_segment(index_dir: Path, version: str) -> Path:
+    """The folder of a version's (first) segment."""
+    manifest = json.loads((index_dir / VERSIONS / version / "manifest.json").read_text())
+    return index_dir / SEGMENTS / manifest["segments"][0]["id"]
 
 
 def _truncate(path: Path) -> None:
@@ -181,7 +196,11 @@ def test_a_damaged_live_version_falls_back_is_named_and_rebuilt(
     kind, docs_copy, index_copy, embedder
 ):
     old, new = two_versions(index_copy)
-    DAMAGE[kind](index_copy / VERSIONS / new)
+    # The version's own manifest, or a file of its segment.
+    folder = (
+        new_segment(index_copy, new) if kind != "manifest.json" else index_copy / VERSIONS / new
+    )
+    DAMAGE[kind](folder)
 
     service = QAService(index_copy, embedder)
     assert service.index.version == old  # the previous good version is served
@@ -196,7 +215,7 @@ def test_a_damaged_live_version_falls_back_is_named_and_rebuilt(
     report = json.loads(result.stdout)
     assert report["live"] == new and report["serving"] == old and not report["ok"]
     bad = next(v for v in report["versions"] if v["version"] == new)
-    assert kind in {p["file"] for p in bad["problems"]}
+    assert kind in {p["file"].rsplit("/", 1)[-1] for p in bad["problems"]}
 
     result = qabot("index", "build", "--docs", str(docs_copy), "--index", str(index_copy))
     assert result.returncode == 0, result.stderr
@@ -220,7 +239,7 @@ def test_current_made_a_folder(docs_copy, index_copy, embedder):
 
 def test_no_good_version_left_is_a_clear_error(index_copy, embedder):
     live = current_version(index_copy)
-    (index_copy / VERSIONS / live / "vectors.faiss").write_bytes(b"")
+    (new_segment(index_copy, live) / "vectors.faiss").write_bytes(b"")
     service = QAService(index_copy, embedder)
     assert service.index is None and service.status()["status"] == "damaged"
     result = qabot("ask", QUESTION, "--index", str(index_copy))
@@ -251,7 +270,7 @@ def test_a_service_stays_on_its_version_when_a_new_one_is_damaged(writable_servi
     service = writable_service
     served = service.index.version
     _, new = two_versions(service.index_dir)
-    _truncate(service.index_dir / VERSIONS / new / "vectors.faiss")
+    _truncate(new_segment(service.index_dir, new) / "vectors.faiss")
     assert service.reload() is False
     assert service.index.version == served
     assert service.ask(QUESTION).found

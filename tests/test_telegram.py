@@ -1068,8 +1068,8 @@ def test_errors_are_logged_apologised_for_and_the_bot_keeps_running(
     bot.message(QUESTION)
     answer = bot.replies(1)[0]
     assert "Ban Tổ chức" in answer.text
-    # the paragraphs behind the source buttons are read from the live version's database
-    (writable_service.index.path / "meta.sqlite").unlink()
+    # the paragraphs behind the source buttons are read from the live segment's database
+    (writable_service.index.segments[0].folder / "meta.sqlite").unlink()
     with caplog.at_level(logging.ERROR, logger="qabot.telegram.handlers"):
         update_id = bot.press(answer, button(answer, "📄 Nguồn [1]"))
         apology = bot.replies(2)[1]

@@ -79,7 +79,9 @@ def question_from(sentence: str) -> str | None:
 def generate_questions(index_dir: Path, doc_ids: set[str], limit: int, seed: int) -> list[str]:
     index = open_index(index_dir)
     made = []
-    for passage in index.passages:
+    for row, passage in enumerate(index.passages):
+        if index.is_deleted(row):  # an old text of a changed document
+            continue
         if passage.doc_id in doc_ids and passage.kind == BODY:
             made += [q for s in sentences(passage.text) if (q := question_from(s))]
     random.Random(seed).shuffle(made)

@@ -293,3 +293,54 @@ def _with_case(word: str, typed: str) -> str:
     if len(word) != len(typed):
         return typed
     return "".join(w.upper() if t.isupper() else w for w, t in zip(word, typed, strict=True))
+
+
+def merge_stats(parts: list[RestoreStats]) -> RestoreStats:
+    """The statistics of several corpora's texts together: equal to ``from_texts`` of all
+    their texts (each part counted the question phrases once; the sum counts them once)."""
+    if len(parts) == 1:
+        return parts[0]
+    phrases = RestoreStats.from_texts(())
+    if not parts:
+        return phrases
+    # The phrases' counts are taken away len(parts) - 1 times.
+    weighted = [(part, 1) for part in parts] + [(phrases, 1 - len(parts))]
+    syllables = sorted({s for part, _ in weighted for s in part.syllables})
+    ids = {s: i for i, s in enumerate(syllables)}
+    size = max(len(syllables), 1)
+    counts = np.zeros(len(syllables), dtype=np.int64)
+    keys, values = [], []
+    for part, factor in weighted:
+        remap = np.array([ids[s] for s in part.syllables], dtype=np.int64)
+        if len(remap):
+            np.add.at(counts, remap, part.counts.astype(np.int64) * factor)
+        part_size = max(len(part.syllables), 1)
+        left, right = np.divmod(part.bigram_keys.astype(np.int64), part_size)
+        if len(left):
+            keys.append(remap[left] * size + remap[right])
+            values.append(part.bigram_counts.astype(np.int64) * factor)
+    all_keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+    unique, inverse = np.unique(all_keys, return_inverse=True)
+    summed = np.zeros(len(unique), dtype=np.int64)
+    np.add.at(summed, inverse, np.concatenate(values) if values else np.zeros(0, np.int64))
+    # Syllables whose count fell to 0 cannot occur (the phrases' own are counted in every
+    # part), but keep the invariant that every syllable listed occurs.
+    present = counts > 0
+    if not present.all():
+        kept = np.flatnonzero(present)
+        new_id = np.full(len(syllables), -1, dtype=np.int64)
+        new_id[kept] = np.arange(len(kept))
+        left, right = np.divmod(unique, size)
+        size = max(len(kept), 1)
+        unique = new_id[left] * size + new_id[right]
+        syllables = [syllables[i] for i in kept]
+        counts = counts[kept]
+        order = np.argsort(unique, kind="stable")
+        unique, summed = unique[order], summed[order]
+    positive = summed > 0
+    return RestoreStats(
+        tuple(syllables),
+        counts.astype(np.int32),
+        unique[positive].astype(np.int64),
+        summed[positive].astype(np.int32),
+    )

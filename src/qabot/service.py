@@ -338,7 +338,9 @@ class QAService:
             if pointer == self._tried:
                 return False  # this pointer was tried already; versions never change
             try:
-                index = open_index(self.index_dir, self.embedder.id)
+                # Segments the served version shares with the new one are not opened twice.
+                previous = self._searcher.index if self._searcher else None
+                index = open_index(self.index_dir, self.embedder.id, previous)
             except IndexMissingError:
                 return False
             except IndexDamagedError as exc:
@@ -658,7 +660,7 @@ class QAService:
             "version": index.version,
             "created_at": index.manifest.get("created_at"),
             "documents": len(index.documents),
-            "passages": len(index.passages),
+            "passages": index.live_passages,
         }
 
     # --- updating the library ------------------------------------------------------------

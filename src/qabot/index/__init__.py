@@ -1,8 +1,8 @@
 """The versioned index: FAISS vectors, BM25, SQLite metadata and the embedding cache.
 
-layout: the folders on disk (versions, CURRENT, locks, checksums); loaded: one version in
-memory (LoadedIndex, open_index); build: incremental, atomic builds; verify: a report on
-what is damaged.
+layout: the folders on disk (versions of segments, CURRENT, locks, checksums); loaded: one
+version in memory (LoadedIndex over its segments, open_index); build: incremental, atomic
+builds by segments, tombstones and merges; verify: a report on what is damaged.
 """
 
 from qabot.errors import (

@@ -10,11 +10,17 @@ weight first), so a very common term contributes only its MAX_POSTINGS best post
 passages past that bound are the ones where the term weighs least (long passages, one
 occurrence) and the term is common, so its weight is small anyway; below the bound (every
 term of the sample corpus) scores are exact.
+
+An index is written per segment (qabot.index.layout) with its raw statistics (term
+frequencies, passage lengths); SegmentedBM25 scores a version of several segments with
+corpus-wide statistics, so that scores do not depend on how the corpus was segmented.
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
+import heapq
 import json
 import mmap
 import os
@@ -54,6 +60,12 @@ class BM25Index:
     postings: np.ndarray  # passage rows
     weights: np.ndarray  # BM25 weight of the term in that passage
     n_docs: int
+    # Raw statistics, so that a version of several segments can weigh this segment's
+    # postings with corpus-wide df and average length (SegmentedBM25): per posting its term
+    # frequency (in the postings' order), per passage its length in terms, and their sum.
+    tfs: np.ndarray | None = None
+    lengths: np.ndarray | None = None
+    total_length: int = 0
     term_weight: np.ndarray = field(init=False)  # idf * prior: what ranking weighs a term by
 
     _scratch: threading.local = field(init=False, repr=False, compare=False)
@@ -106,16 +118,7 @@ class BM25Index:
                 self, {}, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32)
             )
         read = np.concatenate([self.postings[lo:hi] for lo, hi in spans])
-        # Distinct rows without sorting every posting read: each row's slot takes the
-        # position of one of its postings (whichever numpy writes last), so exactly one
-        # posting per row finds its own position there. Every slot read was written by this
-        # query, so the array needs no clearing; it is the thread's own.
-        slot = self._slots()
-        positions = np.arange(len(read), dtype=np.int32)
-        slot[read] = positions
-        rows = np.sort(read[slot[read] == positions])
-        slot[rows] = np.arange(len(rows), dtype=np.int32)
-        where = slot[read]
+        rows, where = distinct_rows(read, self._slots())
         segments, start = [], 0
         for lo, hi in spans:
             segments.append((lo, hi, start))
@@ -130,6 +133,7 @@ class BM25Index:
     def load(cls, folder: Path) -> BM25Index:
         arrays = np.load(folder / "bm25.npz")
         idf = arrays["idf"]
+        raw = (folder / TFS).exists()
         return cls(
             vocabulary=read_vocabulary(folder),
             idf=idf,
@@ -141,9 +145,16 @@ class BM25Index:
             postings=_postings_array(folder, arrays, "postings"),
             weights=_postings_array(folder, arrays, "weights"),
             n_docs=int(arrays["n_docs"][0]),
+            tfs=_load_mapped(folder / TFS) if raw else None,
+            lengths=_load_mapped(folder / LENGTHS) if raw else None,
+            total_length=int(arrays["total_length"][0]) if "total_length" in arrays.files else 0,
         )
 
 
+TFS = "bm25_tfs.npy"  # per posting (postings' order): the term's frequency in the passage
+LENGTHS = "bm25_lengths.npy"  # per passage: its number of index terms
+HASHES = "bm25_hashes.npy"  # 64-bit hashes of the terms, sorted, and their term ids:
+HASH_IDS = "bm25_hash_ids.npy"  # the corpus-wide vocabulary of several segments (global_stats)
 TERMS = "bm25_terms.bin"  # the terms in byte order, UTF-8, back to back
 TERM_OFFSETS = "bm25_term_offsets.npy"  # term i is TERMS[offsets[i]:offsets[i + 1]]
 TERM_IDS = "bm25_term_ids.npy"  # term i's id (its row in idf, prior, indptr)
@@ -307,8 +318,11 @@ class BM25Writer:
         df = np.zeros(vocabulary_size, dtype=np.int64)
         df[: len(self.df)] = self.df
         lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.float32)
-        avg_length = float(lengths.mean()) if len(lengths) else 1.0
-        idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
+        # Lengths are whole numbers: their sum is exact, so a version of several segments
+        # computes the same average from the segments' sums.
+        total_length = int(lengths.sum(dtype=np.float64))
+        avg_length = average_length(total_length, n)
+        idf = idf_of(df, n)
         prior = np.array([term_prior(t) for t in self.vocabulary], dtype=np.float32)
         indptr = np.zeros(vocabulary_size + 1, dtype=np.int64)
         np.cumsum(df, out=indptr[1:])
@@ -317,11 +331,16 @@ class BM25Writer:
             tuple(_load_mapped(self.parts / f"{c}-{name}.npy") for name in ("terms", "rows", "tfs"))
             for c in range(self.chunks)
         ]
+        # A term's frequency is at most its passage's length: two bytes hold it (but for
+        # passages of 65,536 terms or more).
+        tf_type = "<u2" if not len(lengths) or lengths.max() < 65_536 else "<i4"
         with (
             open(folder / "bm25_postings.npy", "wb") as postings_file,
             open(folder / "bm25_weights.npy", "wb") as weights_file,
+            open(folder / TFS, "wb") as tfs_file,
         ):
-            for handle, dtype in ((postings_file, "<i4"), (weights_file, "<f4")):
+            files = ((postings_file, "<i4"), (weights_file, "<f4"), (tfs_file, tf_type))
+            for handle, dtype in files:
                 np.lib.format.write_array_header_2_0(
                     handle, {"descr": dtype, "fortran_order": False, "shape": (total,)}
                 )
@@ -339,17 +358,64 @@ class BM25Writer:
                 term = term[order]
                 row = np.concatenate([p[1] for p in pieces])[order]
                 tf = np.concatenate([p[2] for p in pieces])[order].astype(np.float32)
-                norm = K1 * (1.0 - B + B * lengths[row] / max(avg_length, 1e-9))
-                weight = (idf[term] * prior[term]) * tf * (K1 + 1.0) / (tf + norm)
+                weight = bm25_weight(idf[term] * prior[term], tf, lengths[row], avg_length)
                 # Impact order within each term: highest weight first, ties by row.
                 impact = np.lexsort((row, -weight, term))
                 postings_file.write(row[impact].astype("<i4").tobytes())
                 weights_file.write(weight[impact].astype("<f4").tobytes())
+                tfs_file.write(tf[impact].astype(tf_type).tobytes())
                 first = last
-        np.savez(folder / "bm25.npz", idf=idf, prior=prior, indptr=indptr, n_docs=np.array([n]))
-        write_vocabulary(folder, list(self.vocabulary))  # in id order
+        np.savez(
+            folder / "bm25.npz",
+            idf=idf,
+            prior=prior,
+            indptr=indptr,
+            n_docs=np.array([n]),
+            total_length=np.array([total_length]),
+        )
+        np.save(folder / LENGTHS, lengths)
+        terms = list(self.vocabulary)  # in id order
+        write_vocabulary(folder, terms)
+        hashes = np.array([term_hash(t) for t in terms], dtype=np.uint64)
+        order = np.argsort(hashes, kind="stable")
+        np.save(folder / HASHES, hashes[order])
+        np.save(folder / HASH_IDS, order.astype(np.int32))
         shutil.rmtree(self.parts)
         return n
+
+
+def average_length(total_length: int, n: int) -> float:
+    return total_length / n if n else 1.0
+
+
+def idf_of(df: np.ndarray, n: int) -> np.ndarray:
+    """Per term, the BM25 idf of its document frequency among n passages (float32)."""
+    return np.log(1.0 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
+
+
+def bm25_weight(term_weight, tf: np.ndarray, lengths: np.ndarray, avg_length: float):
+    """A term's BM25 weight in passages (tf and lengths float32), in float32 operations in one
+    fixed order: a build and a query over several segments get the same bits."""
+    norm = K1 * (1.0 - B + B * lengths / max(avg_length, 1e-9))
+    return term_weight * tf * (K1 + 1.0) / (tf + norm)
+
+
+def term_hash(term: str) -> int:
+    return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def distinct_rows(read: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of the postings read (sorted), and per posting its index in them.
+
+    Without sorting every posting read: each row's slot takes the position of one of its
+    postings (whichever numpy writes last), so exactly one posting per row finds its own
+    position there. Every slot read was written by this query, so the scratch array (one
+    int32 per passage, the calling thread's own) needs no clearing."""
+    positions = np.arange(len(read), dtype=np.int32)
+    slot[read] = positions
+    rows = np.sort(read[slot[read] == positions])
+    slot[rows] = np.arange(len(rows), dtype=np.int32)
+    return rows, slot[read]
 
 
 @dataclass
@@ -428,3 +494,238 @@ def ranks(rows: np.ndarray, scores: np.ndarray, wanted: np.ndarray) -> np.ndarra
         else:  # after every scored passage, in row order among the unscored
             out[i] = len(scored) + row - int(np.searchsorted(scored_rows, row))
     return out
+
+
+# --- several segments ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GlobalStats:
+    """Corpus-wide BM25 statistics of a version's segments, computed when it is published:
+    every segment's rows count (deleted ones too, until a merge drops them, as in Lucene)."""
+
+    n_docs: int
+    total_length: int
+    terms: int  # distinct terms
+    max_idf: float
+    max_term_weight: float
+
+    def as_dict(self) -> dict:
+        return {
+            "n_docs": self.n_docs,
+            "total_length": self.total_length,
+            "terms": self.terms,
+            "max_idf": self.max_idf,
+            "max_term_weight": self.max_term_weight,
+        }
+
+    @classmethod
+    def of(cls, data: dict) -> GlobalStats:
+        return cls(
+            int(data["n_docs"]),
+            int(data["total_length"]),
+            int(data["terms"]),
+            float(data["max_idf"]),
+            float(data["max_term_weight"]),
+        )
+
+
+def global_stats(folders: Sequence[Path]) -> GlobalStats:
+    """The statistics of the segments in ``folders`` together. Terms are matched by 64-bit
+    hash (stored sorted by each segment): the largest segment's terms are the base, and only
+    the other segments' terms are looked up in it, so adding a small segment to a large one
+    costs a pass over the base's arrays, not a merge of vocabularies."""
+    parts = []
+    for folder in folders:
+        arrays = np.load(folder / "bm25.npz")
+        ids = np.load(folder / HASH_IDS)
+        df = np.diff(arrays["indptr"])[ids]
+        parts.append((np.load(folder / HASHES), df, arrays["prior"][ids], arrays))
+    n = sum(int(p[3]["n_docs"][0]) for p in parts)
+    total = sum(int(p[3]["total_length"][0]) for p in parts)
+    if not parts:
+        return GlobalStats(0, 0, 0, 1.0, 1.0)
+    parts.sort(key=lambda p: -len(p[0]))
+    base_hashes, base_df, base_prior, _ = parts[0]
+    df = base_df.astype(np.int64)
+    extra_hashes, extra_df, extra_prior = [], [], []
+    for hashes, part_df, prior, _ in parts[1:]:
+        at = np.minimum(np.searchsorted(base_hashes, hashes), max(len(base_hashes) - 1, 0))
+        found = (base_hashes[at] == hashes) if len(base_hashes) else np.zeros(len(hashes), bool)
+        np.add.at(df, at[found], part_df[found])
+        extra_hashes.append(hashes[~found])
+        extra_df.append(part_df[~found])
+        extra_prior.append(prior[~found])
+    all_df, all_prior = [df], [base_prior]
+    if extra_hashes:
+        hashes = np.concatenate(extra_hashes)
+        _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+        all_df.append(np.bincount(inverse, weights=np.concatenate(extra_df)).astype(np.int64))
+        all_prior.append(np.concatenate(extra_prior)[first])
+    df, prior = np.concatenate(all_df), np.concatenate(all_prior)
+    idf = idf_of(df, n)
+    weight = (idf * prior).astype(np.float32)
+    return GlobalStats(
+        n,
+        total,
+        len(df),
+        float(idf.max()) if len(idf) else 1.0,
+        float(weight.max()) if len(weight) else 1.0,
+    )
+
+
+class _GlobalVocabulary(Mapping[str, int]):
+    """Term -> a query-time id of a SegmentedBM25: the first lookup of a term sums its df
+    over the segments and remembers it (only terms the corpus holds are remembered)."""
+
+    def __init__(self, owner: SegmentedBM25) -> None:
+        self._owner = owner
+
+    def __getitem__(self, term: str) -> int:
+        return self._owner._intern(term)
+
+    def __len__(self) -> int:
+        return self._owner.stats.terms
+
+    def __iter__(self) -> Iterator[str]:
+        last = None
+        for term in heapq.merge(
+            *(iter(p.vocabulary) for p in self._owner.parts), key=lambda t: t.encode("utf-8")
+        ):
+            if term != last:
+                yield term
+                last = term
+
+
+class _TermValues:
+    """idf or term weight by query-time term id, with the corpus-wide maximum."""
+
+    def __init__(self, values: list[np.float32], size: int, most: float) -> None:
+        self._values, self._size, self._max = values, size, most
+
+    def __getitem__(self, term_id: int) -> np.float32:
+        return self._values[term_id]
+
+    def __len__(self) -> int:
+        return self._size
+
+    def max(self) -> np.float32:
+        return np.float32(self._max)
+
+
+class SegmentedBM25:
+    """BM25 over a version's segments, scored as one index of all their passages.
+
+    Each segment keeps its own postings with raw term frequencies and passage lengths; a
+    query weighs the postings it reads with corpus-wide statistics (df summed over the
+    segments, the average length of every passage), in the same float32 operations as a
+    build, so an index grown segment by segment scores exactly like one built at once.
+    Rows of deleted documents (tombstones) are dropped from what a query reads; their terms
+    still count in df and lengths until a merge rewrites the segments (as in Lucene).
+    A term reads at most MAX_POSTINGS postings in each segment.
+    """
+
+    def __init__(
+        self,
+        parts: Sequence[BM25Index],
+        starts: Sequence[int],
+        deleted: Sequence[np.ndarray | None],
+        stats: GlobalStats,
+    ) -> None:
+        self.parts, self.starts, self.deleted = list(parts), list(starts), list(deleted)
+        self.stats = stats
+        self.n_docs = sum(p.n_docs for p in self.parts)
+        self.avg_length = average_length(stats.total_length, stats.n_docs)
+        self._ids: dict[str, int] = {}
+        self._locals: list[tuple[int | None, ...]] = []
+        self._idf: list[np.float32] = []
+        self._weight: list[np.float32] = []
+        self._lock = threading.Lock()
+        self._scratch = threading.local()
+        self.vocabulary = _GlobalVocabulary(self)
+        self.idf = _TermValues(self._idf, stats.terms, stats.max_idf)
+        self.term_weight = _TermValues(self._weight, stats.terms, stats.max_term_weight)
+
+    def _intern(self, term: str) -> int:
+        found = self._ids.get(term)
+        if found is not None:
+            return found
+        local = tuple(p.vocabulary.get(term) for p in self.parts)
+        if all(t is None for t in local):
+            raise KeyError(term)
+        df = sum(
+            int(p.indptr[t + 1] - p.indptr[t])
+            for p, t in zip(self.parts, local, strict=True)
+            if t is not None
+        )
+        prior = next(p.prior[t] for p, t in zip(self.parts, local, strict=True) if t is not None)
+        idf = idf_of(np.array([df], dtype=np.int64), self.stats.n_docs)
+        weight = (idf * np.array([prior], dtype=np.float32)).astype(np.float32)
+        with self._lock:
+            found = self._ids.get(term)
+            if found is None:
+                found = len(self._locals)
+                self._locals.append(local)
+                self._idf.append(idf[0])
+                self._weight.append(weight[0])
+                self._ids[term] = found
+        return found
+
+    def term_ids(self, terms: list[str]) -> list[int]:
+        return [self.vocabulary[t] for t in dict.fromkeys(terms) if t in self.vocabulary]
+
+    def _slots(self) -> np.ndarray:
+        slots = getattr(self._scratch, "slots", None)
+        if slots is None:
+            slots = self._scratch.slots = np.empty(self.n_docs, dtype=np.int32)
+        return slots
+
+    def scores(self, term_ids: list[int], term_weights: list[float] | None = None) -> np.ndarray:
+        out = np.zeros(self.n_docs, dtype=np.float32)
+        touched = self.touched(term_ids, term_weights)
+        out[touched.rows] = touched.scores
+        return out
+
+    def postings(self, term_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """The rows (global) and weights of the postings a query reads for one term."""
+        rows, weights = [], []
+        term_weight = self._weight[term_id]
+        for part, start, deleted, local in zip(
+            self.parts, self.starts, self.deleted, self._locals[term_id], strict=True
+        ):
+            if local is None:
+                continue
+            lo = int(part.indptr[local])
+            hi = min(int(part.indptr[local + 1]), lo + MAX_POSTINGS)
+            read = np.asarray(part.postings[lo:hi])
+            tf = np.asarray(part.tfs[lo:hi]).astype(np.float32)
+            if deleted is not None:
+                keep = ~deleted[read]
+                read, tf = read[keep], tf[keep]
+            lengths = np.asarray(part.lengths)[read]
+            rows.append(read.astype(np.int32) + np.int32(start))
+            weights.append(bm25_weight(term_weight, tf, lengths, self.avg_length))
+        if not rows:
+            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+        return np.concatenate(rows), np.concatenate(weights).astype(np.float32)
+
+    def touched(self, term_ids: list[int], term_weights: list[float] | None = None) -> Touched:
+        if not term_ids:
+            return Touched(
+                self, {}, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32)
+            )
+        read, values, segments, start = [], [], {}, 0
+        for term_id in term_ids:
+            rows, weights = self.postings(term_id)
+            read.append(rows)
+            values.append(weights)
+            segments[term_id] = (start, start + len(rows), start)
+            start += len(rows)
+        read_rows = np.concatenate(read)
+        weights = np.concatenate(values)
+        rows, where = distinct_rows(read_rows, self._slots())
+        touched = Touched(self, segments, rows, where, [])
+        touched.scores = touched.accumulate(
+            term_ids, term_weights or [1.0] * len(term_ids), weights, per_term=False
+        )
+        return touched

@@ -1,7 +1,12 @@
-"""Incremental, atomic index builds.
+"""Incremental, atomic index builds by segments.
 
-Only new or changed files are cleaned, split and embedded; unchanged documents are copied
-from the live version; vectors come from the embedding cache when their text was seen.
+Only new or changed files are cleaned, split and embedded, into one new segment; unchanged
+documents stay in the live version's segments, untouched; removed or changed documents
+become tombstones of their old segment (qabot.index.layout). When a version would have more
+than MAX_SEGMENTS segments, or more than MAX_DELETED_SHARE of its rows deleted, the build
+merges: every document goes into the one new segment (rows copied from the old segments,
+vectors from the embedding cache), as a fresh build writes it.
+
 A build always ends with a whole version when the documents allow one: a file that cannot
 be read is skipped and reported, a damaged live version is not copied from (everything is
 read again), and a damaged embedding cache is set aside and rebuilt.
@@ -26,25 +31,30 @@ from qabot import lexicon
 from qabot.embedding import Embedder
 from qabot.errors import IndexDamagedError
 from qabot.index import meta
-from qabot.index.bm25 import BM25Writer
+from qabot.index.bm25 import BM25Writer, global_stats
 from qabot.index.cache import EmbeddingCache, text_hash
 from qabot.index.layout import (
     CACHE,
     FORMAT,
+    SEGMENT_MANIFEST,
+    SEGMENTS,
     VERSIONS,
     current_version,
     new_version_name,
     prune_versions,
+    publish_segment,
     publish_version,
     read_manifest,
+    segment_folder,
     verify_version,
+    version_segments,
     writer_lock,
 )
-from qabot.index.loaded import SENTENCE_OFFSETS, sentence_offsets
+from qabot.index.loaded import SENTENCE_OFFSETS, sentence_offsets, version_documents
 from qabot.index.vectors import build_vector_index, save_sentences, save_vector_index
 from qabot.ingest import IngestError, content_hash, discover, doc_id_for, load_document
 from qabot.passages import PassageConfig, split_document
-from qabot.restore import RestoreStats
+from qabot.restore import RestoreStats, merge_stats
 from qabot.text import sentence_units
 
 log = logging.getLogger(__name__)
@@ -57,6 +67,11 @@ DOCUMENT_VERSION = "1"
 # Texts looked up in the embedding cache at a time: a build holds one block's vectors and
 # hashes, not the corpus's.
 CACHE_BLOCK = 20_000
+# A version of more segments than this, or with more of its rows deleted, is merged into
+# one segment: each segment costs a FAISS search and a term lookup per query term, and
+# deleted rows still count in BM25 statistics (and disk) until a merge.
+MAX_SEGMENTS = 8
+MAX_DELETED_SHARE = 0.25
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 Hook = Callable[[], None]
@@ -80,6 +95,8 @@ class BuildSummary:
     changed: int = 0
     removed: int = 0
     unchanged: int = 0
+    segments: int = 0  # the version's segments
+    merged: bool = False  # every document was written into one new segment
     version: str | None = None
     published: bool = False
     skipped_files: list[SkippedFile] = field(default_factory=list)
@@ -126,42 +143,59 @@ def _build_locked(
 ) -> BuildSummary:
     summary = BuildSummary()
     (index_dir / VERSIONS).mkdir(parents=True, exist_ok=True)
+    (index_dir / SEGMENTS).mkdir(parents=True, exist_ok=True)
     prune_versions(index_dir)  # clears staging folders a killed build left behind
 
     name = new_version_name()
-    while (index_dir / VERSIONS / name).exists():
+    while (index_dir / VERSIONS / name).exists() or (index_dir / SEGMENTS / name).exists():
         time.sleep(1.0)
         name = new_version_name()
-    # Rows go to the new version's metadata as documents are read, so a build holds no
-    # document's text longer than it takes to read it; a build that publishes nothing (or
-    # is killed) leaves only this staging folder, which the next build clears.
+    # The new segment (named after the version) and the version are written into staging
+    # folders; a build that publishes nothing (or is killed) leaves only those, which the
+    # next build clears.
     staging = index_dir / VERSIONS / f".{name}.tmp"
+    segment_staging = index_dir / SEGMENTS / f".{name}.tmp"
     staging.mkdir()
     try:
         published = _build_into(
-            staging, name, docs_dir, index_dir, embedder, config, progress, summary
+            staging, segment_staging, name, docs_dir, index_dir, embedder, config, progress, summary
         )
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(segment_staging, ignore_errors=True)
         raise
     if not published:
         shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(segment_staging, ignore_errors=True)
         return summary
     prune_versions(index_dir)
     summary.version = name
     summary.published = True
     log.info(
-        "index version %s: %d documents, %d passages (%d embedded)",
+        "index version %s: %d documents, %d passages (%d embedded), %d segments%s",
         name,
         summary.documents,
         summary.passages,
         summary.embedded,
+        summary.segments,
+        " (merged)" if summary.merged else "",
     )
     return summary
 
 
+@dataclass
+class _Planned:
+    """One readable file of the docs folder, and whether the live version holds it as is."""
+
+    path: Path
+    doc_id: str
+    kept: bool  # unchanged: its rows stay in their live segment
+    existed: bool  # the live version holds a version of it (changed, when not kept)
+
+
 def _build_into(
     staging: Path,
+    segment_staging: Path,
     name: str,
     docs_dir: Path,
     index_dir: Path,
@@ -170,153 +204,99 @@ def _build_into(
     progress: Progress,
     summary: BuildSummary,
 ) -> bool:
-    """Write a version into ``staging`` and publish it; False (and summary.version the live
-    version) when the live version already holds the documents."""
+    """Write a version (and its new segment) and publish it; False (and summary.version the
+    live version) when the live version already holds the documents."""
     fingerprint = pipeline_fingerprint(config)
-    rows = meta.MetaWriter(staging / "meta.sqlite")
-    flat = array("i")  # (passage row, start, end) of every sentence
-    live, live_manifest, live_db, live_docs = _live_rows(index_dir)
-    try:
-        reusable = bool(
-            live_manifest
-            and live_manifest.get("format") == FORMAT
-            and live_manifest.get("embedder_id") == embedder.id
-            and live_manifest.get("pipeline") == fingerprint
-            and live_manifest.get("documents_derived") == DOCUMENT_VERSION
-        )
+    live, live_manifest, live_docs = _live_state(index_dir)
+    reusable = bool(
+        live_manifest
+        and live_manifest.get("format") == FORMAT
+        and live_manifest.get("embedder_id") == embedder.id
+        and live_manifest.get("pipeline") == fingerprint
+        and live_manifest.get("documents_derived") == DOCUMENT_VERSION
+    )
+    known = set(live_docs)  # for counting changes, even when nothing can be kept
+    if not reusable:
+        live_docs = {}
 
-        files = list(discover(docs_dir)) if docs_dir.is_dir() else []
-        if not docs_dir.is_dir():
-            log.warning("docs folder %s does not exist; building an empty index", docs_dir)
-        seen: set[str] = set()
-        for number, path in enumerate(files, start=1):
-            progress("reading", number, len(files))
-            doc_id = doc_id_for(path, docs_dir)
-            seen.add(doc_id)
-            try:
-                data_hash = content_hash(path.read_bytes())
-            except OSError as exc:
-                summary.skipped_files.append(
-                    SkippedFile(doc_id, f"không đọc được tệp ({exc.strerror})")
-                )
-                continue
-            old = live_docs.get(doc_id)
-            document_rows = None
-            if reusable and old is not None and old.content_hash == data_hash:
-                try:
-                    document_rows = meta.read_document_rows(live_db, doc_id)
-                except sqlite3.Error as exc:  # read it from its file instead
-                    log.warning("live index rows of %s unreadable (%s)", doc_id, exc)
-                    reusable = False
-            if document_rows is not None:
-                summary.unchanged += 1
-            else:
-                try:
-                    document = load_document(path, docs_dir)
-                    document_rows = meta.DocumentRows.from_document(
-                        document, split_document(document, config)
-                    )
-                except IngestError as exc:
-                    log.warning("skipping %s: %s", doc_id, exc)
-                    summary.skipped_files.append(SkippedFile(doc_id, str(exc)))
-                    continue
-                except Exception as exc:  # one file's bug must not stop every later build
-                    log.exception("skipping %s: reading it failed unexpectedly", doc_id)
-                    reason = f"không đọc được tệp (lỗi {type(exc).__name__})"
-                    summary.skipped_files.append(SkippedFile(doc_id, reason))
-                    continue
-                if old is None:
-                    summary.added += 1
-                else:
-                    summary.changed += 1
-            # Sentence units let the ranker and the short answer see which sentence answers.
-            for passage in document_rows.passages:
-                for start, end in sentence_units(passage.text):
-                    flat.extend((summary.passages, start, end))
-                summary.passages += 1
-            rows.add(document_rows)
-            summary.documents += 1
-        summary.removed = len(set(live_docs) - seen)
+    files = list(discover(docs_dir)) if docs_dir.is_dir() else []
+    if not docs_dir.is_dir():
+        log.warning("docs folder %s does not exist; building an empty index", docs_dir)
+    planned: list[_Planned] = []
+    seen: set[str] = set()
+    for number, path in enumerate(files, start=1):
+        progress("reading", number, len(files))
+        doc_id = doc_id_for(path, docs_dir)
+        seen.add(doc_id)
+        try:
+            data_hash = content_hash(path.read_bytes())
+        except OSError as exc:
+            summary.skipped_files.append(
+                SkippedFile(doc_id, f"không đọc được tệp ({exc.strerror})")
+            )
+            continue
+        old = live_docs.get(doc_id)
+        kept = old is not None and old[1].content_hash == data_hash
+        planned.append(_Planned(path, doc_id, kept, doc_id in known))
+    summary.removed = len(known - seen)
+
+    # The live segments that keep documents, each with what it loses.
+    kept_docs = {p.doc_id for p in planned if p.kept}
+    old_segments = []
+    deleted_rows = total_rows = 0
+    for entry in version_segments(live_manifest or {}) if reusable else []:
+        documents = [i for s, i in live_docs.values() if s == entry["id"]]
+        staying = [i for i in documents if i.doc_id in kept_docs]
+        if not staying:
+            continue  # every document of it deleted: the segment leaves the version
+        gone = set(entry.get("deleted", [])) | {
+            i.doc_id for i in documents if i.doc_id not in kept_docs
+        }
+        old_segments.append({"id": entry["id"], "passages": entry["passages"], "deleted": gone})
+        total_rows += int(entry["passages"])
+        deleted_rows += int(entry["passages"]) - sum(i.passages for i in staying)
+    fresh = [p for p in planned if not p.kept]
+    merge = bool(old_segments) and (
+        len(old_segments) + bool(fresh) > MAX_SEGMENTS
+        or deleted_rows > MAX_DELETED_SHARE * max(total_rows, 1)
+    )
+    if reusable and not fresh and not summary.removed and not merge:
+        summary.documents = summary.unchanged = len(planned)
+        summary.passages = summary.reused = sum(live_docs[d][1].passages for d in kept_docs)
         summary.skipped = len(summary.skipped_files)
-    finally:
-        if live_db is not None:
-            live_db.close()
-        rows.close()
-
-    # From here on passages are streamed back from the new metadata, never all held.
-    store = meta.PassageStore(staging / "meta.sqlite", cache_size=0)
-    try:
-        return _write_version(
-            staging,
-            name,
-            store,
-            flat,
-            live,
-            live_manifest,
-            reusable,
-            index_dir,
-            embedder,
-            fingerprint,
-            progress,
-            summary,
-        )
-    finally:
-        store.close()
-
-
-def _write_version(
-    staging: Path,
-    name: str,
-    store: meta.PassageStore,
-    flat: array,
-    live: str | None,
-    live_manifest: dict | None,
-    reusable: bool,
-    index_dir: Path,
-    embedder: Embedder,
-    fingerprint: str,
-    progress: Progress,
-    summary: BuildSummary,
-) -> bool:
-    passages = len(store)
-    vectors, summary.embedded = _vectors_for(
-        (p.indexed_text for p in store), passages, index_dir, embedder, progress
-    )
-    summary.reused = passages - summary.embedded
-    sentences = np.frombuffer(flat, dtype=np.int32).reshape(-1, 3)
-    offsets = sentence_offsets(sentences, passages)
-
-    def sentence_texts() -> Iterator[str]:
-        for row, passage in enumerate(store):
-            for start, end in sentences[offsets[row] : offsets[row + 1], 1:].tolist():
-                yield passage.text[start:end]
-
-    # Half precision as stored: the largest array of a build.
-    sentence_vectors, _ = _vectors_for(
-        sentence_texts(), len(sentences), index_dir, embedder, progress, dtype=np.float16
-    )
-
-    # A version from before checksums existed is sealed again by publishing a fresh copy.
-    sealed = bool(live_manifest and isinstance(live_manifest.get("files"), dict))
-    nothing_changed = (
-        reusable and sealed and not (summary.added or summary.changed or summary.removed)
-    )
-    if nothing_changed:
+        summary.segments = len(version_segments(live_manifest))
         summary.version = live
         return False
+    if merge:
+        old_segments, fresh = [], planned
+        summary.merged = True
+    else:
+        summary.documents = len(kept_docs)
+        summary.passages = sum(live_docs[d][1].passages for d in kept_docs)
+    summary.unchanged = len(kept_docs)
+
+    segment_rows = _write_documents(
+        segment_staging, fresh, live_docs, index_dir, docs_dir, config, summary
+    )
+    summary.skipped = len(summary.skipped_files)
+    segments = [
+        {"id": s["id"], "passages": s["passages"], "deleted": sorted(s["deleted"])}
+        for s in old_segments
+    ]
+    if segment_rows is None:
+        shutil.rmtree(segment_staging, ignore_errors=True)
+    else:
+        summary.embedded = _write_segment(segment_staging, name, index_dir, embedder, progress)
+        publish_segment(index_dir, segment_staging, name)
+        segments.append({"id": name, "passages": segment_rows, "deleted": []})
+    summary.reused = summary.passages - summary.embedded
+    summary.segments = len(segments)
 
     progress("writing", 0, 1)
-    save_vector_index(build_vector_index(vectors), staging / "vectors.faiss")
-    del vectors
-    save_sentences(staging, sentences, sentence_vectors)
-    del sentence_vectors
-    np.save(staging / SENTENCE_OFFSETS, offsets)
-    bm25 = BM25Writer(staging)
-    for passage in store:
-        bm25.add(passage.indexed_text)
-    bm25.close()
-    # Names of a newly added report ("Tràng Duệ") are restored from the next version on.
-    RestoreStats.from_texts(p.indexed_text for p in store).save(staging)
+    folders = [segment_folder(index_dir, s["id"]) for s in segments]
+    merge_stats([RestoreStats.load(f) or RestoreStats.from_texts(()) for f in folders]).save(
+        staging
+    )
     manifest = {
         "format": FORMAT,
         "version": name,
@@ -328,6 +308,8 @@ def _write_version(
         "documents": summary.documents,
         "passages": summary.passages,
         "skipped": [asdict(s) for s in summary.skipped_files],
+        "segments": segments,
+        "bm25": global_stats(folders).as_dict(),
     }
     (staging / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
     publish_version(index_dir, staging, name)
@@ -335,31 +317,143 @@ def _write_version(
     return True
 
 
-def _live_rows(index_dir: Path):
-    """The live version's name, manifest, open metadata and documents, when it is whole
-    enough to copy rows from; else (None, None, None, {}) so that every file is read again."""
+def _write_documents(
+    folder: Path,
+    planned: list[_Planned],
+    live_docs: dict[str, tuple[str, meta.DocumentInfo]],
+    index_dir: Path,
+    docs_dir: Path,
+    config: PassageConfig,
+    summary: BuildSummary,
+) -> int | None:
+    """The metadata and sentence spans of a new segment holding ``planned`` (a kept
+    document's rows are copied from its segment, the others read from their files); its
+    number of passages, or None when no document made it in. Rows go to the segment's
+    metadata as documents are read, so a build holds no document's text longer than that."""
+    if not planned:
+        return None
+    folder.mkdir()
+    rows = meta.MetaWriter(folder / "meta.sqlite")
+    flat = array("i")  # (passage row, start, end) of every sentence
+    sources: dict[str, sqlite3.Connection] = {}
+    passages = documents = 0
+    try:
+        for doc in planned:
+            document_rows = None
+            old = live_docs.get(doc.doc_id)
+            if doc.kept:
+                segment = old[0]
+                if segment not in sources:
+                    sources[segment] = meta.connect(
+                        segment_folder(index_dir, segment) / "meta.sqlite"
+                    )
+                try:
+                    document_rows = meta.read_document_rows(sources[segment], doc.doc_id)
+                except sqlite3.Error as exc:  # read it from its file instead
+                    log.warning("live index rows of %s unreadable (%s)", doc.doc_id, exc)
+            if document_rows is None:
+                try:
+                    document = load_document(doc.path, docs_dir)
+                    document_rows = meta.DocumentRows.from_document(
+                        document, split_document(document, config)
+                    )
+                except IngestError as exc:
+                    log.warning("skipping %s: %s", doc.doc_id, exc)
+                    summary.skipped_files.append(SkippedFile(doc.doc_id, str(exc)))
+                    continue
+                except Exception as exc:  # one file's bug must not stop every later build
+                    log.exception("skipping %s: reading it failed unexpectedly", doc.doc_id)
+                    reason = f"không đọc được tệp (lỗi {type(exc).__name__})"
+                    summary.skipped_files.append(SkippedFile(doc.doc_id, reason))
+                    continue
+                if not doc.existed:
+                    summary.added += 1
+                elif not doc.kept:
+                    summary.changed += 1
+            # Sentence units let the ranker and the short answer see which sentence answers.
+            for passage in document_rows.passages:
+                for start, end in sentence_units(passage.text):
+                    flat.extend((passages, start, end))
+                passages += 1
+            rows.add(document_rows)
+            documents += 1
+    finally:
+        for db in sources.values():
+            db.close()
+        rows.close()
+    if not documents:
+        return None
+    summary.documents += documents
+    summary.passages += passages
+    sentences = np.frombuffer(flat, dtype=np.int32).reshape(-1, 3)
+    np.save(folder / "sentence_spans.npy", sentences)
+    return passages
+
+
+def _write_segment(
+    folder: Path, name: str, index_dir: Path, embedder: Embedder, progress: Progress
+) -> int:
+    """The vectors, sentences, BM25 and restore statistics of a segment whose metadata and
+    sentence spans are written; the number of texts embedded."""
+    store = meta.PassageStore(folder / "meta.sqlite", cache_size=0)
+    try:
+        passages = len(store)
+        vectors, embedded = _vectors_for(
+            (p.indexed_text for p in store), passages, index_dir, embedder, progress
+        )
+        sentences = np.load(folder / "sentence_spans.npy")
+        offsets = sentence_offsets(sentences, passages)
+
+        def sentence_texts() -> Iterator[str]:
+            for row, passage in enumerate(store):
+                for start, end in sentences[offsets[row] : offsets[row + 1], 1:].tolist():
+                    yield passage.text[start:end]
+
+        # Half precision as stored: the largest array of a build.
+        sentence_vectors, _ = _vectors_for(
+            sentence_texts(), len(sentences), index_dir, embedder, progress, dtype=np.float16
+        )
+        progress("writing", 0, 1)
+        save_vector_index(build_vector_index(vectors), folder / "vectors.faiss")
+        del vectors
+        save_sentences(folder, sentences, sentence_vectors)
+        del sentence_vectors
+        np.save(folder / SENTENCE_OFFSETS, offsets)
+        bm25 = BM25Writer(folder)
+        for passage in store:
+            bm25.add(passage.indexed_text)
+        bm25.close()
+        # Names of a newly added report ("Tràng Duệ") are restored from the next version on.
+        RestoreStats.from_texts(p.indexed_text for p in store).save(folder)
+    finally:
+        store.close()
+    record = {"segment": name, "embedder_id": embedder.id, "passages": passages}
+    (folder / SEGMENT_MANIFEST).write_text(json.dumps(record, ensure_ascii=False, indent=2))
+    return embedded
+
+
+def _live_state(index_dir: Path):
+    """The live version's name, manifest and documents (doc id -> (segment id, info)), when
+    it is whole enough to keep documents from; else (None, None, {}) so that every file is
+    read again."""
     live = current_version(index_dir)
     if live is None:
-        return None, None, None, {}
-    problems = verify_version(index_dir, live)
+        return None, None, {}
+    problems = verify_version(index_dir, live, stamps=True)
     if problems:
         log.warning(
             "live index version %s is damaged (%s); reading every document again",
             live,
             "; ".join(f"{p.file}: {p.kind}" for p in problems),
         )
-        return None, None, None, {}
-    db = None
+        return None, None, {}
     try:
         manifest = read_manifest(index_dir, live)
-        db = meta.connect(index_dir / VERSIONS / live / "meta.sqlite")
-        documents = {d.doc_id: d for d in meta.read_documents(db)}
-    except (IndexDamagedError, sqlite3.Error) as exc:
+        documents = version_documents(index_dir, manifest)
+    except (IndexDamagedError, sqlite3.Error, KeyError, TypeError) as exc:
         log.warning("live index version %s cannot be read (%s); reading every document", live, exc)
-        if db is not None:
-            db.close()
-        return None, None, None, {}
-    return live, manifest, db, documents
+        return None, None, {}
+    return live, manifest, documents
 
 
 def _vectors_for(

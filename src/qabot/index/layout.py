@@ -1,18 +1,27 @@
-"""The index folder on disk: versions, the CURRENT pointer, the writer lock, checksums.
+"""The index folder on disk: versions, segments, the CURRENT pointer, the writer lock,
+checksums.
 
     <index dir>/
       CURRENT                  name of the live version (replaced atomically)
-      versions/<name>/         manifest.json, meta.sqlite, vectors.faiss, bm25.npz, ...
+      versions/<name>/         manifest.json (its segments, in order, and their deleted
+                               documents), restore.npz
       versions/<name>/in-use.lock   held shared by every process serving that version
+      segments/<id>/           segment.json, meta.sqlite, vectors.faiss, bm25.npz, ...:
+                               the passages of the documents one build added (immutable)
       embedding_cache.sqlite   vectors by (embedder id, text hash), shared by versions
       build.lock               held by the one writer
 
-A build writes a new folder beside the live one and only then swaps CURRENT, so a build
-killed at any moment leaves the previous version whole and live. Each version's manifest
-records the size and sha256 of its files, so a version damaged afterwards (a disk error, a
-hand edit, a truncated copy) is recognised when it is opened, and the newest good version
-is served instead. Readers hold a shared lock on the version they serve, and pruning skips
-versions it cannot lock exclusively, so a version in use is never deleted under a reader.
+A version is a list of segments, as in Lucene: a build writes the documents it added or
+changed into one new segment, and a version listing the unchanged segments and the new one;
+documents removed or changed become tombstones of their old segment. So adding a report
+writes that report's files, not the corpus's. A build writes new folders beside the live
+ones and only then swaps CURRENT, so a build killed at any moment leaves the previous version
+whole and live. Each version's manifest and each segment's segment.json record the size and
+sha256 of their files, so a version damaged afterwards (a disk error, a hand edit, a
+truncated copy; in its folder or in one of its segments) is recognised when it is opened, and
+the newest good version is served instead. Readers hold a shared lock on the version they
+serve, and pruning skips versions it cannot lock exclusively and deletes a segment only when
+no remaining version lists it, so nothing in use is ever deleted under a reader.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -37,15 +46,17 @@ from qabot.errors import (  # importable from here too
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2
+FORMAT = 3  # 3: versions of segments
 CURRENT = "CURRENT"
 VERSIONS = "versions"
+SEGMENTS = "segments"
+SEGMENT_MANIFEST = "segment.json"
 CACHE = "embedding_cache.sqlite"
 LOCK = "build.lock"
 MANIFEST = "manifest.json"
 IN_USE = "in-use.lock"
 KEEP_VERSIONS = 2
-# Files every version has; a version missing one cannot be served.
+# Files every segment has (before segments, every version); missing one, it cannot be served.
 REQUIRED_FILES = (
     "meta.sqlite",
     "vectors.faiss",
@@ -161,31 +172,94 @@ def file_digest(path: Path) -> str:
 
 
 def checksums(folder: Path) -> dict[str, dict]:
-    """Size and sha256 of every file of a version except the manifest and the reader lock."""
+    """Size and sha256 of every file of a version or segment except its manifest and the
+    reader lock."""
     return {
         item.name: {"size": item.stat().st_size, "sha256": file_digest(item)}
         for item in sorted(folder.iterdir())
-        if item.is_file() and item.name not in (MANIFEST, IN_USE)
+        if item.is_file() and item.name not in (MANIFEST, SEGMENT_MANIFEST, IN_USE, VERIFIED)
     }
 
 
-def verify_version(index_dir: Path, version: str, *, hashes: bool = True) -> list[Problem]:
-    """What is wrong with one version's files; [] when it is whole.
+def version_segments(manifest: dict) -> list[dict]:
+    """A version's segments in row order: {"id", "passages", "deleted": [doc ids]}."""
+    segments = manifest.get("segments")
+    return [s for s in segments if isinstance(s, dict)] if isinstance(segments, list) else []
 
-    Sizes catch truncation for free; ``hashes`` also reads every file (about 1 GB/s), which
-    catches changed bytes. Versions written before checksums existed are checked for their
-    files only.
-    """
-    folder = index_dir / VERSIONS / version
+
+def segment_folder(index_dir: Path, segment: str) -> Path:
+    return index_dir / SEGMENTS / segment
+
+
+def verify_segment(
+    index_dir: Path, segment: str, *, hashes: bool = True, stamps: bool = False
+) -> list[Problem]:
+    """What is wrong with one segment's files; [] when it is whole. Files are named
+    segments/<id>/<file>.
+
+    With ``stamps``, a segment whose files were all hashed whole before and have not been
+    written since (the same inode, size, mtime and ctime: the kernel sets ctime on any
+    write, and nobody can set it back) is not hashed again: opening a version or building
+    reads the new segment, not the corpus. ``qabot index verify`` always hashes."""
+    prefix = f"{SEGMENTS}/{segment}/"
+    if not isinstance(segment, str) or not segment or "/" in segment or segment.startswith("."):
+        return [Problem(prefix, "missing", "tên phân đoạn không hợp lệ")]
+    folder = segment_folder(index_dir, segment)
     try:
-        manifest = read_manifest(index_dir, version)
-    except IndexDamagedError as exc:
-        return list(exc.damage[0].problems)
-    expected = manifest.get("files")
-    if not isinstance(expected, dict):
-        expected = {name: None for name in REQUIRED_FILES}
+        record = json.loads((folder / SEGMENT_MANIFEST).read_text())
+        expected = record["files"]
+        if not isinstance(expected, dict):
+            raise ValueError("files")
+    except FileNotFoundError:
+        return [Problem(prefix + SEGMENT_MANIFEST, "missing")]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        return [Problem(prefix + SEGMENT_MANIFEST, "unreadable", type(exc).__name__)]
+    expected = {**dict.fromkeys(REQUIRED_FILES), **expected}
+    if hashes and stamps and _stamp(folder, expected) == _read_stamp(folder):
+        hashes = False  # sizes are still compared below
+    problems = _verify_files(folder, expected, hashes=hashes)
+    if hashes and not problems:
+        _write_stamp(folder, expected)
+    return [replace(p, file=prefix + p.file) for p in problems]
+
+
+VERIFIED = "verified.json"  # a segment's files as they were when last hashed whole
+
+
+def _stamp(folder: Path, expected: dict) -> dict | None:
+    try:
+        return {
+            name: [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+            for name in sorted(expected)
+            for st in [(folder / name).stat()]
+        }
+    except OSError:
+        return None
+
+
+def _read_stamp(folder: Path) -> dict | None:
+    try:
+        data = json.loads((folder / VERIFIED).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_stamp(folder: Path, expected: dict) -> None:
+    stamp = _stamp(folder, expected)
+    if stamp is None:
+        return
+    temporary = folder / f".{VERIFIED}.tmp"
+    try:
+        temporary.write_text(json.dumps(stamp))
+        os.replace(temporary, folder / VERIFIED)
+    except OSError:  # a read-only index folder: hashed again next time
+        pass
+
+
+def _verify_files(folder: Path, expected: dict, *, hashes: bool) -> list[Problem]:
     problems = []
-    for name in sorted(set(expected) | set(REQUIRED_FILES)):
+    for name in sorted(expected):
         path = folder / name
         record = expected.get(name)
         if not path.exists():
@@ -201,6 +275,49 @@ def verify_version(index_dir: Path, version: str, *, hashes: bool = True) -> lis
                     problems.append(Problem(name, "checksum"))
             except OSError as exc:
                 problems.append(Problem(name, "unreadable", exc.strerror or ""))
+    return problems
+
+
+def verify_version(
+    index_dir: Path,
+    version: str,
+    *,
+    hashes: bool = True,
+    verified: frozenset[str] = frozenset(),
+    memo: dict[str, list[Problem]] | None = None,
+    stamps: bool = False,
+) -> list[Problem]:
+    """What is wrong with one version's files and its segments' files; [] when it is whole.
+
+    Sizes catch truncation for free; ``hashes`` also reads every file (about 1 GB/s), which
+    catches changed bytes: except in the ``verified`` segments (checked by the caller before).
+    ``memo`` keeps each segment's problems across calls: versions share segments.
+    ``stamps``: see verify_segment.
+    """
+    folder = index_dir / VERSIONS / version
+    try:
+        manifest = read_manifest(index_dir, version)
+    except IndexDamagedError as exc:
+        return list(exc.damage[0].problems)
+    expected = manifest.get("files")
+    if "segments" not in manifest:  # before segments: a version held every file itself
+        if not isinstance(expected, dict):
+            expected = {name: None for name in REQUIRED_FILES}
+        return _verify_files(folder, {**dict.fromkeys(REQUIRED_FILES), **expected}, hashes=hashes)
+    problems = _verify_files(folder, expected if isinstance(expected, dict) else {}, hashes=hashes)
+    segments = manifest.get("segments")
+    if not isinstance(segments, list) or len(version_segments(manifest)) != len(segments):
+        return [*problems, Problem(MANIFEST, "unreadable", "danh sách phân đoạn hỏng")]
+    for segment in segments:
+        segment_id = segment.get("id")
+        found = memo.get(segment_id) if memo is not None and isinstance(segment_id, str) else None
+        if found is None:
+            found = verify_segment(
+                index_dir, segment_id, hashes=hashes and segment_id not in verified, stamps=stamps
+            )
+            if memo is not None and isinstance(segment_id, str):
+                memo[segment_id] = found
+        problems += found
     return problems
 
 
@@ -243,12 +360,55 @@ def publish_version(index_dir: Path, staging: Path, name: str) -> None:
     fsync_dir(index_dir)
 
 
+def publish_segment(index_dir: Path, staging: Path, segment: str) -> None:
+    """Seal a finished segment (checksums into its segment.json) and move it into place;
+    no version lists it yet (a build killed now leaves it to the next prune)."""
+    record_path = staging / SEGMENT_MANIFEST
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    record["files"] = checksums(staging)
+    record_path.write_text(json.dumps(record, ensure_ascii=False, indent=2))
+    for item in staging.iterdir():
+        with open(item, "rb") as handle:
+            os.fsync(handle.fileno())
+    _write_stamp(staging, {**dict.fromkeys(REQUIRED_FILES), **record["files"]})  # just hashed
+    os.replace(staging, segment_folder(index_dir, segment))
+    fsync_dir(index_dir / SEGMENTS)
+
+
 def prune_versions(index_dir: Path, keep: int = KEEP_VERSIONS) -> list[str]:
     """Delete all but the newest ``keep`` versions (never the live one, never one that a
-    reader holds) and stale staging folders."""
+    reader holds), the segments no remaining version lists, and stale staging folders."""
     versions_dir = index_dir / VERSIONS
     if not versions_dir.is_dir():
         return []
+    deleted = _prune_versions(index_dir, versions_dir, keep)
+    deleted += _prune_segments(index_dir)
+    return deleted
+
+
+def _prune_segments(index_dir: Path) -> list[str]:
+    """Segments that no version lists (the last version using them was pruned, or a build
+    was killed before publishing its version), and staging segments. A version whose
+    manifest cannot be read cannot be served either, so its segments are not kept for it."""
+    folder = index_dir / SEGMENTS
+    if not folder.is_dir():
+        return []
+    used: set[str] = set()
+    for version in list_versions(index_dir):
+        try:
+            manifest = read_manifest(index_dir, version)
+        except IndexDamagedError:
+            continue
+        used.update(str(s.get("id")) for s in version_segments(manifest))
+    deleted = []
+    for path in folder.iterdir():
+        if path.name not in used:
+            shutil.rmtree(path, ignore_errors=True)
+            deleted.append(f"{SEGMENTS}/{path.name}")
+    return deleted
+
+
+def _prune_versions(index_dir: Path, versions_dir: Path, keep: int) -> list[str]:
     live = current_version(index_dir)
     finished = list_versions(index_dir)
     doomed = [name for name in finished[keep:] if name != live] if keep else []
@@ -375,12 +535,14 @@ class IndexReport:
 def inspect_index(index_dir: Path, *, hashes: bool = True) -> IndexReport:
     from qabot.index.cache import check_cache
 
+    memo: dict[str, list[Problem]] = {}  # a segment several versions list is read once
     return IndexReport(
         index_dir=index_dir,
         live=current_version(index_dir),
         pointer=pointer_problem(index_dir),
         versions={
-            v: tuple(verify_version(index_dir, v, hashes=hashes)) for v in list_versions(index_dir)
+            v: tuple(verify_version(index_dir, v, hashes=hashes, memo=memo))
+            for v in list_versions(index_dir)
         },
         cache_problem=check_cache(index_dir / CACHE),
     )

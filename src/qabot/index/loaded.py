@@ -7,13 +7,14 @@ version instead, so a damaged file never stops the service.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Generic, TypeVar
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from qabot.errors import IndexDamagedError, IndexMismatchError, IndexMissingError
 from qabot.index import meta
-from qabot.index.bm25 import BM25Index
+from qabot.index.bm25 import BM25Index, GlobalStats, SegmentedBM25
 from qabot.index.layout import (
     FORMAT,
     VERSIONS,
@@ -33,7 +34,9 @@ from qabot.index.layout import (
     list_versions,
     pointer_problem,
     read_manifest,
+    segment_folder,
     verify_version,
+    version_segments,
 )
 from qabot.index.vectors import load_sentences, load_vector_index
 from qabot.messages import no_index_in
@@ -100,43 +103,175 @@ class DerivedCache:
 
 
 @dataclass
-class LoadedIndex:
-    """One index version, read into memory for searching.
+class Segment:
+    """One segment of a loaded version: its passages are the version's rows
+    [start, start + len(passages)); ``deleted`` marks the rows of its tombstoned documents."""
 
-    New per-version data (statistics, models) goes in as fields with defaults, so that
-    open_index and tests that build one by hand keep working.
-    """
-
-    index_dir: Path
-    version: str
-    manifest: dict
-    passages: Sequence[Passage]  # meta.PassageStore when opened from disk: read on demand
-    documents: list[meta.DocumentInfo]
+    id: str
+    folder: Path
+    start: int
+    passages: meta.PassageStore
+    documents: list[meta.DocumentInfo]  # its live documents (tombstoned ones left out)
     vectors: faiss.Index
     bm25: BM25Index
-    sentence_spans: np.ndarray  # (n, 3): passage row, start, end; ordered by passage row
+    sentence_spans: np.ndarray  # (n, 3): local passage row, start, end
     sentence_vectors: np.ndarray  # (n, dim), float16, memory-mapped
-    restorer: Restorer | None = None  # diacritics of questions typed without them
-    # Newer versions that were damaged when this one was opened in their place, newest first.
-    damaged: tuple[VersionDamage, ...] = ()
-    cache: DerivedCache = field(default_factory=DerivedCache, repr=False)
-    # The shared lock that keeps builds from pruning this version while it is served;
-    # released when the index is garbage collected.
-    lease: IO | None = field(default=None, repr=False, compare=False)
-    # (n + 1,): passage row r's sentences are rows [offsets[r], offsets[r + 1]) of
-    # sentence_spans and sentence_vectors; derived from the spans when not given.
-    sentence_offsets: np.ndarray | None = field(default=None, repr=False)
-    _documents_by_id: dict[str, meta.DocumentInfo] = field(init=False, repr=False)
+    sentence_offsets: np.ndarray  # (passages + 1,)
+    deleted: np.ndarray | None = None  # bool per local row; None when nothing is deleted
+    deleted_rows: int = 0
 
     def __post_init__(self) -> None:
-        self._documents_by_id = {d.doc_id: d for d in self.documents}
-        if self.sentence_offsets is None:
-            self.sentence_offsets = sentence_offsets(self.sentence_spans, len(self.passages))
         # Plain ndarray views of the mapped files: every slice of a memmap subclass runs its
         # __array_finalize__, tens of thousands of times a second on a busy server.
         self.sentence_spans = _plain(self.sentence_spans)
         self.sentence_vectors = _plain(self.sentence_vectors)
         self.sentence_offsets = _plain(self.sentence_offsets)
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.passages)
+
+
+class SegmentedPassages(Sequence[Passage]):
+    """The passages of several segments as one sequence of rows (tombstoned rows included:
+    a row keeps its number; search never returns one)."""
+
+    def __init__(self, segments: Sequence[Segment]) -> None:
+        self._segments = list(segments)
+        self._starts = [s.start for s in self._segments]
+        self._count = self._segments[-1].end if self._segments else 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, row):  # type: ignore[override]
+        if isinstance(row, slice):
+            return [self[i] for i in range(*row.indices(self._count))]
+        row = int(row)
+        if row < 0:
+            row += self._count
+        if not 0 <= row < self._count:
+            raise IndexError(f"passage row {row} out of range")
+        segment = self._segments[bisect.bisect_right(self._starts, row) - 1]
+        return segment.passages[row - segment.start]
+
+    def __iter__(self) -> Iterator[Passage]:
+        for segment in self._segments:
+            yield from segment.passages
+
+    def cached(self) -> int:
+        return sum(s.passages.cached() for s in self._segments)
+
+
+class SegmentedVectors:
+    """FAISS search over several segments' indexes as over one: each segment is searched
+    for k (plus its deleted rows, so that k live ones remain) and the results merged by
+    score, ties by row; rows are the version's."""
+
+    def __init__(self, segments: Sequence[Segment], dim: int) -> None:
+        self._segments = list(segments)
+        self._starts = [s.start for s in self._segments]
+        self.ntotal = self._segments[-1].end if self._segments else 0
+        self.d = dim
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        found_scores, found_rows = [], []
+        for segment in self._segments:
+            size, deleted, extra = segment.vectors.ntotal, segment.deleted, segment.deleted_rows
+            # Over-fetch for the deleted rows among the best: a few k first, every deleted
+            # row only when that left fewer than k live ones.
+            want = min(size, k + min(extra, 3 * k))
+            if not want:
+                continue
+            scores, rows = segment.vectors.search(queries, want)
+            keep = rows >= 0
+            if deleted is not None:
+                keep &= ~deleted[np.maximum(rows, 0)]
+                if want < min(size, k + extra) and keep.sum(axis=1).min() < min(k, size - extra):
+                    scores, rows = segment.vectors.search(queries, min(size, k + extra))
+                    keep = (rows >= 0) & ~deleted[np.maximum(rows, 0)]
+            found_scores.append(np.where(keep, scores, -np.inf))
+            found_rows.append(np.where(keep, rows + segment.start, -1))
+        if not found_scores:
+            return np.full((len(queries), k), -np.inf, np.float32), np.full(
+                (len(queries), k), -1, np.int64
+            )
+        scores, rows = np.concatenate(found_scores, axis=1), np.concatenate(found_rows, axis=1)
+        out_scores = np.full((len(queries), k), -np.inf, np.float32)
+        out_rows = np.full((len(queries), k), -1, np.int64)
+        for q in range(len(queries)):
+            order = np.lexsort((rows[q], -scores[q]))
+            order = order[rows[q][order] >= 0][:k]
+            out_scores[q, : len(order)] = scores[q][order]
+            out_rows[q, : len(order)] = rows[q][order]
+        return out_scores, out_rows
+
+    def reconstruct(self, row: int) -> np.ndarray:
+        segment = self._segments[bisect.bisect_right(self._starts, int(row)) - 1]
+        return segment.vectors.reconstruct(int(row) - segment.start)
+
+
+@dataclass
+class LoadedIndex:
+    """One index version, read for searching: its segments' passages as one sequence of
+    rows, their vectors, BM25 with corpus-wide statistics, sentences and metadata.
+
+    A version of one segment without tombstones (what a fresh build or a merge writes) is
+    served by that segment's own objects; otherwise by the segmented ones above.
+    """
+
+    index_dir: Path
+    version: str
+    manifest: dict
+    segments: tuple[Segment, ...]
+    passages: Sequence[Passage]  # PassageStore or SegmentedPassages: read on demand
+    documents: list[meta.DocumentInfo]
+    vectors: faiss.Index | SegmentedVectors
+    bm25: BM25Index | SegmentedBM25
+    restorer: Restorer | None = None  # diacritics of questions typed without them
+    # Newer versions that were damaged when this one was opened in their place, newest first.
+    damaged: tuple[VersionDamage, ...] = ()
+    cache: DerivedCache = field(default_factory=DerivedCache, repr=False)
+    # The shared lock that keeps builds from pruning this version (and so its segments)
+    # while it is served; released when the index is garbage collected.
+    lease: IO | None = field(default=None, repr=False, compare=False)
+    _documents_by_id: dict[str, meta.DocumentInfo] = field(init=False, repr=False)
+    _segment_of_document: dict[str, Segment] = field(init=False, repr=False)
+    _starts: list[int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._documents_by_id = {d.doc_id: d for d in self.documents}
+        self._segment_of_document = {
+            d.doc_id: segment for segment in self.segments for d in segment.documents
+        }
+        self._starts = [s.start for s in self.segments]
+
+    def segment_of(self, row: int) -> Segment:
+        return self.segments[bisect.bisect_right(self._starts, row) - 1]
+
+    @property
+    def live_passages(self) -> int:
+        """Passages searched: rows less tombstoned ones."""
+        return len(self.passages) - sum(s.deleted_rows for s in self.segments)
+
+    def is_deleted(self, row: int) -> bool:
+        segment = self.segment_of(row)
+        return segment.deleted is not None and bool(segment.deleted[row - segment.start])
+
+    @property
+    def sentence_spans(self) -> np.ndarray:
+        """Every sentence's (version row, start, end), in row order (tests and benches:
+        searching reads one passage's with ``sentences_of``)."""
+        if len(self.segments) == 1:
+            return self.segments[0].sentence_spans
+        parts = [np.asarray(s.sentence_spans) + np.array([s.start, 0, 0]) for s in self.segments]
+        return np.concatenate(parts).astype(np.int32) if parts else np.zeros((0, 3), np.int32)
+
+    @property
+    def sentence_vectors(self) -> np.ndarray:
+        if len(self.segments) == 1:
+            return self.segments[0].sentence_vectors
+        return np.concatenate([np.asarray(s.sentence_vectors) for s in self.segments])
 
     def sentence_terms(self, row: int, folded: bool) -> SentenceTerms:
         """Per sentence of a passage: its syllables and syllable bigrams (folded: "~dang")."""
@@ -179,9 +314,12 @@ class LoadedIndex:
 
     def sentences_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """Spans (start, end) and vectors of one passage's sentences."""
-        lo, hi = int(self.sentence_offsets[row]), int(self.sentence_offsets[row + 1])
-        return self.sentence_spans[lo:hi, 1:], np.asarray(
-            self.sentence_vectors[lo:hi], dtype=np.float32
+        segment = self.segment_of(row)
+        local = row - segment.start
+        offsets = segment.sentence_offsets
+        lo, hi = int(offsets[local]), int(offsets[local + 1])
+        return segment.sentence_spans[lo:hi, 1:], np.asarray(
+            segment.sentence_vectors[lo:hi], dtype=np.float32
         )
 
     @property
@@ -193,13 +331,19 @@ class LoadedIndex:
         return self.index_dir / VERSIONS / self.version
 
     def connect(self):
-        return meta.connect(self.path / "meta.sqlite")
+        """The metadata of a version of one segment (tests and tools)."""
+        if len(self.segments) != 1:
+            raise ValueError("connect() needs a version of one segment")
+        return meta.connect(self.segments[0].folder / "meta.sqlite")
 
     def document(self, doc_id: str) -> meta.DocumentInfo | None:
         return self._documents_by_id.get(doc_id)
 
     def paragraphs(self, doc_id: str, first: int, last: int) -> list[meta.ParagraphRecord]:
-        db = self.connect()
+        segment = self._segment_of_document.get(doc_id)
+        if segment is None:
+            return []
+        db = meta.connect(segment.folder / "meta.sqlite")
         try:
             return meta.read_paragraphs(db, doc_id, first, last)
         finally:
@@ -235,13 +379,22 @@ def _check_compatible(index_dir: Path, manifest: dict, embedder_id: str | None) 
         )
 
 
-def open_version(index_dir: Path, version: str, embedder_id: str | None = None) -> LoadedIndex:
-    """Load one version after checking its files; IndexDamagedError says what is wrong."""
+def open_version(
+    index_dir: Path,
+    version: str,
+    embedder_id: str | None = None,
+    previous: LoadedIndex | None = None,
+) -> LoadedIndex:
+    """Load one version after checking its files and its segments'; IndexDamagedError says
+    what is wrong. Segments ``previous`` (the version served until now) holds are shared
+    with it, and their files' checksums, verified when it was opened, are not read again
+    (their sizes are): a hot reload after adding a report reads that report's segment."""
+    reuse = {s.id: s for s in previous.segments} if previous is not None else {}
     lease = hold_version(index_dir, version)
     try:
         manifest = read_manifest(index_dir, version)
         _check_compatible(index_dir, manifest, embedder_id)
-        problems = verify_version(index_dir, version)
+        problems = verify_version(index_dir, version, verified=frozenset(reuse), stamps=True)
         if problems:
             raise IndexDamagedError(
                 f"phiên bản chỉ mục {version} bị hỏng: "
@@ -250,59 +403,129 @@ def open_version(index_dir: Path, version: str, embedder_id: str | None = None) 
             )
         folder = index_dir / VERSIONS / version
         try:
-            db = meta.connect(folder / "meta.sqlite")
-            try:
-                documents = meta.read_documents(db)
-            finally:
-                db.close()
-            passages = meta.PassageStore(folder / "meta.sqlite")
-            sentence_spans, sentence_vectors = load_sentences(folder)
-            offsets = None
-            if (folder / SENTENCE_OFFSETS).exists():  # versions before it: derived from spans
-                offsets = np.load(folder / SENTENCE_OFFSETS, mmap_mode="r")
-            vectors = load_vector_index(folder / "vectors.faiss")
-            bm25 = BM25Index.load(folder)
-            # A version built before restore.npz existed gets its statistics from its passages.
+            segments = _open_segments(index_dir, manifest, reuse)
+            # A version written without restore.npz gets its statistics from its passages.
             restore_stats = RestoreStats.load(folder) or RestoreStats.from_texts(
-                p.indexed_text for p in passages
+                p.indexed_text for s in segments for p in s.passages
             )
-        except (OSError, ValueError, KeyError, EOFError, RuntimeError, sqlite3.Error) as exc:
-            # Files that pass their checksums but that their readers refuse: a version
-            # written before checksums existed, or written by a broken build.
+            stats = GlobalStats.of(manifest["bm25"])
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            EOFError,
+            RuntimeError,
+            sqlite3.Error,
+        ) as exc:
+            # Files that pass their checksums but that their readers refuse: written by a
+            # broken build.
             problem = Problem("?", "unreadable", f"{type(exc).__name__}: {exc}"[:200])
             raise IndexDamagedError(
                 f"phiên bản chỉ mục {version} bị hỏng: {problem.describe()}",
                 [VersionDamage(version, (problem,))],
             ) from None
-        if vectors.ntotal != len(passages) or (
-            len(sentence_spans) != len(sentence_vectors) or bm25.n_docs != len(passages)
-        ):
-            problem = Problem("?", "unreadable", "số đoạn trích giữa các tệp không khớp")
-            raise IndexDamagedError(
-                f"phiên bản chỉ mục {version} bị hỏng: {problem.describe()}",
-                [VersionDamage(version, (problem,))],
-            )
     except BaseException:
         if lease is not None:
             lease.close()
         raise
+    documents = sorted(
+        (d for s in segments for d in s.documents),
+        key=lambda d: (d.date is None, d.date or "", d.doc_id),
+    )
+    whole = len(segments) == 1 and segments[0].deleted is None
+    if whole:
+        passages, vectors, bm25 = segments[0].passages, segments[0].vectors, segments[0].bm25
+    else:
+        passages = SegmentedPassages(segments)
+        vectors = SegmentedVectors(segments, int(manifest.get("dim") or 0))
+        bm25 = SegmentedBM25(
+            [s.bm25 for s in segments],
+            [s.start for s in segments],
+            [s.deleted for s in segments],
+            stats,
+        )
     return LoadedIndex(
         index_dir=index_dir,
         version=version,
         manifest=manifest,
+        segments=tuple(segments),
         passages=passages,
         documents=documents,
         vectors=vectors,
         bm25=bm25,
-        sentence_spans=sentence_spans,
-        sentence_vectors=sentence_vectors,
         restorer=Restorer(restore_stats),
         lease=lease,
-        sentence_offsets=offsets,
     )
 
 
-def open_index(index_dir: Path, embedder_id: str | None = None) -> LoadedIndex:
+def _open_segments(
+    index_dir: Path, manifest: dict, reuse: dict[str, Segment] | None = None
+) -> list[Segment]:
+    """The version's segments; those in ``reuse`` (the previous version's, by id) share
+    their open files, maps and FAISS index: segments never change once written."""
+    segments, start = [], 0
+    for entry in version_segments(manifest):
+        folder = segment_folder(index_dir, entry["id"])
+        shared = (reuse or {}).get(entry["id"])
+        deleted_documents = set(entry.get("deleted", []))
+        db = meta.connect(folder / "meta.sqlite")
+        try:
+            documents = [d for d in meta.read_documents(db) if d.doc_id not in deleted_documents]
+            deleted = None
+            if deleted_documents:
+                deleted = np.zeros(int(entry["passages"]), dtype=bool)
+                for doc_id in deleted_documents:
+                    rows = db.execute("SELECT row FROM passages WHERE doc_id = ?", (doc_id,))
+                    deleted[[r for (r,) in rows]] = True
+        finally:
+            db.close()
+        if shared is not None:
+            segments.append(
+                replace(
+                    shared,
+                    start=start,
+                    documents=documents,
+                    deleted=deleted,
+                    deleted_rows=int(deleted.sum()) if deleted is not None else 0,
+                )
+            )
+            start += len(shared.passages)
+            continue
+        passages = meta.PassageStore(folder / "meta.sqlite")
+        spans, sentence_vectors = load_sentences(folder)
+        vectors = load_vector_index(folder / "vectors.faiss")
+        bm25 = BM25Index.load(folder)
+        if (
+            vectors.ntotal != len(passages)
+            or len(spans) != len(sentence_vectors)
+            or bm25.n_docs != len(passages)
+            or len(passages) != int(entry["passages"])
+        ):
+            raise ValueError(f"segment {entry['id']}: số đoạn trích giữa các tệp không khớp")
+        segments.append(
+            Segment(
+                id=entry["id"],
+                folder=folder,
+                start=start,
+                passages=passages,
+                documents=documents,
+                vectors=vectors,
+                bm25=bm25,
+                sentence_spans=spans,
+                sentence_vectors=sentence_vectors,
+                sentence_offsets=np.load(folder / SENTENCE_OFFSETS, mmap_mode="r"),
+                deleted=deleted,
+                deleted_rows=int(deleted.sum()) if deleted is not None else 0,
+            )
+        )
+        start += len(passages)
+    return segments
+
+
+def open_index(
+    index_dir: Path, embedder_id: str | None = None, previous: LoadedIndex | None = None
+) -> LoadedIndex:
     """The live version, or when it is damaged the newest older good version (logged, and
     named in ``LoadedIndex.damaged``)."""
     live = current_version(index_dir)
@@ -318,7 +541,7 @@ def open_index(index_dir: Path, embedder_id: str | None = None) -> LoadedIndex:
     for version in ([live] if live else []) + older:
         started = time.perf_counter()
         try:
-            index = open_version(index_dir, version, embedder_id)
+            index = open_version(index_dir, version, embedder_id, previous)
         except IndexMismatchError:
             if version == live:
                 raise
@@ -339,6 +562,21 @@ def open_index(index_dir: Path, embedder_id: str | None = None) -> LoadedIndex:
     )
 
 
+def version_documents(index_dir: Path, manifest: dict) -> dict[str, tuple[str, meta.DocumentInfo]]:
+    """doc id -> (segment id, its DocumentInfo) of every document a version holds."""
+    out = {}
+    for entry in version_segments(manifest):
+        deleted = set(entry.get("deleted", []))
+        db = meta.connect(segment_folder(index_dir, entry["id"]) / "meta.sqlite")
+        try:
+            for document in meta.read_documents(db):
+                if document.doc_id not in deleted:
+                    out[document.doc_id] = (entry["id"], document)
+        finally:
+            db.close()
+    return out
+
+
 def live_documents(index_dir: Path) -> dict[str, str] | None:
     """doc id -> content hash of what the live version holds; None when there is no whole
     live version to ask (callers then treat the docs folder as the truth)."""
@@ -346,10 +584,10 @@ def live_documents(index_dir: Path) -> dict[str, str] | None:
     if live is None or verify_version(index_dir, live, hashes=False):
         return None
     try:
-        db = meta.connect(index_dir / VERSIONS / live / "meta.sqlite")
-        try:
-            return {d.doc_id: d.content_hash for d in meta.read_documents(db)}
-        finally:
-            db.close()
-    except sqlite3.Error:
+        manifest = read_manifest(index_dir, live)
+        if "segments" not in manifest:  # a version from before segments: not readable here
+            return None
+        held = version_documents(index_dir, manifest)
+    except (sqlite3.Error, IndexDamagedError, KeyError, TypeError):
         return None
+    return {doc_id: info.content_hash for doc_id, (_, info) in held.items()}
