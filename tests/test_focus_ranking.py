@@ -1,0 +1,55 @@
+"""The answer focus in ranking (issue 14): a passage that puts the asked kind of thing next
+to the question's focus words ("bao nhiêu [đảng viên]" -> "1.240 đảng viên") outranks one
+that repeats the question's words without it. Made-up reports, the real embedder, the
+shipped (fitted) model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qabot import search
+from qabot.index import build_index, open_index
+from qabot.query import analyse
+
+DATE = "2022-05-10"
+REPORTS = {
+    "my-phuoc-gioi-thieu.md": (
+        "Đảng bộ Khu công nghiệp Mỹ Phước",
+        "Đảng bộ Khu công nghiệp Mỹ Phước là nơi sinh hoạt của đảng viên trong các doanh "
+        "nghiệp của Khu công nghiệp Mỹ Phước. Công tác phát triển đảng viên, quản lý đảng "
+        "viên luôn được Đảng bộ Khu công nghiệp Mỹ Phước quan tâm lãnh đạo.",
+    ),
+    "my-phuoc-so-ket.md": (
+        "Đảng bộ Khu công nghiệp Mỹ Phước sơ kết công tác xây dựng Đảng",
+        "Sau hội nghị, toàn Đảng bộ có 1.240 đảng viên sinh hoạt tại 38 chi bộ trực thuộc.",
+    ),
+}
+QUESTION = "Đảng bộ Khu công nghiệp Mỹ Phước có bao nhiêu đảng viên?"
+
+
+@pytest.fixture(scope="module")
+def searcher(tmp_path_factory, embedder):
+    docs = tmp_path_factory.mktemp("focus-ranking-docs")
+    for name, (title, body) in REPORTS.items():
+        (docs / name).write_text(f'---\ntitle: "{title}"\ndate: {DATE}\n---\n{body}\n', "utf-8")
+    index_dir = tmp_path_factory.mktemp("focus-ranking-index")
+    build_index(docs, index_dir, embedder)
+    return search.Searcher(open_index(index_dir), embedder)
+
+
+def test_the_focus_column_marks_the_number_next_to_the_asked_words(searcher):
+    index = searcher.index
+    rows = np.arange(len(index.passages))
+    columns = searcher.structure_columns(analyse(QUESTION, index.restorer), rows)
+    by_doc = {index.passages[r].doc_id: columns["focus"][r] for r in rows.tolist()}
+    assert by_doc == {"my-phuoc-gioi-thieu.md": 0.0, "my-phuoc-so-ket.md": 1.0}
+    # A question that asks for no kind of thing has no focus.
+    other = searcher.structure_columns(analyse("Đảng bộ Mỹ Phước", index.restorer), rows)
+    assert other["focus"].tolist() == [0.0] * len(rows)
+
+
+def test_the_passage_with_the_asked_number_ranks_first(searcher):
+    top = searcher.search(QUESTION, 1).hits[0].passage
+    assert top.doc_id == "my-phuoc-so-ket.md" and "1.240" in top.text
+    assert searcher.models.ranker.weights[search.FEATURES.index("focus")] > 0
