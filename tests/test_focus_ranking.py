@@ -53,3 +53,42 @@ def test_the_passage_with_the_asked_number_ranks_first(searcher):
     top = searcher.search(QUESTION, 1).hits[0].passage
     assert top.doc_id == "my-phuoc-so-ket.md" and "1.240" in top.text
     assert searcher.models.ranker.weights[search.FEATURES.index("focus")] > 0
+
+
+def test_the_focus_column_equals_reading_every_sentence(service) -> None:
+    # The column skips sentences without a focus word; on the sample reports, for questions
+    # of each ranked kind, typed with and without diacritics, it equals reading them all.
+    from qabot.focus import focus_match, question_focus
+    from qabot.text import strip_marks
+
+    searcher = service._require()
+    index = searcher.index
+    questions = [
+        "Đảng bộ có bao nhiêu đảng viên?",
+        "Có bao nhiêu chi bộ trực thuộc Đảng ủy Khu kinh tế?",
+        "Ai là Bí thư Đảng ủy Khối doanh nghiệp?",
+        "Hội nghị sơ kết giữa nhiệm kỳ diễn ra khi nào?",
+        "Năm 2023 có bao nhiêu doanh nghiệp?",
+    ]
+    checked = 0
+    for question in questions + [strip_marks(q) for q in questions]:
+        query, rows = searcher.candidate_rows(question)
+        passages = [index.passages[int(r)] for r in rows]
+        column = searcher.focus_column(query, rows, passages)
+        focus = question_focus(query.interpreted, query.folded, query.answer_type)
+        for i, row in enumerate(rows.tolist()):
+            spans, _ = index.sentences_of(row)
+            reference = (
+                max(
+                    (
+                        focus_match(focus, passages[i].text[s:e], query.folded)
+                        for s, e in spans.tolist()
+                    ),
+                    default=0.0,
+                )
+                if focus.kind in search.RANKING_FOCUS_KINDS and focus.words
+                else 0.0
+            )
+            assert column[i] == reference, (question, row)
+            checked += reference > 0
+    assert checked >= 5  # the questions do reach sentences that match

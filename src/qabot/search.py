@@ -437,11 +437,22 @@ class Searcher:
         focus = question_focus(query.interpreted, query.folded, query.answer_type)
         if focus.kind not in RANKING_FOCUS_KINDS or not focus.words:
             return column
+        # A sentence without any focus word has no run of them, hence no match: its
+        # syllables (cached per passage) say so without reading it. Focus words holding
+        # digits are written differently there ("1.062" is "1062"), so they rule out nothing.
+        prefix = FOLDED_PREFIX if query.folded else ""
+        asked = [prefix + w for w in focus.words]
+        shortcut = all(w.isalpha() for w in focus.words)
         for i, row in enumerate(rows.tolist()):
             text = passages[i].text
             spans, _ = self.index.sentences_of(row)
+            terms = self.index.sentence_terms(row, query.folded)
             column[i] = max(
-                (focus_match(focus, text[s:e], query.folded) for s, e in spans.tolist()),
+                (
+                    focus_match(focus, text[s:e], query.folded)
+                    for (s, e), (words, _) in zip(spans.tolist(), terms, strict=True)
+                    if not shortcut or any(w in words for w in asked)
+                ),
                 default=0.0,
             )
         return column
