@@ -225,10 +225,13 @@ def _runs(focus: tuple[str, ...], tokens: Sequence[_Token]) -> list[tuple[int, i
     runs only (a run inside a longer one is left out)."""
     runs: list[tuple[int, int]] = []
     forms = [t.form for t in tokens]
-    for i in range(len(forms)):
+    starts: dict[str, list[int]] = {}  # where each focus word stands in the question
+    for j, word in enumerate(focus):
+        starts.setdefault(word, []).append(j)
+    for i, form in enumerate(forms):
         longest = 0
-        for j in range(len(focus)):
-            k = 0
+        for j in starts.get(form, ()):  # a run starts only at a focus word
+            k = 1
             while i + k < len(forms) and j + k < len(focus) and forms[i + k] == focus[j + k]:
                 k += 1
             longest = max(longest, k)
