@@ -28,8 +28,7 @@ class Clock:
 
 
 def settled(bot: Bot, check: Callable[[ConversationStore], bool], timeout: float = 20) -> None:
-    """Updates are handled concurrently and a question is stored right after its answer is
-    sent: wait for the store, as a person typing the next question would."""
+    """A question is stored right after its answer is sent: wait for the store."""
     deadline = time.monotonic() + timeout
     while not check(conversations(bot.application.bot_data)):
         assert time.monotonic() < deadline, "the conversation was not stored"
@@ -70,6 +69,21 @@ def test_private_follow_up_is_read_with_the_previous_question(bot: Bot) -> None:
     assert f"🔎 <i>{UNDERSTOOD}</i> Cần Thơ hiện có bao nhiêu đảng viên?" in follow_up.text
     assert "611" in follow_up.text
     assert keyboards.NEW in [b["callback_data"] for b in follow_up.buttons]
+
+
+def test_a_follow_up_sent_before_the_answer_still_follows_it(bot: Bot) -> None:
+    # A fast typer does not wait for the answer: the chat's updates are handled in order
+    # (telegram/ordering.py), so the follow-up reads the first question as its history.
+    with_clock(bot)
+    bot.message(FIRST)
+    bot.message(FOLLOW_UP)
+    first, follow_up = bot.replies(2)
+    assert "1.062" in first.text and UNDERSTOOD not in first.text
+    assert f"🔎 <i>{UNDERSTOOD}</i> Cần Thơ hiện có bao nhiêu đảng viên?" in follow_up.text
+    assert "611" in follow_up.text
+    # Once both are answered, no chat is left in hand.
+    settled(bot, lambda store: len(store.recent(USER_ID)) == 2)
+    assert bot.application.update_processor.chats_in_hand == 0
 
 
 def test_private_history_expires_after_thirty_minutes(bot: Bot) -> None:

@@ -16,6 +16,7 @@ from qabot.telegram.actions import current_examples
 from qabot.telegram.config import token_of
 from qabot.telegram.handlers import register_handlers
 from qabot.telegram.logs import protect_secrets
+from qabot.telegram.ordering import ChatOrderProcessor
 from qabot.telegram.ratelimit import RateLimiter
 from qabot.telegram.sending import with_flood_retry
 from qabot.telegram.state import DEPS_KEY, BotDeps, deps
@@ -59,7 +60,7 @@ def build_application(service: QAService, settings: Settings) -> Application:
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
         )
-        .concurrent_updates(True)
+        .concurrent_updates(ChatOrderProcessor())
         .post_init(post_init)
         .build()
     )
