@@ -75,7 +75,12 @@ HTML_QUESTION = (
 
 def make_settings(**overrides: Any) -> Settings:
     """Explicit Settings: neither a developer's .env nor QABOT_* variables leak in."""
-    values: dict[str, Any] = {"admin_token": None, "cors_origins": [], "log_level": "INFO"}
+    values: dict[str, Any] = {
+        "admin_token": None,
+        "cors_origins": [],
+        "log_level": "INFO",
+        "rate_limit": 0,  # a page and its scripts share one address; the limit is tested apart
+    }
     values.update(overrides)
     return Settings(_env_file=None, **values)
 
