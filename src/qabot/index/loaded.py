@@ -147,11 +147,7 @@ class SegmentedPassages(Sequence[Passage]):
     def __getitem__(self, row):  # type: ignore[override]
         if isinstance(row, slice):
             return [self[i] for i in range(*row.indices(self._count))]
-        row = int(row)
-        if row < 0:
-            row += self._count
-        if not 0 <= row < self._count:
-            raise IndexError(f"passage row {row} out of range")
+        row = meta.row_number(row, self._count)
         segment = self._segments[bisect.bisect_right(self._starts, row) - 1]
         return segment.passages[row - segment.start]
 

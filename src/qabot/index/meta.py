@@ -217,6 +217,17 @@ def read_paragraphs(
 PASSAGE_COLUMNS = "doc_id, ordinal, paragraph, start, end, kind, text, header"
 
 
+def row_number(row: object, count: int) -> int:
+    """``row`` as a row of a sequence of ``count`` passages (negative: from the end);
+    IndexError outside it."""
+    number = int(row)  # type: ignore[call-overload]
+    if number < 0:
+        number += count
+    if not 0 <= number < count:
+        raise IndexError(f"passage row {number} out of range")
+    return number
+
+
 class PassageStore(Sequence[Passage]):
     """A version's passages by row, read from its SQLite file on demand: start-up and memory
     do not grow with the text of the corpus. The ``cache_size`` most recently read passages
@@ -237,11 +248,7 @@ class PassageStore(Sequence[Passage]):
     def __getitem__(self, row):  # type: ignore[override]
         if isinstance(row, slice):
             return [self[i] for i in range(*row.indices(self._count))]
-        row = int(row)
-        if row < 0:
-            row += self._count
-        if not 0 <= row < self._count:
-            raise IndexError(f"passage row {row} out of range")
+        row = row_number(row, self._count)
         with self._lock:
             passage = self._cache.get(row)
             if passage is not None:
