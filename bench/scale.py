@@ -21,7 +21,9 @@ qabot as a user would, in subprocesses:
 - add_one_seconds: one more report copied into the folder and the incremental build run
   (it writes one new segment of that report's passages); add_one_build_seconds: the same
   build's own time, as its summary reports it (without starting Python and loading the
-  embedding model, a constant few seconds).
+  embedding model, a constant few seconds); add_one_upload_seconds: another report
+  uploaded to the running server (POST /documents), as an admin adds one, until the
+  server answers from the new version.
 
 The embedder is a tiny sentence-transformers model (a 2-layer, 64-dim BERT with random
 weights and a word-piece vocabulary of the sample reports' syllables), built on the spot:
@@ -62,6 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "data" / "reports"
 SRC = ROOT / "src"
 MODEL_NAME = "tiny-scale-64"
+ADMIN_TOKEN = "scale-bench-admin-token"  # the servers it starts are its own, on 127.0.0.1
 DIM = 64
 K = 40
 
@@ -446,6 +449,7 @@ def _env(model: Path, docs: Path, index: Path, src: Path = SRC) -> dict[str, str
         QABOT_INDEX_DIR=str(index),
         QABOT_LOG_DB="off",
         QABOT_LOG_LEVEL="WARNING",
+        QABOT_ADMIN_TOKEN=ADMIN_TOKEN,
         TOKENIZERS_PARALLELISM="false",
     )
     return env
@@ -540,6 +544,28 @@ def ask(url: str, question: str) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+def upload(url: str, name: str, text: str) -> float:
+    """Seconds of one POST /documents (the running server indexes the report and serves
+    the new version before it answers), checked by the report being listed after it."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    started = time.perf_counter()
+    response = httpx.post(
+        f"{url}/documents",
+        files={"files": (name, text.encode("utf-8"), "text/plain")},
+        headers=headers,
+        timeout=600,
+    )
+    seconds = time.perf_counter() - started
+    if response.status_code != 201:
+        raise RuntimeError(f"POST /documents answered {response.status_code}: {response.text}")
+    listed = httpx.get(f"{url}/documents", timeout=60).json()
+    if name not in json.dumps(listed, ensure_ascii=False):
+        raise RuntimeError(f"{name} is not listed after its upload")
+    return seconds
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
@@ -570,6 +596,10 @@ def measure_size(
             ask(url, q)
         times = [ask(url, q) for q in questions]
         server_rss = rss_mb(pid)
+        # How an admin adds a report: uploaded to the running service (no process to start,
+        # no model to load), answered from as soon as the upload returns.
+        stem, text = CorpusGenerator(seed + 2_000_003).report(PASSAGES_PER_REPORT[0] * 2)
+        upload_seconds = upload(url, f"{stem}.txt", text)
 
     embed_times = []
     for q in questions:
@@ -615,6 +645,7 @@ def measure_size(
         "add_one_seconds": round(add_seconds, 1),
         # The build's own time, without the process start and the model's loading.
         "add_one_build_seconds": round(float(added.get("seconds", 0.0)), 2),
+        "add_one_upload_seconds": round(upload_seconds, 2),
     }
 
 
