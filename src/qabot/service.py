@@ -453,7 +453,8 @@ class QAService:
         counted and written to the question log, and carries an ``answer_id`` for feedback.
         None is for questions the program asks itself (example questions, "Xem thêm"), which
         are neither counted nor logged. ``user`` is a Telegram user or chat id; the log keeps
-        only its salted hash."""
+        only its salted hash. A long question (query.is_long_question) waits for its turn,
+        or raises BusyError when enough already wait."""
         text = clean_question(question)
         earlier = clean_history(history)
         if not 1 <= top_k <= MAX_TOP_K:
