@@ -445,7 +445,7 @@ class Searcher:
         shortcut = all(w.isalpha() for w in focus.words)
         for i, row in enumerate(rows.tolist()):
             text = passages[i].text
-            spans, _ = self.index.sentences_of(row)
+            spans = self.index.sentence_spans_of(row)
             terms = self.index.sentence_terms(row, query.folded)
             column[i] = max(
                 (

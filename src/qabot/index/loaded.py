@@ -274,7 +274,7 @@ class LoadedIndex:
 
         def make() -> SentenceTerms:
             text = self.passages[row].text
-            spans, _ = self.sentences_of(row)
+            spans = self.sentence_spans_of(row)
             return [term_sets(text[s:e], folded) for s, e in spans.tolist()]
 
         return self.cache.sentence_terms.get((row, folded), make)
@@ -308,12 +308,21 @@ class LoadedIndex:
 
         return self.cache.subject_terms.get((doc_id, folded), make)
 
-    def sentences_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
-        """Spans (start, end) and vectors of one passage's sentences."""
+    def _sentence_rows(self, row: int) -> tuple[Segment, int, int]:
+        """The segment of a passage and where its sentences lie in that segment's arrays."""
         segment = self.segment_of(row)
         local = row - segment.start
         offsets = segment.sentence_offsets
-        lo, hi = int(offsets[local]), int(offsets[local + 1])
+        return segment, int(offsets[local]), int(offsets[local + 1])
+
+    def sentence_spans_of(self, row: int) -> np.ndarray:
+        """Spans (start, end) of one passage's sentences, without their vectors."""
+        segment, lo, hi = self._sentence_rows(row)
+        return segment.sentence_spans[lo:hi, 1:]
+
+    def sentences_of(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """Spans (start, end) and vectors of one passage's sentences."""
+        segment, lo, hi = self._sentence_rows(row)
         return segment.sentence_spans[lo:hi, 1:], np.asarray(
             segment.sentence_vectors[lo:hi], dtype=np.float32
         )
