@@ -86,3 +86,31 @@ def test_the_asked_year_is_preferred_to_another_year():
     assert year_match(asked, "Đảng ủy đã thành lập 11 tổ chức đảng.") == 0.0
     assert year_match(frozenset(), "Năm 2024 thành lập 11 tổ chức đảng.") == 0.0
     assert years("giai đoạn 2016 - 2020, tháng 6/2023, 12345") == {"2016", "2020", "2023"}
+
+
+def test_asked_things_find_what_their_definition_finds_on_the_reports():
+    """Dates and numbers are found by position (bisect over token starts) and a sentence
+    without digits is not tokenised; both must find exactly what the plain definition
+    does: a date is the tokens starting inside a DATE_PATTERN match, a number a token
+    opening with a digit outside every date."""
+    from qabot.focus import DATE_PATTERN, _things, _tokens
+
+    from .conftest import REPORTS
+
+    sentences = [s for path in sorted(REPORTS.iterdir()) for s in path.read_text().split(".") if s]
+    checked = 0
+    for text in sentences:
+        for folded in (False, True):
+            sentence = fold(text) if folded else text
+            tokens = _tokens(sentence, folded)
+            dates = [m.span() for m in DATE_PATTERN.finditer(sentence)]
+            inside = [[i for i, t in enumerate(tokens) if s <= t.start < e] for s, e in dates]
+            expected_dates = [(ix[0], ix[-1] + 1) for ix in inside if ix]
+            in_date = {i for ix in inside for i in ix}
+            expected_numbers = [
+                (i, i + 1) for i, t in enumerate(tokens) if t.text[0].isdigit() and i not in in_date
+            ]
+            assert list(_things(DATE, sentence, folded)) == expected_dates
+            assert list(_things(NUMBER, sentence, folded)) == expected_numbers
+            checked += bool(expected_dates) + bool(expected_numbers)
+    assert checked > 100  # the reports hold plenty of both

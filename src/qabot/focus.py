@@ -12,11 +12,13 @@ shapes of dates and numbers; nothing about any particular report.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from qabot.query import DATE, NUMBER, ORGANISATION, PERSON, PLACE, answer_type
 from qabot.text import fold, token_matches
@@ -71,6 +73,7 @@ DATE_PATTERN = re.compile(
 )
 _BREAK = re.compile(r"[,;:?!.()\[\]“”\"–]|\s-\s")
 _CAPITALISED = re.compile(r"[^\W\d_]")
+_DIGIT = re.compile(r"\d")
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,9 @@ class Focus:
     words: tuple[str, ...]  # lower-case (folded when the question is) focus syllables
 
 
-@dataclass(frozen=True)
-class _Token:
+class _Token(NamedTuple):
+    # A tuple, not a frozen dataclass: sentences are tokenised by the thousand per question
+    # and a dataclass's construction cost three times as much.
     text: str  # as written
     form: str  # lower case, folded when comparing folded text
     start: int
@@ -97,7 +101,8 @@ def _tokens(text: str, folded: bool) -> tuple[_Token, ...]:
     for m in token_matches(text):
         raw = m.group()
         form = fold(raw).lower() if folded else raw.lower()
-        broken = bool(_BREAK.search(text[previous_end : m.start()])) if found else False
+        gap = text[previous_end : m.start()]
+        broken = bool(found) and gap != " " and bool(_BREAK.search(gap))
         found.append(_Token(raw, form, m.start(), m.end(), broken))
         previous_end = m.end()
     return tuple(found)
@@ -200,19 +205,18 @@ def _capitalised_runs(tokens: Sequence[_Token]) -> Iterator[tuple[int, int]]:
 def asked_things(kind: str | None, text: str, tokens: Sequence[_Token]) -> list[tuple[int, int]]:
     """Token spans in ``text`` of things of the asked kind."""
     if kind in (NUMBER, DATE):
-        dates = [m.span() for m in DATE_PATTERN.finditer(text)]
-
-        def in_date(t: _Token) -> bool:
-            return any(s <= t.start < e for s, e in dates)
-
+        starts = [t.start for t in tokens]
+        # Per date, the tokens that start inside it: a contiguous range of them.
+        dates = [
+            (bisect.bisect_left(starts, s), bisect.bisect_left(starts, e))
+            for s, e in (m.span() for m in DATE_PATTERN.finditer(text))
+        ]
         if kind == DATE:
-            spans = []
-            for s, e in dates:
-                inside = [i for i, t in enumerate(tokens) if s <= t.start < e]
-                if inside:
-                    spans.append((inside[0], inside[-1] + 1))
-            return spans
-        return [(i, i + 1) for i, t in enumerate(tokens) if t.text[0].isdigit() and not in_date(t)]
+            return [(a, b) for a, b in dates if a < b]
+        in_date = {i for a, b in dates for i in range(a, b)}
+        return [
+            (i, i + 1) for i, t in enumerate(tokens) if t.text[0].isdigit() and i not in in_date
+        ]
     if kind == PERSON:
         return list(_names(tokens))
     if kind in (PLACE, ORGANISATION):
@@ -220,11 +224,25 @@ def asked_things(kind: str | None, text: str, tokens: Sequence[_Token]) -> list[
     return []
 
 
-def _runs(focus: tuple[str, ...], tokens: Sequence[_Token]) -> list[tuple[int, int]]:
-    """Token spans where the text repeats focus words in the question's order, longest
-    runs only (a run inside a longer one is left out)."""
+# A sentence's things of one kind do not depend on the question: the candidates' sentences
+# come back with every question about them, and finding dates and names in them was most of
+# the focus feature's cost.
+@functools.lru_cache(maxsize=8192)
+def _things(kind: str, text: str, folded: bool) -> tuple[tuple[int, int], ...]:
+    if kind in (NUMBER, DATE) and not _DIGIT.search(text):
+        return ()  # numbers and dates are written with digits: no need to tokenise
+    return tuple(asked_things(kind, text, _tokens(text, folded)))
+
+
+@functools.lru_cache(maxsize=8192)
+def _forms(text: str, folded: bool) -> tuple[str, ...]:
+    return tuple(t.form for t in _tokens(text, folded))
+
+
+def _runs(focus: tuple[str, ...], forms: Sequence[str]) -> list[tuple[int, int]]:
+    """Token spans where the text (its tokens' forms) repeats focus words in the question's
+    order, longest runs only (a run inside a longer one is left out)."""
     runs: list[tuple[int, int]] = []
-    forms = [t.form for t in tokens]
     starts: dict[str, list[int]] = {}  # where each focus word stands in the question
     for j, word in enumerate(focus):
         starts.setdefault(word, []).append(j)
@@ -250,11 +268,10 @@ def focus_match(focus: Focus, text: str, folded: bool = False) -> float:
     square. 0.0 when the question asks for no kind or has no focus words."""
     if focus.kind is None or not focus.words:
         return 0.0
-    tokens = _tokens(text, folded)
-    things = asked_things(focus.kind, text, tokens)
+    things = _things(focus.kind, text, folded)
     if not things:
         return 0.0
-    runs = _runs(focus.words, tokens)
+    runs = _runs(focus.words, _forms(text, folded))
     best = 0.0
     for s, e in things:
         for a, b in runs:
