@@ -57,3 +57,25 @@ def test_dev_seeds_typed_without_diacritics_answer_as_well(service):
     assert folded["not_found"] == 1.0
     restored = [r for r in folded_results if r.answer.interpreted_question != r.item.question]
     assert len(restored) >= 25  # the folded questions were searched with their marks back
+
+
+def test_search_ranks_the_dev_questions_as_reading_every_candidate(reports_index, embedder):
+    """Search reads sentences only where they can change the top (Searcher.search): on the
+    dev questions, typed with and without diacritics, its top five and their scores are
+    what scoring every candidate with every feature gives."""
+    import json
+
+    from qabot.index import open_index
+    from qabot.search import Searcher
+    from qabot.text import strip_marks
+
+    searcher = Searcher(open_index(reports_index), embedder)
+    questions = [json.loads(line)["q"] for line in DEV_SEEDS.read_text().splitlines() if line]
+    for question in questions + [strip_marks(q) for q in questions]:
+        result = searcher.search(question, 5)
+        candidates = searcher.candidates(question)
+        scores = searcher.models.ranker.score(candidates.features)
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])[:5]
+        expected = [(int(candidates.rows[i]), float(scores[i])) for i in order]
+        assert [(h.row, h.score) for h in result.hits] == expected, question
+        assert result.read <= result.candidates

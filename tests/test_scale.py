@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from bench.scale import CorpusGenerator, HashingEmbedder, clustered_vectors, write_corpus
 
-from qabot.index import build_index
+from qabot.index import bm25, build_index, open_index
 from qabot.index import vectors as vector_index
+from qabot.search import Searcher
 from qabot.service import QAService
 
 SMALL, LARGE = 2_000, 20_000
@@ -79,6 +80,34 @@ def test_per_question_cost_does_not_grow_with_the_corpus(services, hashing):
         f"p50 minus embedding: {small_p50:.1f} ms at {SMALL} passages, "
         f"{large_p50:.1f} ms at {LARGE}"
     )
+
+
+def _full_ranking(searcher: Searcher, question: str, top_k: int) -> list[tuple[int, float]]:
+    """The top_k as scoring every candidate with every feature ranks them."""
+    candidates = searcher.candidates(question)
+    scores = searcher.models.ranker.score(candidates.features)
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])[:top_k]
+    return [(int(candidates.rows[i]), float(scores[i])) for i in order]
+
+
+@pytest.mark.parametrize("max_postings", [bm25.MAX_POSTINGS, 50])
+def test_search_reads_fewer_sentences_and_ranks_as_reading_every_candidate(
+    services, hashing, monkeypatch, max_postings
+):
+    """Search reads a candidate's sentences only while its bound can reach the top; the
+    top five, their scores and found must be what scoring every candidate gives, also when
+    common terms' postings are cut (50 postings a term: most candidates hold words their
+    postings did not show)."""
+    monkeypatch.setattr(bm25, "MAX_POSTINGS", max_postings)
+    _, large = services
+    searcher = Searcher(open_index(large.index_dir), hashing)
+    read = ranked = 0
+    for question in CorpusGenerator(seed=3).questions(60):
+        result = searcher.search(question, 5)
+        assert [(h.row, h.score) for h in result.hits] == _full_ranking(searcher, question, 5)
+        read += result.read
+        ranked += result.candidates
+    assert read < 0.6 * ranked, f"sentences read for {read} of {ranked} candidates"
 
 
 def test_an_index_past_the_exact_limit_keeps_recall_at_40(tmp_path):

@@ -73,6 +73,13 @@ STRUCTURE_FEATURES = (
     # number for "bao nhiêu đảng viên") within a few words of the question's focus words
 )
 FEATURES = BASE_FEATURES + STRUCTURE_FEATURES
+# The features that read a candidate's sentences (tokenising them the first time a passage
+# is a candidate): most of a question's cost when the corpus is large and few candidates
+# have been read before. Each lies in [0, 1]; Searcher.search reads them only for the
+# candidates that can still reach the top.
+SENTENCE_FEATURES = ("sentence_coverage", "subject_coverage", "name_coverage", "focus")
+READ_BATCH = 8  # candidates whose sentences are read before the bound is checked again
+BOUND_MARGIN = 1e-4  # float32 scores: a bound this close to the top is not trusted
 TIME_FEATURES = tuple(f for f in STRUCTURE_FEATURES if f.startswith(("period_", "recency")))
 # The kinds "focus" ranks by. "đâu" and "nào" also ask for a reason or a source ("dựa vào
 # đâu", "căn cứ nào"), so a place or an organisation beside the focus words says little
@@ -114,6 +121,30 @@ class Candidates:
 
 
 @dataclass(frozen=True)
+class _Columns:
+    """The candidates of a question and their feature columns by name (filled in as they
+    are computed)."""
+
+    query: Query
+    query_vector: np.ndarray  # (dim,)
+    rows: np.ndarray
+    passages: list[Passage]
+    columns: dict[str, np.ndarray]
+    signals: np.ndarray  # (len(rows), len(SIGNALS))
+    # Per SENTENCE_FEATURE, an upper bound of each candidate's value, from what the
+    # postings and the documents' data say (Searcher.search).
+    bounds: dict[str, np.ndarray]
+
+    def features(self) -> np.ndarray:
+        return np.column_stack([self.columns[name] for name in FEATURES]).astype(np.float32)
+
+    def candidates(self) -> Candidates:
+        return Candidates(
+            self.query, self.query_vector, self.rows, self.passages, self.features(), self.signals
+        )
+
+
+@dataclass(frozen=True)
 class _Retrieval:
     query: Query
     query_vector: np.ndarray  # (1, dim)
@@ -130,6 +161,8 @@ class SearchResult:
     hits: list[Hit]
     confidence: float  # probability that the corpus answers the question
     found: bool
+    candidates: int = 0  # how many passages were ranked
+    read: int = 0  # of them, how many had their sentences read (Searcher.search)
 
 
 def confidence_features(
@@ -276,16 +309,32 @@ class Searcher:
         return retrieved.query, retrieved.rows
 
     def candidates(self, question: str, context: Sequence[str] = ()) -> Candidates:
+        """Every candidate with every feature (fits, calibration; search computes the
+        SENTENCE_FEATURES only where they can change the top)."""
+        first = self._first_columns(question, context)
+        if first is None:
+            return self._no_candidates(question)
+        every = np.arange(len(first.rows))
+        first.columns.update(self._sentence_columns(first, every))
+        return first.candidates()
+
+    def _no_candidates(self, question: str) -> Candidates:
+        return Candidates(
+            analyse(question, self.index.restorer),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.int64),
+            [],
+            np.zeros((0, len(FEATURES)), dtype=np.float32),
+            np.zeros((0, len(SIGNALS)), dtype=np.float32),
+        )
+
+    def _first_columns(self, question: str, context: Sequence[str]) -> _Columns | None:
+        """The candidates, their signals and every feature but SENTENCE_FEATURES (left 0):
+        what the postings, the vectors and the documents' data say, without reading the
+        candidates' sentences. None for an empty index."""
         retrieved = self._retrieve(question, context)
         if retrieved is None:
-            return Candidates(
-                analyse(question, self.index.restorer),
-                np.zeros(0, np.float32),
-                np.zeros(0, np.int64),
-                [],
-                np.zeros((0, len(FEATURES)), dtype=np.float32),
-                np.zeros((0, len(SIGNALS)), dtype=np.float32),
-            )
+            return None
         query, query_vector, rows = retrieved.query, retrieved.query_vector, retrieved.rows
         touched, dense_rows, k = retrieved.touched, retrieved.dense_rows, retrieved.k
         passages = [self.index.passages[int(r)] for r in rows]
@@ -316,39 +365,101 @@ class Searcher:
             dtype=np.float32,
         )
         n_rows = len(rows)
-        columns = {
-            "dense": np.exp((dense - dense.max()) / self.models.dense_scale),
-            "sentence_dense": np.exp(
-                (sentence_dense - sentence_dense.max()) / self.models.dense_scale
-            ),
-            "bm25": lexical / best_lexical,
-            "bigram_coverage": bi_matched / bi_total if bigrams else np.zeros(n_rows),
-            "sentence_coverage": np.zeros(n_rows),
-            "title_coverage": np.zeros(n_rows),
-            "rrf_dense": np.zeros(n_rows),
-            "rrf_bm25": np.zeros(n_rows),
-        }
-        asked = frozenset(uni_weight)
+        columns = {name: np.zeros(n_rows) for name in SENTENCE_FEATURES}
+        columns.update(
+            {
+                "dense": np.exp((dense - dense.max()) / self.models.dense_scale),
+                "sentence_dense": np.exp(
+                    (sentence_dense - sentence_dense.max()) / self.models.dense_scale
+                ),
+                "bm25": lexical / best_lexical,
+                "bigram_coverage": bi_matched / bi_total if bigrams else np.zeros(n_rows),
+                "title_coverage": np.zeros(n_rows),
+                "rrf_dense": np.zeros(n_rows),
+                "rrf_bm25": np.zeros(n_rows),
+            }
+        )
         for i, row in enumerate(rows.tolist()):
+            in_header = self.index.header_terms(row, query.folded)
+            columns["title_coverage"][i] = (
+                sum(v for t, v in uni_weight.items() if t in in_header) / uni_total
+            )
+            columns["rrf_dense"][i] = RRF_K / (RRF_K + dense_rank.get(row, k))
+            columns["rrf_bm25"][i] = RRF_K / (RRF_K + lexical_rank[row])
+        columns.update(self._document_columns(query, rows, passages))
+        signals = np.column_stack([dense, sentence_dense, uni_matched / uni_total])
+        bounds = self._sentence_bounds(query, touched, rows, passages, uni_matched)
+        return _Columns(
+            query, query_vector[0], rows, passages, columns, signals.astype(np.float32), bounds
+        )
+
+    def _sentence_bounds(
+        self,
+        query: Query,
+        touched: Touched,
+        rows: np.ndarray,
+        passages: Sequence[Passage],
+        uni_matched: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        """Upper bounds of the SENTENCE_FEATURES without reading sentences. A passage is
+        indexed with its header, so the question's words in any of its sentences or its
+        header weigh at most what its postings matched (plus the weight of terms whose
+        postings were cut); its report's subject adds its own words. A shade above the
+        exact sums (float32 postings against Python sums) and at most 1."""
+        unigrams = [t for t in query.terms if "_" not in t]
+        weight = {t: self._weight(t) for t in unigrams}
+        total = sum(weight.values()) or 1.0
+        words = uni_matched + touched.cut_weight(unigrams)
+        name_weight = self._name_weights(query)
+        name_total = sum(name_weight.values()) or 1.0
+        names = touched.at(rows, touched.matched_weight(list(name_weight)))
+        names = names + touched.cut_weight(list(name_weight))
+        from_subject = np.zeros(len(rows))
+        from_subject_names = np.zeros(len(rows))
+        for i, passage in enumerate(passages):
+            subject_words, subject_bigrams = self.index.subject_terms(passage.doc_id, query.folded)
+            from_subject[i] = sum(v for t, v in weight.items() if t in subject_words)
+            from_subject_names[i] = sum(v for t, v in name_weight.items() if t in subject_bigrams)
+        focus = question_focus(query.interpreted, query.folded, query.answer_type)
+        asks_focus = focus.kind in RANKING_FOCUS_KINDS and bool(focus.words)
+
+        def bounded(values: np.ndarray) -> np.ndarray:
+            return np.minimum(1.0, values * (1 + 1e-5) + 1e-6)
+
+        return {
+            "sentence_coverage": bounded(words / total),
+            "subject_coverage": bounded((words + from_subject) / total),
+            "name_coverage": bounded((names + from_subject_names) / name_total)
+            if name_weight
+            else np.zeros(len(rows)),
+            "focus": np.full(len(rows), float(asks_focus)),
+        }
+
+    def _sentence_columns(self, first: _Columns, which: np.ndarray) -> dict[str, np.ndarray]:
+        """SENTENCE_FEATURES of the candidates at positions ``which``, as full columns (0
+        elsewhere)."""
+        query = first.query
+        n = len(first.rows)
+        rows = first.rows[which]
+        passages = [first.passages[i] for i in which.tolist()]
+        columns = {name: np.zeros(n) for name in SENTENCE_FEATURES}
+        weight = {t: self._weight(t) for t in query.terms if "_" not in t}
+        total = sum(weight.values()) or 1.0
+        asked = frozenset(weight)
+        for i, row in zip(which.tolist(), rows.tolist(), strict=True):
             # The header (title, date) is the context of every sentence of the passage.
             in_header = asked & self.index.header_terms(row, query.folded)
             sums: dict[frozenset[str], float] = {}  # most sentences match alike, or nothing
             for words, _ in self.index.sentence_terms(row, query.folded):
                 found = (asked & words) | in_header
                 if found not in sums:
-                    sums[found] = sum(v for t, v in uni_weight.items() if t in found)
-            columns["sentence_coverage"][i] = max(sums.values(), default=0.0) / uni_total
-            columns["title_coverage"][i] = (
-                sum(v for t, v in uni_weight.items() if t in in_header) / uni_total
-            )
-            columns["rrf_dense"][i] = RRF_K / (RRF_K + dense_rank.get(row, k))
-            columns["rrf_bm25"][i] = RRF_K / (RRF_K + lexical_rank[row])
-        columns.update(self.structure_columns(query, rows, passages))
-        features = np.column_stack([columns[name] for name in FEATURES]).astype(np.float32)
-        signals = np.column_stack([dense, sentence_dense, uni_matched / uni_total])
-        return Candidates(
-            query, query_vector[0], rows, passages, features, signals.astype(np.float32)
-        )
+                    sums[found] = sum(v for t, v in weight.items() if t in found)
+            columns["sentence_coverage"][i] = max(sums.values(), default=0.0) / total
+        coverage = self._coverage_columns(query, rows, passages)
+        for name in ("subject_coverage", "name_coverage"):
+            columns[name][which] = coverage[name]
+        columns["focus"][which] = self.focus_column(query, rows, passages)
+        return columns
 
     def passage_periods(self, row: int) -> tuple[Months, ...]:
         """The periods a passage names; a period without its year ("9 tháng đầu năm") takes
@@ -370,42 +481,70 @@ class Searcher:
     ) -> dict[str, np.ndarray]:
         """STRUCTURE_FEATURES of the candidate rows for an analysed question (``passages``:
         theirs, when the caller has read them already)."""
-        n = len(rows)
         if passages is None:
             passages = [self.index.passages[int(r)] for r in rows]
-        columns: dict[str, np.ndarray] = {
-            "caption": np.array([float(p.kind == CAPTION) for p in passages]),
-            "subject_coverage": np.zeros(n),
-            "name_coverage": np.zeros(n),
-        }
-        unigrams = [t for t in query.terms if "_" not in t]
-        weight = {t: self._weight(t) for t in unigrams}
-        total = sum(weight.values()) or 1.0
-        # Names are matched as phrases: their bigrams ("chế_xuất", "hải_phòng"), since the
-        # syllables of organisation names ("ban", "khu", "thành", "phố") are everywhere.
+        columns = self._document_columns(query, rows, passages)
+        columns.update(self._coverage_columns(query, rows, passages))
+        columns["focus"] = self.focus_column(query, rows, passages)
+        return columns
+
+    def _name_weights(self, query: Query) -> dict[str, float]:
+        """The question's name bigrams and their weights. Names are matched as phrases
+        ("chế_xuất", "hải_phòng"), since the syllables of organisation names ("ban", "khu",
+        "thành", "phố") are everywhere."""
         prefix = FOLDED_PREFIX if query.folded else ""
         names = {prefix + t for t in question_names(query.interpreted)}
-        name_bigrams = [
-            t for t in query.terms if "_" in t and any(part in names for part in _halves(t))
-        ]
-        name_weight = {t: self._weight(t) for t in name_bigrams}
+        return {
+            t: self._weight(t)
+            for t in query.terms
+            if "_" in t and any(part in names for part in _halves(t))
+        }
+
+    def _coverage_columns(
+        self, query: Query, rows: np.ndarray, passages: Sequence[Passage]
+    ) -> dict[str, np.ndarray]:
+        """subject_coverage and name_coverage: what the passage's words and its report's
+        subject cover of the question's words and names (reads the passage's sentences)."""
+        n = len(rows)
+        columns = {"subject_coverage": np.zeros(n), "name_coverage": np.zeros(n)}
+        weight = {t: self._weight(t) for t in query.terms if "_" not in t}
+        total = sum(weight.values()) or 1.0
+        name_weight = self._name_weights(query)
         name_total = sum(name_weight.values()) or 1.0
-        subject_match: dict[str, float] = {}
         for i, row in enumerate(rows.tolist()):
-            passage = passages[i]
-            subject_words, subject_bigrams = self.index.subject_terms(passage.doc_id, query.folded)
+            subject_words, subject_bigrams = self.index.subject_terms(
+                passages[i].doc_id, query.folded
+            )
             words, bigrams = self.index.passage_terms(row, query.folded)
             columns["subject_coverage"][i] = (
                 sum(v for t, v in weight.items() if t in words or t in subject_words) / total
             )
-            if name_bigrams:
+            if name_weight:
                 columns["name_coverage"][i] = (
                     sum(v for t, v in name_weight.items() if t in bigrams or t in subject_bigrams)
                     / name_total
                 )
-                subject_match[passage.doc_id] = (
-                    sum(v for t, v in name_weight.items() if t in subject_bigrams) / name_total
-                )
+        return columns
+
+    def _document_columns(
+        self, query: Query, rows: np.ndarray, passages: Sequence[Passage]
+    ) -> dict[str, np.ndarray]:
+        """The STRUCTURE_FEATURES that the passage's kind, its report and the periods it
+        names decide: caption and the TIME_FEATURES."""
+        n = len(rows)
+        columns: dict[str, np.ndarray] = {
+            "caption": np.array([float(p.kind == CAPTION) for p in passages]),
+        }
+        name_weight = self._name_weights(query)
+        name_total = sum(name_weight.values()) or 1.0
+        subject_match: dict[str, float] = {}
+        if name_weight:
+            for passage in passages:
+                if passage.doc_id not in subject_match:
+                    _, subject_bigrams = self.index.subject_terms(passage.doc_id, query.folded)
+                    subject_match[passage.doc_id] = (
+                        sum(v for t, v in name_weight.items() if t in subject_bigrams) / name_total
+                    )
         # Reports on the question's subject: those whose subject names it best. Recency
         # ranks only among them (a newer report on another organisation is not newer news).
         best_match = max(subject_match.values(), default=0.0)
@@ -425,7 +564,6 @@ class Searcher:
                 [report_month(self._document_date(p.doc_id)) for p in passages],
             )
         )
-        columns["focus"] = self.focus_column(query, rows, passages)
         return columns
 
     def focus_column(
@@ -463,24 +601,57 @@ class Searcher:
 
     def search(self, question: str, top_k: int = 5, context: Sequence[str] = ()) -> SearchResult:
         """``context``: what a follow-up inherits from the conversation without naming it
-        (qabot.conversation.Step.context); ``question`` is what it asks."""
-        candidates = self.candidates(question, context)
-        if not len(candidates.rows):
-            return SearchResult(candidates.query, candidates.query_vector, [], 0.0, False)
-        scores = self.models.ranker.score(candidates.features)
-        passages = candidates.passages
-        # A caption is ranked like any passage: the fitted "caption" weight is its cost.
-        order = sorted(range(len(passages)), key=lambda i: -scores[i])
+        (qabot.conversation.Step.context); ``question`` is what it asks.
+
+        The same ranking as scoring every candidate with every feature (``candidates``),
+        without reading every candidate's sentences: a candidate's score without them plus
+        their positive weights times their upper bounds bounds its score.
+        Candidates are read best bound first, and reading stops when no bound left reaches
+        the top_k-th score read (the bounds: Searcher._sentence_bounds). Sentences are
+        most of a question's cost on a large corpus, where few candidates have been read
+        before."""
+        first = self._first_columns(question, context)
+        if first is None or not len(first.rows):
+            empty = self._no_candidates(question)
+            return SearchResult(empty.query, empty.query_vector, [], 0.0, False)
+        ranker = self.models.ranker
+        n = len(first.rows)
+        scores = ranker.score(first.features())
+        # What reading a candidate's sentences can add to its score at most.
+        reach = sum(
+            max(float(ranker.weights[FEATURES.index(name)]), 0.0) * first.bounds[name]
+            for name in SENTENCE_FEATURES
+        )
+        bounds = scores + reach
+        by_bound = np.lexsort((np.arange(n), -bounds)).tolist()
+        want = max(1, min(top_k, n))
+        read: list[int] = []
+        while len(read) < n:
+            batch = np.array(by_bound[len(read) : len(read) + max(want, READ_BATCH)])
+            sentence = self._sentence_columns(first, batch)
+            for name in SENTENCE_FEATURES:
+                first.columns[name][batch] = sentence[name][batch]
+            read += batch.tolist()
+            # Scored as one matrix, as ``candidates`` scores them: the same bits per row.
+            scores = ranker.score(first.features())
+            if len(read) >= want and len(read) < n:
+                top = np.partition(scores[read], len(read) - want)[len(read) - want]
+                # No candidate left can reach the top: the next one has the best bound.
+                if bounds[by_bound[len(read)]] < top - BOUND_MARGIN:
+                    break
+        features = first.features()
+        order = sorted(read, key=lambda i: (-scores[i], i))
         best = order[0]
         model = self.models.confidence
         if model is not None:
             confidence = model.probability(
-                confidence_features(scores, candidates.features, candidates.signals, best)
+                confidence_features(scores, features, first.signals, best)
             )
             found = bool(confidence >= model.threshold)
         else:
-            found = found_by_rank(candidates.features, candidates.signals, best)
+            found = found_by_rank(features, first.signals, best)
             # No probability without a fitted model: the word coverage stands in for it.
-            confidence = float(candidates.signals[best, SIGNALS.index("coverage")]) * found
-        hits = [Hit(int(candidates.rows[i]), passages[i], float(scores[i])) for i in order[:top_k]]
-        return SearchResult(candidates.query, candidates.query_vector, hits, confidence, found)
+            confidence = float(first.signals[best, SIGNALS.index("coverage")]) * found
+        passages = first.passages
+        hits = [Hit(int(first.rows[i]), passages[i], float(scores[i])) for i in order[:top_k]]
+        return SearchResult(first.query, first.query_vector, hits, confidence, found, n, len(read))

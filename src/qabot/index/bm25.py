@@ -112,6 +112,9 @@ class BM25Index:
         """The passages the query terms touch and their BM25 scores, reading at most
         MAX_POSTINGS postings per term."""
         spans = [(int(self.indptr[t]), int(self.indptr[t + 1])) for t in term_ids]
+        cut = frozenset(
+            t for t, (lo, hi) in zip(term_ids, spans, strict=True) if hi - lo > MAX_POSTINGS
+        )
         spans = [(lo, min(hi, lo + MAX_POSTINGS)) for lo, hi in spans]
         if not spans:
             return Touched(
@@ -123,7 +126,7 @@ class BM25Index:
         for lo, hi in spans:
             segments.append((lo, hi, start))
             start += hi - lo
-        touched = Touched(self, dict(zip(term_ids, segments, strict=True)), rows, where, [])
+        touched = Touched(self, dict(zip(term_ids, segments, strict=True)), rows, where, [], cut)
         touched.scores = touched.accumulate(
             term_ids, term_weights or [1.0] * len(term_ids), self.weights, per_term=False
         )
@@ -428,6 +431,8 @@ class Touched:
     rows: np.ndarray
     where: np.ndarray  # per posting read: its index in rows
     scores: np.ndarray
+    # Terms whose postings were cut at MAX_POSTINGS: a passage may hold them unseen.
+    cut: frozenset[int] = frozenset()
 
     def accumulate(
         self, term_ids: list[int], factors: list[float], values: np.ndarray, per_term: bool
@@ -449,6 +454,13 @@ class Touched:
         ids = [vocabulary[t] for t in dict.fromkeys(terms) if t in vocabulary]
         ids = [t for t in ids if t in self.segments]
         return self.accumulate(ids, [1.0] * len(ids), self.bm25.term_weight, per_term=True)
+
+    def cut_weight(self, terms: list[str]) -> float:
+        """The summed term_weight of the given terms whose postings were cut: what
+        matched_weight may miss in a passage (0.0 when every posting was read)."""
+        vocabulary = self.bm25.vocabulary
+        ids = [vocabulary[t] for t in dict.fromkeys(terms) if t in vocabulary]
+        return float(sum(self.bm25.term_weight[t] for t in ids if t in self.cut))
 
     def at(self, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
         """``values`` (per touched row) at the given rows; 0 where a row is not touched."""
@@ -709,6 +721,14 @@ class SegmentedBM25:
             return np.zeros(0, np.int32), np.zeros(0, np.float32)
         return np.concatenate(rows), np.concatenate(weights).astype(np.float32)
 
+    def _cut(self, term_id: int) -> bool:
+        """Whether a query reads only part of the term's postings in some segment."""
+        return any(
+            int(part.indptr[local + 1] - part.indptr[local]) > MAX_POSTINGS
+            for part, local in zip(self.parts, self._locals[term_id], strict=True)
+            if local is not None
+        )
+
     def touched(self, term_ids: list[int], term_weights: list[float] | None = None) -> Touched:
         if not term_ids:
             return Touched(
@@ -724,7 +744,8 @@ class SegmentedBM25:
         read_rows = np.concatenate(read)
         weights = np.concatenate(values)
         rows, where = distinct_rows(read_rows, self._slots())
-        touched = Touched(self, segments, rows, where, [])
+        cut = frozenset(t for t in term_ids if self._cut(t))
+        touched = Touched(self, segments, rows, where, [], cut)
         touched.scores = touched.accumulate(
             term_ids, term_weights or [1.0] * len(term_ids), weights, per_term=False
         )
