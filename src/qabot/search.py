@@ -76,8 +76,10 @@ FEATURES = BASE_FEATURES + STRUCTURE_FEATURES
 # The features that read a candidate's sentences (tokenising them the first time a passage
 # is a candidate): most of a question's cost when the corpus is large and few candidates
 # have been read before. Each lies in [0, 1]; Searcher.search reads them only for the
-# candidates that can still reach the top.
-SENTENCE_FEATURES = ("sentence_coverage", "subject_coverage", "name_coverage", "focus")
+# candidates that can still reach the top. (The periods a passage names are read for every
+# candidate: with period_conflict's negative weight in the first score, fewer candidates
+# reach the top than with the periods read late, and reading them costs less.)
+TEXT_FEATURES = ("sentence_coverage", "subject_coverage", "name_coverage", "focus")
 READ_BATCH = 8  # candidates whose sentences are read before the bound is checked again
 BOUND_MARGIN = 1e-4  # float32 scores: a bound this close to the top is not trusted
 TIME_FEATURES = tuple(f for f in STRUCTURE_FEATURES if f.startswith(("period_", "recency")))
@@ -310,12 +312,12 @@ class Searcher:
 
     def candidates(self, question: str, context: Sequence[str] = ()) -> Candidates:
         """Every candidate with every feature (fits, calibration; search computes the
-        SENTENCE_FEATURES only where they can change the top)."""
+        TEXT_FEATURES only where they can change the top)."""
         first = self._first_columns(question, context)
         if first is None:
             return self._no_candidates(question)
         every = np.arange(len(first.rows))
-        first.columns.update(self._sentence_columns(first, every))
+        first.columns.update(self._text_columns(first, every))
         return first.candidates()
 
     def _no_candidates(self, question: str) -> Candidates:
@@ -329,7 +331,7 @@ class Searcher:
         )
 
     def _first_columns(self, question: str, context: Sequence[str]) -> _Columns | None:
-        """The candidates, their signals and every feature but SENTENCE_FEATURES (left 0):
+        """The candidates, their signals and every feature but TEXT_FEATURES (left 0):
         what the postings, the vectors and the documents' data say, without reading the
         candidates' sentences. None for an empty index."""
         retrieved = self._retrieve(question, context)
@@ -365,7 +367,7 @@ class Searcher:
             dtype=np.float32,
         )
         n_rows = len(rows)
-        columns = {name: np.zeros(n_rows) for name in SENTENCE_FEATURES}
+        columns = {name: np.zeros(n_rows) for name in TEXT_FEATURES}
         columns.update(
             {
                 "dense": np.exp((dense - dense.max()) / self.models.dense_scale),
@@ -388,12 +390,12 @@ class Searcher:
             columns["rrf_bm25"][i] = RRF_K / (RRF_K + lexical_rank[row])
         columns.update(self._document_columns(query, rows, passages))
         signals = np.column_stack([dense, sentence_dense, uni_matched / uni_total])
-        bounds = self._sentence_bounds(query, touched, rows, passages, uni_matched)
+        bounds = self._text_bounds(query, touched, rows, passages, uni_matched)
         return _Columns(
             query, query_vector[0], rows, passages, columns, signals.astype(np.float32), bounds
         )
 
-    def _sentence_bounds(
+    def _text_bounds(
         self,
         query: Query,
         touched: Touched,
@@ -401,7 +403,7 @@ class Searcher:
         passages: Sequence[Passage],
         uni_matched: np.ndarray,
     ) -> dict[str, np.ndarray]:
-        """Upper bounds of the SENTENCE_FEATURES without reading sentences. A passage is
+        """Upper bounds of the TEXT_FEATURES without reading sentences. A passage is
         indexed with its header, so the question's words in any of its sentences or its
         header weigh at most what its postings matched (plus the weight of terms whose
         postings were cut); its report's subject adds its own words. A shade above the
@@ -435,14 +437,14 @@ class Searcher:
             "focus": np.full(len(rows), float(asks_focus)),
         }
 
-    def _sentence_columns(self, first: _Columns, which: np.ndarray) -> dict[str, np.ndarray]:
-        """SENTENCE_FEATURES of the candidates at positions ``which``, as full columns (0
+    def _text_columns(self, first: _Columns, which: np.ndarray) -> dict[str, np.ndarray]:
+        """TEXT_FEATURES of the candidates at positions ``which``, as full columns (0
         elsewhere)."""
         query = first.query
         n = len(first.rows)
         rows = first.rows[which]
         passages = [first.passages[i] for i in which.tolist()]
-        columns = {name: np.zeros(n) for name in SENTENCE_FEATURES}
+        columns = {name: np.zeros(n) for name in TEXT_FEATURES}
         weight = {t: self._weight(t) for t in query.terms if "_" not in t}
         total = sum(weight.values()) or 1.0
         asked = frozenset(weight)
@@ -607,7 +609,7 @@ class Searcher:
         without reading every candidate's sentences: a candidate's score without them plus
         their positive weights times their upper bounds bounds its score.
         Candidates are read best bound first, and reading stops when no bound left reaches
-        the top_k-th score read (the bounds: Searcher._sentence_bounds). Sentences are
+        the top_k-th score read (the bounds: Searcher._text_bounds). Sentences are
         most of a question's cost on a large corpus, where few candidates have been read
         before."""
         first = self._first_columns(question, context)
@@ -620,7 +622,7 @@ class Searcher:
         # What reading a candidate's sentences can add to its score at most.
         reach = sum(
             max(float(ranker.weights[FEATURES.index(name)]), 0.0) * first.bounds[name]
-            for name in SENTENCE_FEATURES
+            for name in TEXT_FEATURES
         )
         bounds = scores + reach
         by_bound = np.lexsort((np.arange(n), -bounds)).tolist()
@@ -628,8 +630,8 @@ class Searcher:
         read: list[int] = []
         while len(read) < n:
             batch = np.array(by_bound[len(read) : len(read) + max(want, READ_BATCH)])
-            sentence = self._sentence_columns(first, batch)
-            for name in SENTENCE_FEATURES:
+            sentence = self._text_columns(first, batch)
+            for name in TEXT_FEATURES:
                 first.columns[name][batch] = sentence[name][batch]
             read += batch.tolist()
             # Scored as one matrix, as ``candidates`` scores them: the same bits per row.
