@@ -66,7 +66,7 @@ def test_search_ranks_the_dev_questions_as_reading_every_candidate(reports_index
     import json
 
     from qabot.index import open_index
-    from qabot.search import Searcher
+    from qabot.search import FEATURES, TEXT_FEATURES, Searcher
     from qabot.text import strip_marks
 
     searcher = Searcher(open_index(reports_index), embedder)
@@ -79,3 +79,7 @@ def test_search_ranks_the_dev_questions_as_reading_every_candidate(reports_index
         expected = [(int(candidates.rows[i]), float(scores[i])) for i in order]
         assert [(h.row, h.score) for h in result.hits] == expected, question
         assert result.read <= result.candidates
+        bounds = searcher._first_columns(question, ()).bounds
+        for name in TEXT_FEATURES:
+            column = candidates.features[:, FEATURES.index(name)]
+            assert all(column <= bounds[name] + 1e-6), (question, name)

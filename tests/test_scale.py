@@ -20,7 +20,7 @@ from bench.scale import CorpusGenerator, HashingEmbedder, clustered_vectors, wri
 
 from qabot.index import bm25, build_index, open_index
 from qabot.index import vectors as vector_index
-from qabot.search import Searcher
+from qabot.search import FEATURES, TEXT_FEATURES, Searcher
 from qabot.service import QAService
 
 SMALL, LARGE = 2_000, 20_000
@@ -107,6 +107,12 @@ def test_search_reads_fewer_sentences_and_ranks_as_reading_every_candidate(
         assert [(h.row, h.score) for h in result.hits] == _full_ranking(searcher, question, 5)
         read += result.read
         ranked += result.candidates
+        # Every bound holds: each feature read is at most what was assumed before reading.
+        bounds = searcher._first_columns(question, ()).bounds
+        features = searcher.candidates(question).features
+        for name in TEXT_FEATURES:
+            column = features[:, FEATURES.index(name)]
+            assert np.all(column <= bounds[name] + 1e-6), (question, name)
     assert read < 0.6 * ranked, f"sentences read for {read} of {ranked} candidates"
 
 

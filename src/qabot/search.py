@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 import numpy as np
 
@@ -422,8 +423,6 @@ class Searcher:
             subject_words, subject_bigrams = self.index.subject_terms(passage.doc_id, query.folded)
             from_subject[i] = sum(v for t, v in weight.items() if t in subject_words)
             from_subject_names[i] = sum(v for t, v in name_weight.items() if t in subject_bigrams)
-        focus = question_focus(query.interpreted, query.folded, query.answer_type)
-        asks_focus = focus.kind in RANKING_FOCUS_KINDS and bool(focus.words)
 
         def bounded(values: np.ndarray) -> np.ndarray:
             return np.minimum(1.0, values * (1 + 1e-5) + 1e-6)
@@ -434,8 +433,25 @@ class Searcher:
             "name_coverage": bounded((names + from_subject_names) / name_total)
             if name_weight
             else np.zeros(len(rows)),
-            "focus": np.full(len(rows), float(asks_focus)),
+            "focus": self._focus_bound(query, touched, rows),
         }
+
+    def _focus_bound(self, query: Query, touched: Touched, rows: np.ndarray) -> np.ndarray:
+        """An upper bound of focus_column: 0 without a focus word in the passage, and
+        (1 / focus length)^2 without two adjacent ones (a run of one word at most)."""
+        focus = question_focus(query.interpreted, query.folded, query.answer_type)
+        if focus.kind not in RANKING_FOCUS_KINDS or not focus.words:
+            return np.zeros(len(rows))
+        if not all(w.isalpha() for w in focus.words):  # written otherwise in the index
+            return np.ones(len(rows))
+        prefix = FOLDED_PREFIX if query.folded else ""
+        words = [prefix + w for w in focus.words]
+        pairs = [f"{a}_{b.removeprefix(prefix)}" for a, b in pairwise(words)]
+        single = (1.0 / len(words)) ** 2
+        bound = np.where(touched.may_hold(rows, words), single, 0.0)
+        if pairs:
+            bound[touched.may_hold(rows, pairs)] = 1.0
+        return bound
 
     def _text_columns(self, first: _Columns, which: np.ndarray) -> dict[str, np.ndarray]:
         """TEXT_FEATURES of the candidates at positions ``which``, as full columns (0

@@ -455,6 +455,19 @@ class Touched:
         ids = [t for t in ids if t in self.segments]
         return self.accumulate(ids, [1.0] * len(ids), self.bm25.term_weight, per_term=True)
 
+    def may_hold(self, rows: np.ndarray, terms: list[str]) -> np.ndarray:
+        """Per row: False only when the passage holds none of the terms for certain (every
+        posting of each term was read, or the corpus never uses it)."""
+        vocabulary = self.bm25.vocabulary
+        ids = [vocabulary[t] for t in dict.fromkeys(terms) if t in vocabulary]
+        if any(t not in self.segments or t in self.cut for t in ids):
+            return np.ones(len(rows), dtype=bool)
+        held = np.zeros(len(self.rows), dtype=np.float32)
+        for term_id in ids:
+            lo, hi, start = self.segments[term_id]
+            held[self.where[start : start + hi - lo]] = 1.0
+        return self.at(rows, held) > 0
+
     def cut_weight(self, terms: list[str]) -> float:
         """The summed term_weight of the given terms whose postings were cut: what
         matched_weight may miss in a passage (0.0 when every posting was read)."""
