@@ -134,7 +134,7 @@ class _Columns:
     passages: list[Passage]
     columns: dict[str, np.ndarray]
     signals: np.ndarray  # (len(rows), len(SIGNALS))
-    # Per SENTENCE_FEATURE, an upper bound of each candidate's value, from what the
+    # Per TEXT_FEATURE, an upper bound of each candidate's value, from what the
     # postings and the documents' data say (Searcher.search).
     bounds: dict[str, np.ndarray]
 
@@ -317,8 +317,7 @@ class Searcher:
         first = self._first_columns(question, context)
         if first is None:
             return self._no_candidates(question)
-        every = np.arange(len(first.rows))
-        first.columns.update(self._text_columns(first, every))
+        first.columns.update(self._text_columns(first.query, first.rows, first.passages))
         return first.candidates()
 
     def _no_candidates(self, question: str) -> Candidates:
@@ -453,18 +452,15 @@ class Searcher:
             bound[touched.may_hold(rows, pairs)] = 1.0
         return bound
 
-    def _text_columns(self, first: _Columns, which: np.ndarray) -> dict[str, np.ndarray]:
-        """TEXT_FEATURES of the candidates at positions ``which``, as full columns (0
-        elsewhere)."""
-        query = first.query
-        n = len(first.rows)
-        rows = first.rows[which]
-        passages = [first.passages[i] for i in which.tolist()]
-        columns = {name: np.zeros(n) for name in TEXT_FEATURES}
+    def _text_columns(
+        self, query: Query, rows: np.ndarray, passages: Sequence[Passage]
+    ) -> dict[str, np.ndarray]:
+        """TEXT_FEATURES of the given candidates: what their sentences say."""
         weight = {t: self._weight(t) for t in query.terms if "_" not in t}
         total = sum(weight.values()) or 1.0
         asked = frozenset(weight)
-        for i, row in zip(which.tolist(), rows.tolist(), strict=True):
+        coverage = np.zeros(len(rows))
+        for i, row in enumerate(rows.tolist()):
             # The header (title, date) is the context of every sentence of the passage.
             in_header = asked & self.index.header_terms(row, query.folded)
             sums: dict[frozenset[str], float] = {}  # most sentences match alike, or nothing
@@ -472,11 +468,10 @@ class Searcher:
                 found = (asked & words) | in_header
                 if found not in sums:
                     sums[found] = sum(v for t, v in weight.items() if t in found)
-            columns["sentence_coverage"][i] = max(sums.values(), default=0.0) / total
-        coverage = self._coverage_columns(query, rows, passages)
-        for name in ("subject_coverage", "name_coverage"):
-            columns[name][which] = coverage[name]
-        columns["focus"][which] = self.focus_column(query, rows, passages)
+            coverage[i] = max(sums.values(), default=0.0) / total
+        columns = {"sentence_coverage": coverage}
+        columns.update(self._coverage_columns(query, rows, passages))
+        columns["focus"] = self.focus_column(query, rows, passages)
         return columns
 
     def passage_periods(self, row: int) -> tuple[Months, ...]:
@@ -646,9 +641,10 @@ class Searcher:
         read: list[int] = []
         while len(read) < n:
             batch = np.array(by_bound[len(read) : len(read) + max(want, READ_BATCH)])
-            sentence = self._text_columns(first, batch)
+            read_passages = [first.passages[i] for i in batch.tolist()]
+            values = self._text_columns(first.query, first.rows[batch], read_passages)
             for name in TEXT_FEATURES:
-                first.columns[name][batch] = sentence[name][batch]
+                first.columns[name][batch] = values[name]
             read += batch.tolist()
             # Scored as one matrix, as ``candidates`` scores them: the same bits per row.
             scores = ranker.score(first.features())
@@ -658,6 +654,7 @@ class Searcher:
                 if bounds[by_bound[len(read)]] < top - BOUND_MARGIN:
                     break
         features = first.features()
+        # A caption is ranked like any passage: the fitted "caption" weight is its cost.
         order = sorted(read, key=lambda i: (-scores[i], i))
         best = order[0]
         model = self.models.confidence
