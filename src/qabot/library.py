@@ -119,9 +119,10 @@ def _same_name_in(folder: Path, name: str) -> Path | None:
 def existing_hashes(docs_dir: Path) -> dict[str, str]:
     """content hash -> doc id of every document already in the folder."""
     hashes = {}
+    root = docs_dir.resolve()
     for path in discover(docs_dir):
         try:
-            hashes[content_hash(path.read_bytes())] = doc_id_for(path, docs_dir)
+            hashes[content_hash(path.read_bytes())] = doc_id_for(path, root, root_resolved=True)
         except OSError:
             continue
     return hashes

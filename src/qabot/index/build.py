@@ -224,9 +224,10 @@ def _build_into(
         log.warning("docs folder %s does not exist; building an empty index", docs_dir)
     planned: list[_Planned] = []
     seen: set[str] = set()
+    root = docs_dir.resolve()
     for number, path in enumerate(files, start=1):
         progress("reading", number, len(files))
-        doc_id = doc_id_for(path, docs_dir)
+        doc_id = doc_id_for(path, root, root_resolved=True)
         seen.add(doc_id)
         try:
             data_hash = content_hash(path.read_bytes())
