@@ -253,3 +253,32 @@ def test_html_past_the_depth_limit_still_closes_its_elements(tmp_path):
     document = load_document(write(tmp_path, "sau.html", page), tmp_path)
     assert "tập huấn" in document.text
     assert "Trang chủ" not in document.text
+
+
+def test_file_hash_follows_the_content_even_with_size_and_mtime_kept(tmp_path):
+    """A file's hash is remembered by its stat stamp; a rewrite of the same size with its
+    mtime set back must still be read again (ctime cannot be set back)."""
+    import os
+    import time
+
+    from qabot import ingest
+    from qabot.ingest import content_hash, file_hash
+
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"first version")
+    old = time.time() - 60
+    os.utime(path, (old, old))
+    # Old enough to be remembered: pretend the write happened long ago.
+    stat = path.stat()
+    stamp = (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+    ingest._hashes[path] = (stamp, content_hash(b"first version"))
+    assert file_hash(path) == content_hash(b"first version")
+    time.sleep(0.01)  # a later ctime tick
+    path.write_bytes(b"other version")  # the same size
+    os.utime(path, (old, old))  # and the same mtime
+    assert file_hash(path) == content_hash(b"other version")
+    # A file written just now is not remembered (its stamp could survive a rewrite).
+    fresh = tmp_path / "b.txt"
+    fresh.write_bytes(b"new")
+    assert file_hash(fresh) == content_hash(b"new")
+    assert fresh not in ingest._hashes

@@ -34,6 +34,7 @@ from qabot.ingest import (
     content_hash,
     discover,
     doc_id_for,
+    file_hash,
     load_document,
 )
 from qabot.messages import human_size
@@ -122,7 +123,7 @@ def existing_hashes(docs_dir: Path) -> dict[str, str]:
     root = docs_dir.resolve()
     for path in discover(docs_dir):
         try:
-            hashes[content_hash(path.read_bytes())] = doc_id_for(path, root, root_resolved=True)
+            hashes[file_hash(path)] = doc_id_for(path, root, root_resolved=True)
         except OSError:
             continue
     return hashes

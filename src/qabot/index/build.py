@@ -52,7 +52,7 @@ from qabot.index.layout import (
 )
 from qabot.index.loaded import SENTENCE_OFFSETS, sentence_offsets, version_documents
 from qabot.index.vectors import build_vector_index, save_sentences, save_vector_index
-from qabot.ingest import IngestError, content_hash, discover, doc_id_for, load_document
+from qabot.ingest import IngestError, discover, doc_id_for, file_hash, load_document
 from qabot.passages import PassageConfig, split_document
 from qabot.restore import RestoreStats, merge_stats
 from qabot.text import sentence_units
@@ -230,7 +230,7 @@ def _build_into(
         doc_id = doc_id_for(path, root, root_resolved=True)
         seen.add(doc_id)
         try:
-            data_hash = content_hash(path.read_bytes())
+            data_hash = file_hash(path)
         except OSError as exc:
             summary.skipped_files.append(
                 SkippedFile(doc_id, f"không đọc được tệp ({exc.strerror})")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ __all__ = [
     "Paragraph",
     "discover",
     "doc_id_for",
+    "file_hash",
     "load_document",
 ]
 
@@ -53,6 +56,35 @@ class Document:
 
 def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+# A file's hash by path, with the stat fields that change whenever its content does (ctime
+# cannot be set back, unlike mtime): a service hashes every file of the folder when a report
+# is uploaded (duplicates) and again when it builds, 15,000 files and 0.9 GB at a million
+# passages. Only files whose ctime is RACY_SECONDS in the past are remembered, so a write in
+# the same timestamp tick as the hashing (which could keep the stamp) is never trusted, as
+# git treats "racily clean" entries.
+RACY_SECONDS = 2
+HASHES_KEPT = 200_000
+_hashes: dict[Path, tuple[tuple[int, int, int, int], str]] = {}
+_hashes_lock = threading.Lock()
+
+
+def file_hash(path: Path) -> str:
+    """content_hash of a file's bytes; raises OSError when it cannot be read."""
+    st = path.stat()
+    stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    with _hashes_lock:
+        known = _hashes.get(path)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    digest = content_hash(path.read_bytes())
+    if time.time_ns() - st.st_ctime_ns > RACY_SECONDS * 1_000_000_000:
+        with _hashes_lock:
+            if len(_hashes) >= HASHES_KEPT:
+                _hashes.clear()
+            _hashes[path] = (stamp, digest)
+    return digest
 
 
 def doc_id_for(path: Path, root: Path, *, root_resolved: bool = False) -> str:
