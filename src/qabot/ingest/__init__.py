@@ -126,11 +126,12 @@ def load_document(path: Path, root: Path) -> Document:
     for number, (text, kind) in enumerate(cleaned.paragraphs, start=1):
         paragraphs.append(Paragraph(number, text, kind, offset, offset + len(text)))
         offset += len(text) + len(PARAGRAPH_SEPARATOR)
+    doc_id = doc_id_for(path, root)
     return Document(
-        doc_id=doc_id_for(path, root),
+        doc_id=doc_id,
         title=cleaned.title or path.stem,
         date=cleaned.date,
-        source=doc_id_for(path, root),
+        source=doc_id,
         content_hash=content_hash(data),
         paragraphs=tuple(paragraphs),
     )
