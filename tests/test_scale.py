@@ -108,11 +108,11 @@ def test_search_reads_fewer_sentences_and_ranks_as_reading_every_candidate(
         read += result.read
         ranked += result.candidates
         # Every bound holds: each feature read is at most what was assumed before reading.
-        bounds = searcher._first_columns(question, ()).bounds
+        first = searcher._first_columns(question, ())
         features = searcher.candidates(question).features
         for name in TEXT_FEATURES:
             column = features[:, FEATURES.index(name)]
-            assert np.all(column <= bounds[name] + 1e-6), (question, name)
+            assert np.all(column <= first.columns[name] + first.bounds[name] + 1e-6), name
     assert read < 0.6 * ranked, f"sentences read for {read} of {ranked} candidates"
 
 

@@ -20,6 +20,9 @@ from qabot.text import fold
 Months = tuple[int, int]  # first and last month, inclusive
 
 FIRST_YEAR, LAST_YEAR = 1900, 2100
+# Bump when what text_periods reads changes: indexes store every passage's periods
+# (qabot.index.passage_periods), and a segment read with another grammar is read again.
+GRAMMAR_VERSION = 1
 
 # Present-time cues, folded: "hiện nay", "hiện có", "hiện tại", "mới nhất", "gần đây nhất".
 _NOW = re.compile(
@@ -132,6 +135,13 @@ def text_periods(text: str, default_year: int | None = None) -> tuple[Months, ..
     """Every period a passage names, in order. ``default_year`` completes mentions without
     a year ("9 tháng đầu năm"): the year of the report."""
     return tuple(months for _, _, months in _periods(_text_form(text), default_year))
+
+
+def passage_periods(text: str, report_date: str | None) -> tuple[Months, ...]:
+    """The periods a passage of a report dated ``report_date`` names; a period without its
+    year ("9 tháng đầu năm") takes the year of the report."""
+    month = report_month(report_date)
+    return text_periods(text, month // 12 if month is not None else None)
 
 
 @functools.lru_cache(maxsize=4096)  # asked for each candidate's report, question after question

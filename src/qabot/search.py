@@ -29,10 +29,10 @@ from qabot.period import (
     Months,
     QuestionTime,
     overlaps,
+    passage_periods,
     question_time,
     report_covers,
     report_month,
-    text_periods,
 )
 from qabot.query import DATE, NUMBER, PERSON, Query, analyse, with_context
 from qabot.terms import FOLDED_PREFIX
@@ -134,9 +134,14 @@ class _Columns:
     passages: list[Passage]
     columns: dict[str, np.ndarray]
     signals: np.ndarray  # (len(rows), len(SIGNALS))
-    # Per TEXT_FEATURE, an upper bound of each candidate's value, from what the
-    # postings and the documents' data say (Searcher.search).
+    # Per TEXT_FEATURE, an upper bound of what reading a candidate's sentences adds to
+    # its column: of its value, from what the postings and the documents' data say, or 0
+    # where the column holds the exact value already (Searcher.search).
     bounds: dict[str, np.ndarray]
+    # Per candidate: True when its sentence tokens gave its coverage TEXT_FEATURES exactly
+    # (only focus is left to read), and the sentences that may hold the focus (None: any).
+    exact: np.ndarray
+    focus_sentences: list[list[int] | None]
 
     def features(self) -> np.ndarray:
         return np.column_stack([self.columns[name] for name in FEATURES]).astype(np.float32)
@@ -233,6 +238,15 @@ def _halves(bigram: str) -> tuple[str, str]:
     return prefix + first, prefix + second
 
 
+def _weighted_sums(weights: Sequence[float], held: np.ndarray) -> np.ndarray:
+    """Per row of ``held`` ((rows, terms) bool), the summed weights of the terms it holds,
+    added term by term in order as Python's sum over the terms adds them: the same bits."""
+    sums = np.zeros(len(held))
+    for j, w in enumerate(weights):
+        sums += w * held[:, j]
+    return sums
+
+
 class Searcher:
     """Ranks an index's passages for a question. ``models`` defaults to the embedder's model
     file (qabot.fitted.for_embedder)."""
@@ -317,7 +331,7 @@ class Searcher:
         first = self._first_columns(question, context)
         if first is None:
             return self._no_candidates(question)
-        first.columns.update(self._text_columns(first.query, first.rows, first.passages))
+        self._read(first, np.arange(len(first.rows)))
         return first.candidates()
 
     def _no_candidates(self, question: str) -> Candidates:
@@ -391,8 +405,21 @@ class Searcher:
         columns.update(self._document_columns(query, rows, passages))
         signals = np.column_stack([dense, sentence_dense, uni_matched / uni_total])
         bounds = self._text_bounds(query, touched, rows, passages, uni_matched)
+        exact, values, focus_bound, focus_sentences = self._token_columns(query, rows, passages)
+        for name, value in values.items():
+            columns[name][exact] = value[exact]
+            bounds[name][exact] = 0.0
+        bounds["focus"][exact] = np.minimum(bounds["focus"][exact], focus_bound[exact])
         return _Columns(
-            query, query_vector[0], rows, passages, columns, signals.astype(np.float32), bounds
+            query,
+            query_vector[0],
+            rows,
+            passages,
+            columns,
+            signals.astype(np.float32),
+            bounds,
+            exact,
+            focus_sentences,
         )
 
     def _text_bounds(
@@ -452,6 +479,98 @@ class Searcher:
             bound[touched.may_hold(rows, pairs)] = 1.0
         return bound
 
+    def _token_columns(
+        self, query: Query, rows: np.ndarray, passages: Sequence[Passage]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, list[list[int] | None]]:
+        """From the candidates' sentence tokens (qabot.index.sentence_tokens), without
+        reading their text: which candidates have them, their exact sentence, subject and
+        name coverage, an upper bound of their focus and the sentences that may hold it.
+        Sums run in the order _text_columns and _coverage_columns add them: the same bits."""
+        n = len(rows)
+        exact = np.zeros(n, dtype=bool)
+        columns = {name: np.zeros(n) for name in TEXT_FEATURES if name != "focus"}
+        focus_bound = np.ones(n)
+        focus_sentences: list[list[int] | None] = [None] * n
+        weight = {t: self._weight(t) for t in query.terms if "_" not in t}
+        total = sum(weight.values()) or 1.0
+        name_weight = self._name_weights(query)
+        name_total = sum(name_weight.values()) or 1.0
+        names = [_halves(t) for t in name_weight]
+        focus = question_focus(query.interpreted, query.folded, query.answer_type)
+        ranked = focus.kind in RANKING_FOCUS_KINDS and bool(focus.words)
+        prefix = FOLDED_PREFIX if query.folded else ""
+        # Focus words holding digits are written otherwise in the index ("1.062" is "1062").
+        focus_words = (
+            [prefix + w for w in focus.words]
+            if ranked and all(w.isalpha() for w in focus.words)
+            else []
+        )
+        terms = tuple(dict.fromkeys([*weight, *focus_words, *(h for pair in names for h in pair)]))
+        column = {t: j for j, t in enumerate(terms)}
+        word_columns = [column[t] for t in weight]
+        weights = list(weight.values())
+        name_pairs = [(column[a], column[b]) for a, b in names]
+        focus_columns = [column[w] for w in focus_words]
+        focus_pairs = [(column[a], column[b]) for a, b in pairwise(focus_words)]
+        single = (1.0 / len(focus_words)) ** 2 if focus_words else 0.0
+        if not ranked:
+            focus_bound[:] = 0.0  # focus_column is 0 for every candidate
+        for group in self.index.sentence_matches(rows.tolist(), terms, query.folded):
+            at = group.positions
+            exact[at] = True
+            presence = group.sentence_presence()
+            header = np.zeros((len(at), len(weight)), dtype=bool)
+            subject_words = np.zeros((len(at), len(weight)), dtype=bool)
+            subject_names = np.zeros((len(at), len(name_weight)), dtype=bool)
+            for k, i in enumerate(at.tolist()):
+                in_header = self.index.header_terms(int(rows[i]), query.folded)
+                words, bigrams = self.index.subject_terms(passages[i].doc_id, query.folded)
+                header[k] = [t in in_header for t in weight]
+                subject_words[k] = [t in words for t in weight]
+                subject_names[k] = [t in bigrams for t in name_weight]
+            # Per sentence, the question's words it holds or its passage's header holds.
+            counts = np.diff(group.passage_sentences)
+            held = presence[:, word_columns] | np.repeat(header, counts, axis=0)
+            sums = _weighted_sums(weights, held)
+            columns["sentence_coverage"][at] = group.per_passage_max(sums) / total
+            anywhere = group.per_passage_any(held) | header | subject_words
+            columns["subject_coverage"][at] = _weighted_sums(weights, anywhere) / total
+            if name_weight:
+                named = group.adjacent(name_pairs) | subject_names
+                columns["name_coverage"][at] = (
+                    _weighted_sums(list(name_weight.values()), named) / name_total
+                )
+            if focus_words:
+                # focus_match needs a run of focus words: none in a sentence without one,
+                # and a run of one word at most without two adjacent ones.
+                holding = presence[:, focus_columns].any(axis=1)
+                paired = group.adjacent(focus_pairs).any(axis=1)
+                ends = group.passage_sentences
+                for k, i in enumerate(at.tolist()):
+                    chosen = np.flatnonzero(holding[ends[k] : ends[k + 1]]).tolist()
+                    focus_sentences[i] = chosen
+                    focus_bound[i] = 0.0 if not chosen else 1.0 if paired[k] else single
+        return exact, columns, focus_bound, focus_sentences
+
+    def _read(self, first: _Columns, which: np.ndarray) -> None:
+        """Fill the TEXT_FEATURES of the candidates at ``which`` in first.columns: only the
+        focus where the sentence tokens gave the rest (first.exact), all four elsewhere."""
+        exact = first.exact[which]
+        tokened, other = which[exact], which[~exact]
+        if len(tokened):
+            first.columns["focus"][tokened] = self.focus_column(
+                first.query,
+                first.rows[tokened],
+                [first.passages[i] for i in tokened.tolist()],
+                [first.focus_sentences[i] for i in tokened.tolist()],
+            )
+        if len(other):
+            values = self._text_columns(
+                first.query, first.rows[other], [first.passages[i] for i in other.tolist()]
+            )
+            for name in TEXT_FEATURES:
+                first.columns[name][other] = values[name]
+
     def _text_columns(
         self, query: Query, rows: np.ndarray, passages: Sequence[Passage]
     ) -> dict[str, np.ndarray]:
@@ -479,9 +598,11 @@ class Searcher:
         the year of its report."""
 
         def make() -> tuple[Months, ...]:
+            stored = self.index.stored_periods(row)
+            if stored is not None:
+                return stored
             passage = self.index.passages[row]
-            month = report_month(self._document_date(passage.doc_id))
-            return text_periods(passage.text, month // 12 if month is not None else None)
+            return passage_periods(passage.text, self._document_date(passage.doc_id))
 
         return self._periods.get(row, make)
 
@@ -580,10 +701,15 @@ class Searcher:
         return columns
 
     def focus_column(
-        self, query: Query, rows: np.ndarray, passages: Sequence[Passage]
+        self,
+        query: Query,
+        rows: np.ndarray,
+        passages: Sequence[Passage],
+        sentences: Sequence[list[int] | None] | None = None,
     ) -> np.ndarray:
         """Per candidate, its best sentence's focus_match (0 when the question asks for no
-        number, person or date, or names no focus words)."""
+        number, person or date, or names no focus words). ``sentences``: per candidate,
+        the only sentences that may hold the focus, when its sentence tokens said so."""
         column = np.zeros(len(rows))
         focus = question_focus(query.interpreted, query.folded, query.answer_type)
         if focus.kind not in RANKING_FOCUS_KINDS or not focus.words:
@@ -597,6 +723,16 @@ class Searcher:
         for i, row in enumerate(rows.tolist()):
             text = passages[i].text
             spans = self.index.sentence_spans_of(row)
+            chosen = sentences[i] if sentences is not None else None
+            if chosen is not None:
+                column[i] = max(
+                    (
+                        focus_match(focus, text[int(spans[j, 0]) : int(spans[j, 1])], query.folded)
+                        for j in chosen
+                    ),
+                    default=0.0,
+                )
+                continue
             terms = self.index.sentence_terms(row, query.folded)
             column[i] = max(
                 (
@@ -641,10 +777,7 @@ class Searcher:
         read: list[int] = []
         while len(read) < n:
             batch = np.array(by_bound[len(read) : len(read) + max(want, READ_BATCH)])
-            read_passages = [first.passages[i] for i in batch.tolist()]
-            values = self._text_columns(first.query, first.rows[batch], read_passages)
-            for name in TEXT_FEATURES:
-                first.columns[name][batch] = values[name]
+            self._read(first, batch)
             read += batch.tolist()
             # Scored as one matrix, as ``candidates`` scores them: the same bits per row.
             scores = ranker.score(first.features())

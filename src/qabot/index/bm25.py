@@ -362,7 +362,9 @@ class BM25Writer:
                 last = min(max(last - 1, first + 1), vocabulary_size)
                 pieces = []
                 for terms, rows, tfs in parts:
-                    lo, hi = np.searchsorted(terms, [first, last])
+                    # Bounds of the chunk's own dtype: searching an int32 array for Python
+                    # ints casts (reads) all of it, every chunk's terms for every range.
+                    lo, hi = np.searchsorted(terms, np.array([first, last], dtype=terms.dtype))
                     pieces.append((terms[lo:hi], rows[lo:hi], tfs[lo:hi]))
                 term = np.concatenate([p[0] for p in pieces])
                 order = np.argsort(term, kind="stable")  # chunk order is row order
@@ -492,7 +494,8 @@ class Touched:
         """``values`` (per touched row) at the given rows; 0 where a row is not touched."""
         out = np.zeros(len(rows), dtype=np.float32)
         if len(self.rows):
-            at = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
+            at = np.searchsorted(self.rows, rows.astype(self.rows.dtype, copy=False))
+            at = np.minimum(at, len(self.rows) - 1)
             hit = self.rows[at] == rows
             out[hit] = values[at[hit]]
         return out
@@ -518,7 +521,7 @@ def ranks(rows: np.ndarray, scores: np.ndarray, wanted: np.ndarray) -> np.ndarra
     scored_rows, scored = rows[positive], scores[positive]
     ascending = np.sort(scored)
     out = np.empty(len(wanted), dtype=np.int64)
-    at = np.searchsorted(rows, wanted)
+    at = np.searchsorted(rows, wanted.astype(rows.dtype, copy=False))  # rows: not cast
     for i, row in enumerate(wanted.tolist()):
         j = int(at[i])
         score = scores[j] if j < len(rows) and rows[j] == row else np.float32(0)

@@ -51,6 +51,8 @@ from qabot.index.layout import (
     writer_lock,
 )
 from qabot.index.loaded import SENTENCE_OFFSETS, sentence_offsets, version_documents
+from qabot.index.passage_periods import PeriodWriter
+from qabot.index.sentence_tokens import SentenceTokenWriter
 from qabot.index.vectors import build_vector_index, save_sentences, save_vector_index
 from qabot.ingest import IngestError, discover, doc_id_for, file_hash, load_document
 from qabot.passages import PassageConfig, split_document
@@ -421,8 +423,19 @@ def _write_segment(
         del sentence_vectors
         np.save(folder / SENTENCE_OFFSETS, offsets)
         bm25 = BM25Writer(folder)
-        for passage in store:
-            bm25.add(passage.indexed_text)
+        sentence_tokens = SentenceTokenWriter(folder)
+        periods = PeriodWriter()
+        dates = {d.doc_id: d.date for d in store.documents()}
+        try:
+            for row, passage in enumerate(store):
+                bm25.add(passage.indexed_text)
+                spans = sentences[offsets[row] : offsets[row + 1], 1:].tolist()
+                sentence_tokens.add(passage.text, spans, bm25.vocabulary)
+                periods.add(passage.text, dates.get(passage.doc_id))
+            sentence_tokens.close(len(bm25.vocabulary))
+        finally:
+            sentence_tokens.abort()  # its file, when close() was not reached
+        periods.save(folder)
         bm25.close()
         # Names of a newly added report ("Tràng Duệ") are restored from the next version on.
         RestoreStats.from_texts(p.indexed_text for p in store).save(folder)

@@ -8,7 +8,6 @@ version instead, so a damaged file never stops the service.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import logging
 import sqlite3
 import time
@@ -38,6 +37,8 @@ from qabot.index.layout import (
     verify_version,
     version_segments,
 )
+from qabot.index.passage_periods import PassagePeriods
+from qabot.index.sentence_tokens import SentenceTokens, TokenMatches
 from qabot.index.vectors import load_sentences, load_vector_index
 from qabot.messages import no_index_in
 from qabot.passages import Passage
@@ -69,9 +70,10 @@ class LruCache(Generic[K, V]):
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
             return value
-        # Another thread may have evicted it meanwhile: the value is still right.
-        with contextlib.suppress(KeyError):
+        try:  # noqa: SIM105 - suppress() costs a microsecond, hundreds of times a question
             self._items.move_to_end(key)
+        except KeyError:
+            pass  # another thread evicted it meanwhile: the value is still right
         return value
 
     def __len__(self) -> int:
@@ -100,6 +102,10 @@ class DerivedCache:
     subject_terms: LruCache[tuple[str, bool], tuple[frozenset[str], frozenset[str]]] = field(
         default_factory=lambda: LruCache(20_000)
     )
+    # Per (segment id, a question's terms): their ids in the segment's vocabulary.
+    term_ids: LruCache[tuple[str, tuple[str, ...]], np.ndarray] = field(
+        default_factory=lambda: LruCache(1_024)
+    )
 
 
 @dataclass
@@ -119,6 +125,11 @@ class Segment:
     sentence_offsets: np.ndarray  # (passages + 1,)
     deleted: np.ndarray | None = None  # bool per local row; None when nothing is deleted
     deleted_rows: int = 0
+    # Its sentences' syllable ids (qabot.index.sentence_tokens); None for a segment built
+    # before them, whose sentences are tokenised when read.
+    tokens: SentenceTokens | None = None
+    # The periods its passages name (qabot.index.passage_periods); None: read from text.
+    periods: PassagePeriods | None = None
 
     def __post_init__(self) -> None:
         # Plain ndarray views of the mapped files: every slice of a memmap subclass runs its
@@ -308,6 +319,38 @@ class LoadedIndex:
 
         return self.cache.subject_terms.get((doc_id, folded), make)
 
+    def sentence_matches(
+        self, rows: Sequence[int], terms: tuple[str, ...], folded: bool
+    ) -> list[TokenMatches]:
+        """The sentences of the passages at ``rows`` as tokens matched against ``terms``
+        (syllables in a question's form: "~dang" when folded), one TokenMatches per segment.
+        A passage whose segment has no sentence tokens (qabot.index.sentence_tokens), or
+        whose tokens cannot say it exactly, is left out: its text must be read."""
+        groups: dict[str, tuple[Segment, list[int], list[np.ndarray], list[np.ndarray]]] = {}
+        for position, row in enumerate(rows):
+            segment, lo, hi = self._sentence_rows(int(row))
+            tokens = segment.tokens
+            if tokens is None or int(row) - segment.start in tokens.inexact_rows:
+                continue
+            group = groups.get(segment.id)
+            if group is None:
+                group = groups[segment.id] = (segment, [], [], [])
+            group[1].append(position)
+            group[2].append(tokens.token_ids(lo, hi, folded))
+            group[3].append(np.diff(tokens.offsets[lo : hi + 1]))
+        out = []
+        for segment, positions, token_ids, lengths in groups.values():
+            ids = self.cache.term_ids.get(
+                (segment.id, terms), lambda s=segment: _term_ids(s, terms)
+            )
+            out.append(TokenMatches.of(positions, token_ids, lengths, ids))
+        return out
+
+    def stored_periods(self, row: int) -> tuple[tuple[int, int], ...] | None:
+        """The periods a passage names as its segment stored them; None when it did not."""
+        segment = self.segment_of(row)
+        return segment.periods.of(row - segment.start) if segment.periods is not None else None
+
     def _sentence_rows(self, row: int) -> tuple[Segment, int, int]:
         """The segment of a passage and where its sentences lie in that segment's arrays."""
         segment = self.segment_of(row)
@@ -356,6 +399,12 @@ class LoadedIndex:
 
 
 SENTENCE_OFFSETS = "sentence_offsets.npy"
+
+
+def _term_ids(segment: Segment, terms: tuple[str, ...]) -> np.ndarray:
+    """The segment's vocabulary ids of ``terms``; -2 (no token's id) for one it never uses."""
+    vocabulary = segment.bm25.vocabulary
+    return np.array([vocabulary.get(t, -2) for t in terms], dtype=np.int32)
 
 
 def _plain(array: np.ndarray) -> np.ndarray:
@@ -522,6 +571,8 @@ def _open_segments(
                 sentence_offsets=np.load(folder / SENTENCE_OFFSETS, mmap_mode="r"),
                 deleted=deleted,
                 deleted_rows=int(deleted.sum()) if deleted is not None else 0,
+                tokens=SentenceTokens.load(folder, len(spans)),
+                periods=PassagePeriods.load(folder, len(passages)),
             )
         )
         start += len(passages)

@@ -274,6 +274,10 @@ class PassageStore(Sequence[Passage]):
         finally:
             db.close()
 
+    def documents(self) -> list[DocumentInfo]:
+        with self._lock:
+            return read_documents(self._db)
+
     def cached(self) -> int:
         return len(self._cache)
 

@@ -1,0 +1,140 @@
+"""Sentence tokens and passage periods stored at build time (qabot.index.sentence_tokens,
+qabot.index.passage_periods): search reads them instead of tokenising candidates' text,
+and must compute exactly what reading the text computes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from qabot.index import open_index
+from qabot.index.passage_periods import PassagePeriods, PeriodWriter
+from qabot.index.sentence_tokens import SentenceTokens, SentenceTokenWriter, TokenMatches
+from qabot.period import passage_periods
+from qabot.search import Searcher
+from qabot.terms import FOLDED_PREFIX
+from qabot.text import fold, strip_marks, tokens
+
+from .conftest import DEV_SEEDS
+
+
+def _questions() -> list[str]:
+    questions = [json.loads(line)["q"] for line in DEV_SEEDS.read_text().splitlines() if line]
+    return questions + [strip_marks(q) for q in questions]
+
+
+def test_features_from_stored_tokens_and_periods_equal_reading_the_text(reports_index, embedder):
+    """Every feature of every candidate, bit for bit, with the stored arrays and with a
+    segment built before them (its text tokenised and its periods read at question time)."""
+    stored = Searcher(open_index(reports_index), embedder)
+    assert all(s.tokens is not None and s.periods is not None for s in stored.index.segments)
+    from_text = Searcher(open_index(reports_index), embedder)
+    for segment in from_text.index.segments:
+        segment.tokens = None
+        segment.periods = None
+    for question in _questions():
+        expected = from_text.candidates(question)
+        found = stored.candidates(question)
+        assert np.array_equal(found.rows, expected.rows), question
+        assert np.array_equal(found.features, expected.features), question
+        assert [(h.row, h.score) for h in stored.search(question, 5).hits] == [
+            (h.row, h.score) for h in from_text.search(question, 5).hits
+        ], question
+
+
+def test_stored_tokens_spell_every_sentence(reports_index):
+    index = open_index(reports_index)
+    (segment,) = index.segments
+    terms = {i: t for t, i in segment.bm25.vocabulary.items()}
+    checked = 0
+    for row in range(len(index.passages)):
+        text = index.passages[row].text
+        lo, hi = int(segment.sentence_offsets[row]), int(segment.sentence_offsets[row + 1])
+        for sentence, (start, end) in enumerate(index.sentence_spans_of(row).tolist(), lo):
+            exact = segment.tokens.token_ids(sentence, sentence + 1, folded=False)
+            folded = segment.tokens.token_ids(sentence, sentence + 1, folded=True)
+            assert [terms[i] for i in exact.tolist()] == tokens(text[start:end])
+            assert [terms[i] for i in folded.tolist()] == [
+                FOLDED_PREFIX + t for t in tokens(fold(text[start:end]))
+            ]
+            checked += 1
+        assert hi - lo == len(index.sentence_spans_of(row))
+    assert checked > 150  # every sentence of the sample reports
+    assert not segment.tokens.inexact_rows
+
+
+def test_stored_periods_are_the_periods_of_the_text(reports_index):
+    index = open_index(reports_index)
+    named = 0
+    for row in range(len(index.passages)):
+        passage = index.passages[row]
+        expected = passage_periods(passage.text, index.document(passage.doc_id).date)
+        assert index.stored_periods(row) == expected
+        named += bool(expected)
+    assert named > 10  # the reports name years and "6 tháng đầu năm"
+
+
+def test_a_passage_with_a_syllable_outside_the_vocabulary_is_read_from_its_text(tmp_path):
+    writer = SentenceTokenWriter(tmp_path)
+    writer.add(
+        "Đảng viên mới.",
+        [(0, 14)],
+        {"đảng": 0, "viên": 1, "mới": 2, "~dang": 3, "~vien": 4, "~moi": 5},
+    )
+    writer.add("Đảng ủy.", [(0, 8)], {"đảng": 0, "~dang": 3})  # "ủy" has no id
+    writer.close(6)
+    stored = SentenceTokens.load(tmp_path, sentences=2)
+    assert stored.inexact_rows == frozenset({1})
+    assert stored.token_ids(0, 1, folded=False).tolist() == [0, 1, 2]
+    assert stored.token_ids(0, 1, folded=True).tolist() == [3, 4, 5]
+    with pytest.raises(ValueError):
+        SentenceTokens.load(tmp_path, sentences=3)  # files of another segment
+
+
+def test_periods_of_another_grammar_are_not_used(tmp_path, monkeypatch):
+    writer = PeriodWriter()
+    writer.add("Năm 2023, 6 tháng đầu năm kết nạp 10 đảng viên.", "2023-07-01")
+    writer.add("Không có mốc thời gian.", None)
+    writer.save(tmp_path)
+    periods = PassagePeriods.load(tmp_path, passages=2)
+    assert periods.of(0) == passage_periods(
+        "Năm 2023, 6 tháng đầu năm kết nạp 10 đảng viên.", "2023-07-01"
+    )
+    assert periods.of(0) and periods.of(1) == ()
+    monkeypatch.setattr("qabot.index.passage_periods.GRAMMAR_VERSION", 999)
+    assert PassagePeriods.load(tmp_path, passages=2) is None
+
+
+def _matches(sentences: list[list[list[int]]], terms: int) -> TokenMatches:
+    """Passages of sentences, each sentence a list of term columns (-1: another word)."""
+    ids = [np.array([t for s in p for t in s], dtype=np.int32) for p in sentences]
+    lengths = [np.array([len(s) for s in p], dtype=np.int64) for p in sentences]
+    return TokenMatches.of(
+        list(range(len(sentences))), ids, lengths, np.arange(terms, dtype=np.int32)
+    )
+
+
+def test_token_matches_keep_pairs_inside_a_sentence_and_passages_apart():
+    group = _matches([[[0], [1, 2]], [], [[2], [], [0, 1]]], terms=3)
+    presence = group.sentence_presence()
+    assert presence.tolist() == [
+        [True, False, False],
+        [False, True, True],
+        [False, False, True],
+        [False] * 3,
+        [True, True, False],
+    ]
+    # 0 then 1 across a sentence end (passage 0) is no bigram; inside one (passage 2) it is.
+    assert group.adjacent([(0, 1), (1, 2), (2, 0)]).tolist() == [
+        [False, True, False],
+        [False, False, False],
+        [True, False, False],
+    ]
+    assert group.per_passage_any(presence).tolist() == [
+        [True, True, True],
+        [False] * 3,
+        [True, True, True],
+    ]
+    assert group.per_passage_max(np.array([1.0, 3.0, 2.0, 0.0, 5.0])).tolist() == [3.0, 0.0, 5.0]
