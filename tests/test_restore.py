@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
+from collections import Counter
 
 import pytest
 
+from qabot import restore
 from qabot.index import open_index
 from qabot.index.layout import VERSIONS, current_version
 from qabot.query import analyse
 from qabot.restore import FILE, Restorer, RestoreStats
+
+from .conftest import REPORTS
 
 CORPUS = [
     "Đảng ủy Khu kinh tế Tràng Duệ đã kết nạp 25 đảng viên mới trong năm 2023.",
@@ -118,3 +123,29 @@ def test_index_versions_carry_the_statistics_and_old_versions_still_restore(inde
     (folder / "manifest.json").write_text(json.dumps(manifest))
     assert open_index(index_copy).restorer.restore(typed) == expected
     shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("block", [restore.COUNT_BLOCK, 500])
+def test_counts_streamed_in_blocks_are_the_counts_of_every_text(monkeypatch, block):
+    """from_texts counts pairs by integer keys in blocks (memory bounded by the distinct
+    pairs); the result is what counting every word and pair of every text gives."""
+    monkeypatch.setattr(restore, "COUNT_BLOCK", block)
+    texts = [p.read_text(encoding="utf-8") for p in sorted(REPORTS.iterdir())]
+    words: Counter[str] = Counter()
+    pairs: Counter[tuple[str, str]] = Counter()
+    phrases = "\n".join(list(restore.QUESTION_FRAMES) * restore.PHRASE_COUNT)
+    for text in [*texts, phrases]:
+        for line in text.splitlines():
+            line_words = restore._syllable_words(line)
+            words.update(line_words)
+            pairs.update(itertools.pairwise(line_words))
+    stats = RestoreStats.from_texts(iter(texts))
+    assert stats.syllables == tuple(sorted(words))
+    assert stats.counts.tolist() == [words[s] for s in stats.syllables]
+    size = len(stats.syllables)
+    found = {
+        (stats.syllables[k // size], stats.syllables[k % size]): int(c)
+        for k, c in zip(stats.bigram_keys.tolist(), stats.bigram_counts.tolist(), strict=True)
+    }
+    assert found == dict(pairs)
+    assert list(stats.bigram_keys) == sorted(stats.bigram_keys)

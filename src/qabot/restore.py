@@ -14,9 +14,10 @@ store them beside its other files.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
-from collections import Counter
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -55,6 +56,9 @@ QUESTION_FRAMES = (
     "từ khi nào", "vào năm nào", "vào thời gian nào",
 )  # fmt: skip
 PHRASE_COUNT = 5
+# Words counted (with their pairs) before the pairs' counts are merged: about 100 MB of
+# pending ids at most.
+COUNT_BLOCK = 5_000_000
 
 _WORD = re.compile(r"[^\W\d_]+")
 # Most lower-case words that cannot be Vietnamese syllables a question typed without marks
@@ -92,25 +96,54 @@ class RestoreStats:
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> RestoreStats:
-        unigrams: Counter[str] = Counter()
-        bigrams: Counter[tuple[str, str]] = Counter()
-        phrases = list(QUESTION_FRAMES) * PHRASE_COUNT
-        for text in [*texts, "\n".join(phrases)]:
+        """Counts of the texts' words and adjacent word pairs (and the question phrases').
+
+        Streamed, with memory bounded by the distinct pairs: words get integer ids as they
+        come, and pairs (left id, right id) are counted as int64 keys in blocks of
+        COUNT_BLOCK, merged into sorted (key, count) arrays. A Counter of string pairs, with
+        every text held in a list, took gigabytes at a million passages."""
+        ids: dict[str, int] = {}
+        counts = np.zeros(0, dtype=np.int64)
+        keys = np.zeros(0, dtype=np.int64)  # left id << 32 | right id, sorted, distinct
+        values = np.zeros(0, dtype=np.int64)
+        words_seen, pairs_seen = array("q"), array("q")
+
+        def flush() -> None:
+            nonlocal counts, keys, values
+            seen = np.bincount(np.frombuffer(words_seen, dtype=np.int64), minlength=len(ids))
+            seen[: len(counts)] += counts
+            counts = seen
+            block, block_counts = np.unique(
+                np.frombuffer(pairs_seen, dtype=np.int64), return_counts=True
+            )
+            keys, inverse = np.unique(np.concatenate([keys, block]), return_inverse=True)
+            summed = np.zeros(len(keys), dtype=np.int64)
+            np.add.at(summed, inverse, np.concatenate([values, block_counts]))
+            values = summed
+            del words_seen[:], pairs_seen[:]
+
+        phrases = "\n".join(list(QUESTION_FRAMES) * PHRASE_COUNT)
+        for text in itertools.chain(texts, [phrases]):
             for line in text.splitlines():
-                words = _syllable_words(line)
-                unigrams.update(words)
-                bigrams.update(pairwise(words))
-        syllables = tuple(sorted(unigrams))
-        ids = {s: i for i, s in enumerate(syllables)}
+                line_ids = [ids.setdefault(w, len(ids)) for w in _syllable_words(line)]
+                words_seen.extend(line_ids)
+                pairs_seen.extend((a << 32) | b for a, b in pairwise(line_ids))
+            if len(words_seen) >= COUNT_BLOCK:
+                flush()
+        flush()
+        syllables = tuple(sorted(ids))
+        rank = np.zeros(len(ids), dtype=np.int64)  # word id -> its place among syllables
+        rank[[ids[s] for s in syllables]] = np.arange(len(syllables))
         size = max(len(syllables), 1)
-        keys = np.array([ids[a] * size + ids[b] for a, b in bigrams], dtype=np.int64)
-        values = np.array(list(bigrams.values()), dtype=np.int32)
-        order = np.argsort(keys, kind="stable")
+        sorted_keys = rank[keys >> 32] * size + rank[keys & 0xFFFFFFFF]
+        order = np.argsort(sorted_keys, kind="stable")
+        by_rank = np.zeros(len(syllables), dtype=np.int64)
+        by_rank[rank] = counts
         return cls(
             syllables,
-            np.array([unigrams[s] for s in syllables], dtype=np.int32),
-            keys[order],
-            values[order],
+            by_rank.astype(np.int32),
+            sorted_keys[order],
+            values[order].astype(np.int32),
         )
 
     def save(self, folder: Path) -> None:
