@@ -396,7 +396,7 @@ class Searcher:
             }
         )
         for i, row in enumerate(rows.tolist()):
-            in_header = self.index.header_terms(row, query.folded)
+            in_header = self.index.header_terms(row, query.folded, passages[i])
             columns["title_coverage"][i] = (
                 sum(v for t, v in uni_weight.items() if t in in_header) / uni_total
             )
@@ -523,7 +523,7 @@ class Searcher:
             subject_words = np.zeros((len(at), len(weight)), dtype=bool)
             subject_names = np.zeros((len(at), len(name_weight)), dtype=bool)
             for k, i in enumerate(at.tolist()):
-                in_header = self.index.header_terms(int(rows[i]), query.folded)
+                in_header = self.index.header_terms(int(rows[i]), query.folded, passages[i])
                 words, bigrams = self.index.subject_terms(passages[i].doc_id, query.folded)
                 header[k] = [t in in_header for t in weight]
                 subject_words[k] = [t in words for t in weight]
@@ -581,7 +581,7 @@ class Searcher:
         coverage = np.zeros(len(rows))
         for i, row in enumerate(rows.tolist()):
             # The header (title, date) is the context of every sentence of the passage.
-            in_header = asked & self.index.header_terms(row, query.folded)
+            in_header = asked & self.index.header_terms(row, query.folded, passages[i])
             sums: dict[frozenset[str], float] = {}  # most sentences match alike, or nothing
             for words, _ in self.index.sentence_terms(row, query.folded):
                 found = (asked & words) | in_header

@@ -520,20 +520,26 @@ def ranks(rows: np.ndarray, scores: np.ndarray, wanted: np.ndarray) -> np.ndarra
     positive = scores > 0
     scored_rows, scored = rows[positive], scores[positive]
     ascending = np.sort(scored)
-    out = np.empty(len(wanted), dtype=np.int64)
     at = np.searchsorted(rows, wanted.astype(rows.dtype, copy=False))  # rows: not cast
-    for i, row in enumerate(wanted.tolist()):
-        j = int(at[i])
-        score = scores[j] if j < len(rows) and rows[j] == row else np.float32(0)
-        if score > 0:
-            left = np.searchsorted(ascending, score, "left")
-            right = np.searchsorted(ascending, score, "right")
-            tied = 0
-            if right - left > 1:
-                tied = int(np.count_nonzero((scored == score) & (scored_rows < row)))
-            out[i] = len(scored) - right + tied
-        else:  # after every scored passage, in row order among the unscored
-            out[i] = len(scored) + row - int(np.searchsorted(scored_rows, row))
+    inside = at < len(rows)
+    touched = np.zeros(len(wanted), dtype=bool)
+    touched[inside] = rows[at[inside]] == wanted[inside]
+    score = np.zeros(len(wanted), dtype=np.float32)
+    score[touched] = scores[at[touched]]
+    left = np.searchsorted(ascending, score, "left")
+    right = np.searchsorted(ascending, score, "right")
+    # Scored: after every higher score, and after the tied passages of lower rows.
+    out = (len(scored) - right).astype(np.int64)
+    for i in np.flatnonzero((score > 0) & (right - left > 1)).tolist():
+        tied = (scored == score[i]) & (scored_rows < wanted[i])
+        out[i] += int(np.count_nonzero(tied))
+    # Unscored: after every scored passage, in row order among the unscored.
+    unscored = score <= 0
+    out[unscored] = (
+        len(scored)
+        + wanted[unscored]
+        - np.searchsorted(scored_rows, wanted[unscored].astype(scored_rows.dtype, copy=False))
+    )
     return out
 
 

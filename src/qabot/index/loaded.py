@@ -302,9 +302,12 @@ class LoadedIndex:
 
         return self.cache.passage_terms.get((row, folded), make)
 
-    def header_terms(self, row: int, folded: bool) -> frozenset[str]:
-        """Syllables of a passage's context header (title, date): context for every sentence."""
-        passage = self.passages[row]
+    def header_terms(
+        self, row: int, folded: bool, passage: Passage | None = None
+    ) -> frozenset[str]:
+        """Syllables of a passage's context header (title, date): context for every sentence.
+        ``passage``: the passage at ``row``, when the caller has read it already."""
+        passage = passage if passage is not None else self.passages[row]
         return self.cache.header_terms.get(
             (passage.doc_id, folded), lambda: term_sets(passage.header, folded)[0]
         )
