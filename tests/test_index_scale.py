@@ -266,3 +266,21 @@ def test_metadata_written_in_batches_equals_one_write(reports_index, embedder, t
     store = PassageStore(tmp_path / "meta.sqlite")
     assert list(store) == [p for d in documents for p in d.passages]
     store.close()
+
+
+def test_a_segments_documents_are_read_once_until_its_file_changes(index_copy):
+    """meta.segment_documents remembers a segment's documents by its file's stat stamp (a
+    published segment never changes); a file written since is read again."""
+    import sqlite3
+
+    from qabot.index.layout import SEGMENTS
+
+    (path,) = (index_copy / SEGMENTS).glob("*/meta.sqlite")
+    first = meta.segment_documents(path)
+    assert first == meta.segment_documents(path) and first is not meta.segment_documents(path)
+    db = sqlite3.connect(path)
+    db.execute("UPDATE documents SET title = 'Đổi tên' WHERE doc_id = ?", (first[0].doc_id,))
+    db.commit()
+    db.close()
+    again = meta.segment_documents(path)
+    assert [d.title for d in again if d.doc_id == first[0].doc_id] == ["Đổi tên"]

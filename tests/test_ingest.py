@@ -282,3 +282,43 @@ def test_file_hash_follows_the_content_even_with_size_and_mtime_kept(tmp_path):
     fresh.write_bytes(b"new")
     assert file_hash(fresh) == content_hash(b"new")
     assert fresh not in ingest._hashes
+
+
+def test_a_folder_scan_names_files_as_doc_id_for_does_and_survives_symlinks(tmp_path, embedder):
+    """discover_ids resolves the folder once and a file only when it is a symlink; a symlink
+    to a report outside the folder is known by its own path (resolving it made doc_id_for
+    refuse it, and the build stopped with a stack trace)."""
+    from qabot.ingest import discover, discover_ids, doc_id_for
+
+    docs, outside = tmp_path / "docs", tmp_path / "outside"
+    (docs / "2024" / "quý 1").mkdir(parents=True)
+    (docs / ".hidden").mkdir()
+    outside.mkdir()
+    body = "Đảng ủy Khu kinh tế tổ chức hội nghị sơ kết công tác xây dựng Đảng năm 2024. " * 3
+    (docs / "2024" / "quý 1" / "Báo cáo.txt").write_text(f"Báo cáo quý 1\n\n{body}", "utf-8")
+    (docs / "a.txt").write_text(f"Báo cáo A\n\n{body}", encoding="utf-8")
+    (docs / ".hidden" / "b.txt").write_text(f"Ẩn\n\n{body}", encoding="utf-8")
+    (docs / "notes.bin").write_bytes(b"\x00")
+    (outside / "c.txt").write_text(f"Báo cáo C\n\n{body}", encoding="utf-8")
+    (docs / "c-link.txt").symlink_to(outside / "c.txt")
+    (docs / "a-link.txt").symlink_to(docs / "a.txt")
+    (docs / "folder-link").symlink_to(outside, target_is_directory=True)
+
+    found = list(discover_ids(docs))
+    assert [p for p, _ in found] == [
+        docs.resolve() / "2024" / "quý 1" / "Báo cáo.txt",
+        docs.resolve() / "a.txt",
+        docs.resolve() / "c-link.txt",
+    ]
+    # A symlink to a file of the folder is that file: named once.
+    assert [d for _, d in found] == ["2024/quý 1/Báo cáo.txt", "a.txt", "c-link.txt"]
+    assert [p.name for p in discover(docs)] == ["Báo cáo.txt", "a-link.txt", "a.txt", "c-link.txt"]
+    for path, doc_id in found[:2]:
+        assert doc_id == doc_id_for(path, docs)
+
+    from qabot.index import build_index, open_index
+
+    summary = build_index(docs, tmp_path / "index", embedder)
+    assert summary.documents == 3 and not summary.skipped_files
+    index = open_index(tmp_path / "index")
+    assert {d.doc_id for d in index.documents} == {"2024/quý 1/Báo cáo.txt", "a.txt", "c-link.txt"}

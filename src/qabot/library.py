@@ -32,7 +32,7 @@ from qabot.ingest import (
     SUPPORTED_SUFFIXES,
     IngestError,
     content_hash,
-    discover,
+    discover_ids,
     doc_id_for,
     file_hash,
     load_document,
@@ -120,10 +120,9 @@ def _same_name_in(folder: Path, name: str) -> Path | None:
 def existing_hashes(docs_dir: Path) -> dict[str, str]:
     """content hash -> doc id of every document already in the folder."""
     hashes = {}
-    root = docs_dir.resolve()
-    for path in discover(docs_dir):
+    for path, doc_id in discover_ids(docs_dir):
         try:
-            hashes[file_hash(path)] = doc_id_for(path, root, root_resolved=True)
+            hashes[file_hash(path)] = doc_id
         except OSError:
             continue
     return hashes

@@ -54,7 +54,7 @@ from qabot.index.loaded import SENTENCE_OFFSETS, sentence_offsets, version_docum
 from qabot.index.passage_periods import PeriodWriter
 from qabot.index.sentence_tokens import SentenceTokenWriter
 from qabot.index.vectors import build_vector_index, save_sentences, save_vector_index
-from qabot.ingest import IngestError, discover, doc_id_for, file_hash, load_document
+from qabot.ingest import IngestError, discover_ids, file_hash, load_document
 from qabot.passages import PassageConfig, split_document
 from qabot.restore import RestoreStats, merge_stats
 from qabot.text import sentence_units
@@ -221,15 +221,13 @@ def _build_into(
     if not reusable:
         live_docs = {}
 
-    files = list(discover(docs_dir)) if docs_dir.is_dir() else []
+    files = list(discover_ids(docs_dir)) if docs_dir.is_dir() else []
     if not docs_dir.is_dir():
         log.warning("docs folder %s does not exist; building an empty index", docs_dir)
     planned: list[_Planned] = []
     seen: set[str] = set()
-    root = docs_dir.resolve()
-    for number, path in enumerate(files, start=1):
+    for number, (path, doc_id) in enumerate(files, start=1):
         progress("reading", number, len(files))
-        doc_id = doc_id_for(path, root, root_resolved=True)
         seen.add(doc_id)
         try:
             data_hash = file_hash(path)
@@ -356,7 +354,7 @@ def _write_documents(
                     log.warning("live index rows of %s unreadable (%s)", doc.doc_id, exc)
             if document_rows is None:
                 try:
-                    document = load_document(doc.path, docs_dir)
+                    document = load_document(doc.path, docs_dir, doc.doc_id)
                     document_rows = meta.DocumentRows.from_document(
                         document, split_document(document, config)
                     )

@@ -528,7 +528,11 @@ def _open_segments(
         deleted_documents = set(entry.get("deleted", []))
         db = meta.connect(folder / "meta.sqlite")
         try:
-            documents = [d for d in meta.read_documents(db) if d.doc_id not in deleted_documents]
+            documents = [
+                d
+                for d in meta.segment_documents(folder / "meta.sqlite")
+                if d.doc_id not in deleted_documents
+            ]
             deleted = None
             if deleted_documents:
                 deleted = np.zeros(int(entry["passages"]), dtype=bool)
@@ -626,13 +630,11 @@ def version_documents(index_dir: Path, manifest: dict) -> dict[str, tuple[str, m
     out = {}
     for entry in version_segments(manifest):
         deleted = set(entry.get("deleted", []))
-        db = meta.connect(segment_folder(index_dir, entry["id"]) / "meta.sqlite")
-        try:
-            for document in meta.read_documents(db):
-                if document.doc_id not in deleted:
-                    out[document.doc_id] = (entry["id"], document)
-        finally:
-            db.close()
+        for document in meta.segment_documents(
+            segment_folder(index_dir, entry["id"]) / "meta.sqlite"
+        ):
+            if document.doc_id not in deleted:
+                out[document.doc_id] = (entry["id"], document)
     return out
 
 

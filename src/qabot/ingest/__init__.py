@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ __all__ = [
     "IngestError",
     "Paragraph",
     "discover",
+    "discover_ids",
     "doc_id_for",
     "file_hash",
     "load_document",
@@ -66,16 +69,17 @@ def content_hash(data: bytes) -> str:
 # git treats "racily clean" entries.
 RACY_SECONDS = 2
 HASHES_KEPT = 200_000
-_hashes: dict[Path, tuple[tuple[int, int, int, int], str]] = {}
+_hashes: dict[str, tuple[tuple[int, int, int, int], str]] = {}  # by path (a str hashes fast)
 _hashes_lock = threading.Lock()
 
 
 def file_hash(path: Path) -> str:
     """content_hash of a file's bytes; raises OSError when it cannot be read."""
-    st = path.stat()
+    key = os.fspath(path)
+    st = os.stat(key)
     stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     with _hashes_lock:
-        known = _hashes.get(path)
+        known = _hashes.get(key)
     if known is not None and known[0] == stamp:
         return known[1]
     digest = content_hash(path.read_bytes())
@@ -83,7 +87,7 @@ def file_hash(path: Path) -> str:
         with _hashes_lock:
             if len(_hashes) >= HASHES_KEPT:
                 _hashes.clear()
-            _hashes[path] = (stamp, digest)
+            _hashes[key] = (stamp, digest)
     return digest
 
 
@@ -95,18 +99,65 @@ def doc_id_for(path: Path, root: Path, *, root_resolved: bool = False) -> str:
     return path.resolve().relative_to(root if root_resolved else root.resolve()).as_posix()
 
 
+def _files(root: Path) -> list[tuple[list[str], str, bool]]:
+    """(components under ``root``, path, whether it is a symlink) of the supported files,
+    sorted by components; hidden files and folders are skipped and symlinked folders not
+    entered (as Path.rglob). One os.scandir per folder: no stat call per file."""
+    found: list[tuple[list[str], str, bool]] = []
+
+    def walk(folder: str, parts: list[str]) -> None:
+        try:
+            with os.scandir(folder) as entries:
+                listed = list(entries)
+        except OSError:
+            return
+        for entry in listed:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    walk(entry.path, [*parts, entry.name])
+                elif entry.is_file() and Path(entry.name).suffix.lower() in SUPPORTED_SUFFIXES:
+                    found.append(([*parts, entry.name], entry.path, entry.is_symlink()))
+            except OSError:
+                continue
+
+    walk(str(root), [])
+    found.sort(key=lambda item: item[0])
+    return found
+
+
 def discover(root: Path) -> Iterator[Path]:
-    """Supported files under ``root``, in a stable order, skipping hidden files."""
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        if any(part.startswith(".") for part in relative.parts):
-            continue
-        if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES:
-            yield path
+    """Supported files under ``root``, in a stable order (by path components), skipping
+    hidden files and folders; symlinked folders are not entered."""
+    for _, path, _ in _files(root):
+        yield Path(path)
 
 
-def load_document(path: Path, root: Path) -> Document:
-    """Read, clean and split one file. Raises IngestError when it holds no usable text."""
+def discover_ids(root: Path) -> Iterator[tuple[Path, str]]:
+    """discover(root) with each file's doc_id_for, for a whole folder at once: the folder is
+    resolved once, and a file only when it is a symlink (resolving every path was most of
+    an upload's time with 15,000 reports). A symlink to a file of the folder is left out (the
+    file is named once); one to a file outside it is known by its own path (doc_id_for
+    refuses it)."""
+    resolved = root.resolve()
+    files = _files(resolved)
+    named = {"/".join(parts) for parts, _, symlink in files if not symlink}
+    seen: set[str] = set()
+    for parts, path, symlink in files:
+        found, doc_id = Path(path), "/".join(parts)
+        if symlink:
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
+                doc_id = found.resolve().relative_to(resolved).as_posix()
+            if doc_id in named or doc_id in seen:
+                continue  # a link to a file of the folder: that file, named once
+        seen.add(doc_id)
+        yield found, doc_id
+
+
+def load_document(path: Path, root: Path, doc_id: str | None = None) -> Document:
+    """Read, clean and split one file. Raises IngestError when it holds no usable text.
+    ``doc_id``: its id, when a scan (discover_ids) found it already."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -126,7 +177,7 @@ def load_document(path: Path, root: Path) -> Document:
     for number, (text, kind) in enumerate(cleaned.paragraphs, start=1):
         paragraphs.append(Paragraph(number, text, kind, offset, offset + len(text)))
         offset += len(text) + len(PARAGRAPH_SEPARATOR)
-    doc_id = doc_id_for(path, root)
+    doc_id = doc_id if doc_id is not None else doc_id_for(path, root)
     return Document(
         doc_id=doc_id,
         title=cleaned.title or path.stem,
