@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qabot.index import bm25 as bm25_module
 from qabot.index import build as build_module
 from qabot.index import build_index, open_index
 from qabot.index.bm25 import SegmentedBM25
@@ -127,6 +128,8 @@ def test_scores_of_reports_added_one_by_one_equal_a_build_of_all(
                 assert whole.bm25.term_weight[t] == grown.bm25.term_weight[g]
             else:
                 assert term not in grown.bm25.vocabulary
+        # Asked again, a term's weighed postings come from the segmented index's memory.
+        assert scores_by_passage(grown, terms) == scores_by_passage(whole, terms)
     assert whole.bm25.term_weight.max() == grown.bm25.term_weight.max()
     assert whole.bm25.idf.max() == grown.bm25.idf.max()
     assert len(grown.bm25.vocabulary) == len(whole.bm25.vocabulary)
@@ -371,3 +374,22 @@ def test_a_segment_hashed_whole_is_not_hashed_again_until_written(index_copy, mo
     assert [(p.file, p.kind) for p in problems] == [
         (f"{SEGMENTS}/{segment}/sentence_spans.npy", "checksum")
     ]
+
+
+def test_weighed_postings_are_remembered_for_a_bounded_number_of_terms(
+    one_by_one, embedder, monkeypatch
+):
+    monkeypatch.setattr(bm25_module, "POSTINGS_KEPT", 3)
+    grown = open_index(one_by_one, embedder.id)
+    terms = ["đảng", "viên", "kết", "nạp", "hải", "phòng"]
+    ids = grown.bm25.term_ids(terms)
+    first = grown.bm25.postings(ids[0])
+    assert grown.bm25.postings(ids[0]) is first  # remembered
+    with pytest.raises(ValueError):
+        first[1][0] = 0.0  # shared between questions: read-only
+    for term_id in ids[1:]:
+        grown.bm25.postings(term_id)
+    assert len(grown.bm25._weighed) == 3
+    again = grown.bm25.postings(ids[0])  # forgotten, weighed again alike
+    assert again is not first
+    assert np.array_equal(again[0], first[0]) and np.array_equal(again[1], first[1])

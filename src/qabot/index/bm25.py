@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import threading
 from array import array
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +45,8 @@ B = 0.75
 # common), 5,000 about 4 ms, and a million passages cannot cost more. Exact on any corpus
 # below 5,000 passages (the sample reports, the UIT contexts).
 MAX_POSTINGS = 5_000
+# Terms whose weighed postings a version of several segments remembers (SegmentedBM25).
+POSTINGS_KEPT = 1024
 # A build holds this many passages' postings in memory before spilling them to disk, and
 # writes the final postings in ranges of about this many.
 CHUNK_PASSAGES = 5_000
@@ -689,6 +691,10 @@ class SegmentedBM25:
         self._weight: list[np.float32] = []
         self._lock = threading.Lock()
         self._scratch = threading.local()
+        # Per term, the rows and weights postings() computed: questions repeat their common
+        # terms, and weighing 5,000 postings a segment again was a tenth of a question's
+        # cost on a version of several segments. Bounded: a term is up to 40 KB a segment.
+        self._weighed: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self.vocabulary = _GlobalVocabulary(self)
         self.idf = _TermValues(self._idf, stats.terms, stats.max_idf)
         self.term_weight = _TermValues(self._weight, stats.terms, stats.max_term_weight)
@@ -734,7 +740,23 @@ class SegmentedBM25:
         return out
 
     def postings(self, term_id: int) -> tuple[np.ndarray, np.ndarray]:
-        """The rows (global) and weights of the postings a query reads for one term."""
+        """The rows (global) and weights of the postings a query reads for one term
+        (read-only arrays, remembered for the POSTINGS_KEPT terms asked last)."""
+        with self._lock:
+            found = self._weighed.get(term_id)
+            if found is not None:
+                self._weighed.move_to_end(term_id)
+                return found
+        found = self._weigh(term_id)
+        for values in found:
+            values.setflags(write=False)
+        with self._lock:
+            self._weighed[term_id] = found
+            while len(self._weighed) > POSTINGS_KEPT:
+                self._weighed.popitem(last=False)
+        return found
+
+    def _weigh(self, term_id: int) -> tuple[np.ndarray, np.ndarray]:
         rows, weights = [], []
         term_weight = self._weight[term_id]
         for part, start, deleted, local in zip(
