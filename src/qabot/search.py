@@ -404,12 +404,20 @@ class Searcher:
             columns["rrf_bm25"][i] = RRF_K / (RRF_K + lexical_rank[row])
         columns.update(self._document_columns(query, rows, passages))
         signals = np.column_stack([dense, sentence_dense, uni_matched / uni_total])
-        bounds = self._text_bounds(query, touched, rows, passages, uni_matched)
+        # Where the sentence tokens give the coverage features, they are exact (nothing left
+        # to add by reading) and the focus has its own bound; elsewhere the postings bound all.
         exact, values, focus_bound, focus_sentences = self._token_columns(query, rows, passages)
+        bounds = {name: np.zeros(n_rows) for name in TEXT_FEATURES}
         for name, value in values.items():
             columns[name][exact] = value[exact]
-            bounds[name][exact] = 0.0
-        bounds["focus"][exact] = np.minimum(bounds["focus"][exact], focus_bound[exact])
+        bounds["focus"][exact] = focus_bound[exact]
+        other = np.flatnonzero(~exact)
+        if len(other):
+            from_postings = self._text_bounds(
+                query, touched, rows[other], [passages[i] for i in other], uni_matched[other]
+            )
+            for name, bound in from_postings.items():
+                bounds[name][other] = bound
         return _Columns(
             query,
             query_vector[0],

@@ -91,12 +91,10 @@ def file_hash(path: Path) -> str:
     return digest
 
 
-def doc_id_for(path: Path, root: Path, *, root_resolved: bool = False) -> str:
-    """Stable id: the path relative to the docs folder, with forward slashes.
-    ``root_resolved``: the caller resolved ``root`` already (a scan asks for every file's
-    id under one root, and resolving the root again for each was half of scanning a
-    folder of 15,000 reports)."""
-    return path.resolve().relative_to(root if root_resolved else root.resolve()).as_posix()
+def doc_id_for(path: Path, root: Path) -> str:
+    """Stable id: the path relative to the docs folder, with forward slashes (a whole
+    folder's at once: discover_ids)."""
+    return path.resolve().relative_to(root.resolve()).as_posix()
 
 
 def _files(root: Path) -> list[tuple[list[str], str, bool]]:
