@@ -3,6 +3,7 @@ once per session and copied (with their embedding cache) when a test needs its o
 
 from __future__ import annotations
 
+import gc
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,14 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "data" / "reports"
 SHARED = ROOT.parent / "shared"
 DEV_SEEDS = SHARED / "eval" / "dev_seeds.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def _unfreeze_objects():
+    """The bot freezes what is alive for the garbage collector (service.freeze_loaded_objects);
+    in the test process that would keep every later test's leftovers from being collected."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -709,6 +710,8 @@ def test_serve_command_reloads_new_index_versions(
     assert "request method=GET path=/health status=200" in log_text
     assert "path=/ask status=200" in log_text
     assert "riêng tư" not in log_text and "Traceback" not in log_text
+    frozen = re.search(r"frozen for the garbage collector count=(\d+)", log_text)
+    assert frozen is not None and int(frozen.group(1)) > 10_000
 
 
 def test_ask_reports_the_question_with_its_diacritics_restored(client: httpx.Client) -> None:

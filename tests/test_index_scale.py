@@ -10,7 +10,7 @@ import pytest
 
 from qabot.index import bm25 as bm25_module
 from qabot.index import meta, open_index
-from qabot.index.bm25 import BM25Index, Vocabulary, ranks, top_rows
+from qabot.index.bm25 import BM25Index, Scratch, Vocabulary, distinct_rows, ranks, top_rows
 from qabot.index.loaded import sentence_offsets
 from qabot.index.meta import PassageStore
 from qabot.passages import Passage
@@ -78,6 +78,40 @@ def test_ranks_with_many_ties_and_unscored_rows():
     wanted = rng.choice(n, size=60, replace=False)
     assert ranks(rows, scores, wanted).tolist() == rank[wanted].tolist()
     assert top_rows(rows, scores, 40).tolist() == order[:40].tolist()
+
+
+@pytest.mark.parametrize("share", [10**9, 1])  # marking every time, sorting every time
+@pytest.mark.parametrize("size", [0, 1, 40, 700, 5_000])
+def test_distinct_rows_mark_and_sort_alike(monkeypatch, share, size):
+    monkeypatch.setattr(bm25_module, "MARK_SHARE", share)
+    rng = np.random.default_rng(size)
+    read = rng.integers(0, 1_000, size).astype(np.int32)
+    slots, marks = Scratch(1_000).arrays()
+    for _ in range(2):  # the second query starts from what the first left behind
+        rows, where = distinct_rows(read, slots, marks)
+        expected, inverse = np.unique(read, return_inverse=True)
+        assert rows.tolist() == expected.tolist()
+        assert where.tolist() == inverse.tolist()
+        assert not marks.any()
+        read = rng.integers(0, 1_000, size).astype(np.int32)
+
+
+@pytest.mark.parametrize("counted", [0, 1_000])  # sort the scores; count row by row
+def test_ranks_with_the_leading_rows_given(monkeypatch, counted):
+    monkeypatch.setattr(bm25_module, "COUNTED_RANKS", counted)
+    rng = np.random.default_rng(5)
+    n = 2_000
+    dense = rng.choice(np.array([0, 0, 0.5, 1.5, 2.5, 3.0], dtype=np.float32), size=n)
+    dense[rng.choice(n, 300)] = rng.random(300).astype(np.float32)
+    rows = np.flatnonzero(dense).astype(np.int32)
+    scores = dense[rows]
+    order = np.argsort(-dense, kind="stable")
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    leading = top_rows(rows, scores, 40)
+    wanted = np.concatenate([leading[::3], rng.choice(n, 45, replace=False)])
+    assert ranks(rows, scores, wanted, leading).tolist() == rank[wanted].tolist()
+    assert ranks(rows, scores, wanted).tolist() == rank[wanted].tolist()
 
 
 def test_a_common_term_reads_at_most_max_postings_its_best_first(monkeypatch):

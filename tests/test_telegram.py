@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import html
 import json
 import logging
@@ -1255,6 +1256,7 @@ def test_run_bot_reports_a_rejected_token(
     assert result == 1
     assert "không chấp nhận QABOT_TELEGRAM_TOKEN" in capsys.readouterr().err
     assert index_watchers() == watchers  # the service was closed: its watcher stopped
+    assert gc.get_freeze_count() > 0  # what was loaded before polling is left to live
 
 
 @pytest.mark.parametrize(

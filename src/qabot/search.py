@@ -10,7 +10,9 @@ fitted on, and a mismatch is an error, not a silent misreading.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import pairwise
 
@@ -46,6 +48,10 @@ VARIANT_WEIGHT = 0.5  # abbreviation variants count half as much as the words ty
 # Held-out conversations: hit@1 0.60 with the context at full weight, 0.80 at 0.3 to 0.5.
 CONTEXT_WEIGHT = 0.4
 RRF_K = 60
+# Threads that run questions' dense side beside their BM25 scoring (Searcher._retrieve).
+# More than the questions answered at once would idle; fewer make a busy server's
+# questions wait for one (two cores answer about two at once).
+DENSE_WORKERS = 8
 
 BASE_FEATURES = (
     "dense",  # exp((cosine - best cosine) / dense_scale): question vs passage, near the top
@@ -159,7 +165,22 @@ class _Retrieval:
     rows: np.ndarray
     touched: Touched  # the passages the query's terms touch, and their BM25 scores
     dense_rows: list[int]
+    lexical_rows: np.ndarray  # the k best BM25 rows, best first
     k: int
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _dense_pool() -> ThreadPoolExecutor:
+    """The workers of every Searcher's dense side: a reload makes a new Searcher, and its
+    questions keep the same threads."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(DENSE_WORKERS, thread_name_prefix="qabot-dense")
+        return _pool
 
 
 @dataclass(frozen=True)
@@ -301,19 +322,27 @@ class Searcher:
                 t for t in bm25.term_ids(inherited) if t not in term_ids and t not in variant_ids
             ]
             weights += [CONTEXT_WEIGHT] * len(context_ids)
-        # Only the passages the query terms touch are scored (qabot.index.bm25).
-        touched = bm25.touched(term_ids + variant_ids + context_ids, weights)
+        k = min(n, CANDIDATES)
+        # The dense side (encoding, ANN search: both release the GIL) runs in a worker while
+        # this thread scores the postings, so a question waits for the longer of the two.
+        dense = _dense_pool().submit(self._dense_rows, query.interpreted, k)
+        try:
+            # Only the passages the query terms touch are scored (qabot.index.bm25).
+            touched = bm25.touched(term_ids + variant_ids + context_ids, weights)
+            lexical_rows = top_rows(touched.rows, touched.scores, k)
+        finally:
+            query_vector, dense_rows = dense.result()
+        rows = np.array(sorted(set(dense_rows) | set(lexical_rows.tolist())), dtype=np.int64)
+        return _Retrieval(query, query_vector, rows, touched, dense_rows, lexical_rows, k)
 
+    def _dense_rows(self, text: str, k: int) -> tuple[np.ndarray, list[int]]:
+        """The question's vector and its k nearest passages' rows, nearest first."""
         # The dense side reads the whole self-contained question: embedding the asked words
         # alone (or the mean of both) lost dev hit@1 (0.84 to 0.86 against 0.89).
-        query_vector = self.embedder.embed_queries([query.interpreted])
-        k = min(n, CANDIDATES)
-        search_threads()  # per thread: a request thread may not have searched before
+        query_vector = self.embedder.embed_queries([text])
+        search_threads()  # per thread: a worker may not have searched before
         _, found_rows = self.index.vectors.search(query_vector, k)
-        dense_rows = [int(r) for r in found_rows[0] if r >= 0]
-        lexical_rows = top_rows(touched.rows, touched.scores, k).tolist()
-        rows = np.array(sorted(set(dense_rows) | set(lexical_rows)), dtype=np.int64)
-        return _Retrieval(query, query_vector, rows, touched, dense_rows, k)
+        return query_vector, [int(r) for r in found_rows[0] if r >= 0]
 
     def candidate_rows(
         self, question: str, context: Sequence[str] = ()
@@ -359,7 +388,11 @@ class Searcher:
         dense = vectors @ query_vector[0]
         dense_rank = {r: i for i, r in enumerate(dense_rows)}
         lexical_rank = dict(
-            zip(rows.tolist(), ranks(touched.rows, touched.scores, rows).tolist(), strict=True)
+            zip(
+                rows.tolist(),
+                ranks(touched.rows, touched.scores, rows, retrieved.lexical_rows).tolist(),
+                strict=True,
+            )
         )
         lexical = touched.at(rows, touched.scores)
 

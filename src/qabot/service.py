@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import logging
 import secrets
 import threading
@@ -132,6 +133,20 @@ MAX_HISTORY = 10  # earlier questions of a conversation that a question may lean
 # machine a burst of them leaves a core to everyone else's questions.
 LONG_QUESTION_SLOTS = 1
 LONG_QUESTION_QUEUE = 4  # long questions that may wait for a slot; more are refused (busy)
+
+
+def freeze_loaded_objects() -> int:
+    """For a process that answers until it is stopped (serve, the bot), once its model and
+    index are loaded: what is alive then (libraries, model, index) lives as long as the
+    process, so the cyclic garbage collector stops walking it (gc.freeze). With
+    sentence-transformers that is about 450,000 objects, and each full collection paused a
+    question by 200-350 ms. The objects questions make are still collected. Returns how
+    many objects were frozen."""
+    gc.collect()
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    log.info("loaded objects frozen for the garbage collector count=%d", frozen)
+    return frozen
 
 
 def clean_question(question: str | None) -> str:

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from qabot.config import Settings
 from qabot.http.app import create_app
 from qabot.http.schemas import EXAMPLE_QUESTION
-from qabot.service import QabotError, QAService
+from qabot.service import QabotError, QAService, freeze_loaded_objects
 
 log = logging.getLogger("qabot.api")
 
@@ -108,6 +108,7 @@ def serve(
         if service.index is None:
             print(NO_INDEX_YET, file=sys.stderr)
         _announce(public_url(host, sock.getsockname()[1]))
+        freeze_loaded_objects()
         server.run(sockets=[sock])
         return 0 if server.started else 1
     except QabotError as exc:  # no docs folder to watch; webhook settings

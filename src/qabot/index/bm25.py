@@ -47,6 +47,12 @@ B = 0.75
 MAX_POSTINGS = 5_000
 # Terms whose weighed postings a version of several segments remembers (SegmentedBM25).
 POSTINGS_KEPT = 1024
+# distinct_rows marks rows in a per-passage array when a query reads at least one posting
+# per MARK_SHARE passages: scanning a byte per passage then costs less than sorting.
+MARK_SHARE = 32
+# ranks() counts up to this many rows one by one (two passes over the scores each) before
+# sorting the scores once costs less: at a million passages a question touches ~90k.
+COUNTED_RANKS = 24
 # A build holds this many passages' postings in memory before spilling them to disk, and
 # writes the final postings in ranges of about this many.
 CHUNK_PASSAGES = 5_000
@@ -70,19 +76,11 @@ class BM25Index:
     total_length: int = 0
     term_weight: np.ndarray = field(init=False)  # idf * prior: what ranking weighs a term by
 
-    _scratch: threading.local = field(init=False, repr=False, compare=False)
+    _scratch: Scratch = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.term_weight = (self.idf * self.prior).astype(np.float32)
-        self._scratch = threading.local()
-
-    def _slots(self) -> np.ndarray:
-        """This thread's scratch array of one int32 per passage, made once per thread (not
-        per query): a query reads and writes only the slots of the rows it touches."""
-        slots = getattr(self._scratch, "slots", None)
-        if slots is None:
-            slots = self._scratch.slots = np.empty(self.n_docs, dtype=np.int32)
-        return slots
+        self._scratch = Scratch(self.n_docs)
 
     @classmethod
     def build(cls, texts: Iterable[str], chunk: int | None = None) -> BM25Index:
@@ -123,7 +121,7 @@ class BM25Index:
                 self, {}, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32)
             )
         read = np.concatenate([self.postings[lo:hi] for lo, hi in spans])
-        rows, where = distinct_rows(read, self._slots())
+        rows, where = distinct_rows(read, *self._scratch.arrays())
         segments, start = [], 0
         for lo, hi in spans:
             segments.append((lo, hi, start))
@@ -424,16 +422,47 @@ def term_hash(term: str) -> int:
     return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=8).digest(), "little")
 
 
-def distinct_rows(read: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+class Scratch(threading.local):
+    """Per thread, two arrays of one entry per passage that distinct_rows reuses from query
+    to query (allocating them per query would cost what the corpus holds): a slot (int32)
+    and a mark (bool, all False between queries). Made on a thread's first query."""
+
+    def __init__(self, n_docs: int) -> None:
+        self.n_docs = n_docs
+        self.slots: np.ndarray | None = None
+        self.marks: np.ndarray | None = None
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.slots is None or self.marks is None:
+            self.slots = np.empty(self.n_docs, dtype=np.int32)
+            self.marks = np.zeros(self.n_docs, dtype=bool)
+        return self.slots, self.marks
+
+
+def distinct_rows(
+    read: np.ndarray, slot: np.ndarray, marks: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of the postings read (sorted), and per posting its index in them.
 
-    Without sorting every posting read: each row's slot takes the position of one of its
-    postings (whichever numpy writes last), so exactly one posting per row finds its own
-    position there. Every slot read was written by this query, so the scratch array (one
-    int32 per passage, the calling thread's own) needs no clearing."""
-    positions = np.arange(len(read), dtype=np.int32)
-    slot[read] = positions
-    rows = np.sort(read[slot[read] == positions])
+    Many postings (a question's common terms, at least 1/MARK_SHARE of the passages): each
+    row read is marked in ``marks`` and the marked rows are collected in order, which
+    costs a byte per passage instead of sorting the distinct rows (at a million passages,
+    0.5 ms against 2-4 ms). Few postings: each row's slot takes the position of one of
+    its postings (whichever numpy writes last), so exactly one posting per row finds its
+    own position there, and those rows are sorted. Every slot read was written by this
+    query, so the slots need no clearing; the marks are cleared before returning."""
+    if len(read) * MARK_SHARE >= len(marks):
+        marks[read] = True
+        try:
+            rows = np.flatnonzero(marks).astype(read.dtype, copy=False)
+            marks[rows] = False
+        except BaseException:
+            marks[:] = False  # the next query needs them clear
+            raise
+    else:
+        positions = np.arange(len(read), dtype=np.int32)
+        slot[read] = positions
+        rows = np.sort(read[slot[read] == positions])
     slot[rows] = np.arange(len(rows), dtype=np.int32)
     return rows, slot[read]
 
@@ -515,26 +544,24 @@ def top_rows(rows: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
     return rows[chosen[np.lexsort((rows[chosen], -scores[chosen]))][:k]]
 
 
-def ranks(rows: np.ndarray, scores: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+def ranks(
+    rows: np.ndarray, scores: np.ndarray, wanted: np.ndarray, leading: np.ndarray | None = None
+) -> np.ndarray:
     """Rank (from 0) of each wanted row in the BM25 order of every passage: by score, ties
     and unscored passages by row, as a stable sort of the n-sized score array would give.
-    ``rows`` (sorted) and ``scores`` are the touched passages; the others score 0."""
+    ``rows`` (sorted) and ``scores`` are the touched passages; the others score 0.
+    ``leading``: the first rows of that order (top_rows of the same scores), when the
+    caller has them: their ranks are their positions. A few other scored rows are counted
+    one by one (two passes over the scores each); more than COUNTED_RANKS sort the scores."""
     positive = scores > 0
     scored_rows, scored = rows[positive], scores[positive]
-    ascending = np.sort(scored)
     at = np.searchsorted(rows, wanted.astype(rows.dtype, copy=False))  # rows: not cast
     inside = at < len(rows)
     touched = np.zeros(len(wanted), dtype=bool)
     touched[inside] = rows[at[inside]] == wanted[inside]
     score = np.zeros(len(wanted), dtype=np.float32)
     score[touched] = scores[at[touched]]
-    left = np.searchsorted(ascending, score, "left")
-    right = np.searchsorted(ascending, score, "right")
-    # Scored: after every higher score, and after the tied passages of lower rows.
-    out = (len(scored) - right).astype(np.int64)
-    for i in np.flatnonzero((score > 0) & (right - left > 1)).tolist():
-        tied = (scored == score[i]) & (scored_rows < wanted[i])
-        out[i] += int(np.count_nonzero(tied))
+    out = np.zeros(len(wanted), dtype=np.int64)
     # Unscored: after every scored passage, in row order among the unscored.
     unscored = score <= 0
     out[unscored] = (
@@ -542,6 +569,29 @@ def ranks(rows: np.ndarray, scores: np.ndarray, wanted: np.ndarray) -> np.ndarra
         + wanted[unscored]
         - np.searchsorted(scored_rows, wanted[unscored].astype(scored_rows.dtype, copy=False))
     )
+    # Scored: after every higher score, and after the tied passages of lower rows.
+    position = {} if leading is None else {int(r): i for i, r in enumerate(leading.tolist())}
+    counted = []
+    for i in np.flatnonzero(~unscored).tolist():
+        known = position.get(int(wanted[i]))
+        if known is None:
+            counted.append(i)
+        else:
+            out[i] = known
+    if len(counted) <= COUNTED_RANKS:
+        for i in counted:
+            out[i] = np.count_nonzero(scored > score[i])
+            tied = scored == score[i]
+            out[i] += int(np.count_nonzero(scored_rows[tied] < wanted[i]))
+        return out
+    ascending = np.sort(scored)
+    left = np.searchsorted(ascending, score[counted], "left")
+    right = np.searchsorted(ascending, score[counted], "right")
+    out[counted] = len(scored) - right
+    for i, many in zip(counted, (right - left > 1).tolist(), strict=True):
+        if many:
+            tied = (scored == score[i]) & (scored_rows < wanted[i])
+            out[i] += int(np.count_nonzero(tied))
     return out
 
 
@@ -690,7 +740,7 @@ class SegmentedBM25:
         self._idf: list[np.float32] = []
         self._weight: list[np.float32] = []
         self._lock = threading.Lock()
-        self._scratch = threading.local()
+        self._scratch = Scratch(self.n_docs)
         # Per term, the rows and weights postings() computed: questions repeat their common
         # terms, and weighing 5,000 postings a segment again was a tenth of a question's
         # cost on a version of several segments. Bounded: a term is up to 40 KB a segment.
@@ -726,12 +776,6 @@ class SegmentedBM25:
 
     def term_ids(self, terms: list[str]) -> list[int]:
         return [self.vocabulary[t] for t in dict.fromkeys(terms) if t in self.vocabulary]
-
-    def _slots(self) -> np.ndarray:
-        slots = getattr(self._scratch, "slots", None)
-        if slots is None:
-            slots = self._scratch.slots = np.empty(self.n_docs, dtype=np.int32)
-        return slots
 
     def scores(self, term_ids: list[int], term_weights: list[float] | None = None) -> np.ndarray:
         out = np.zeros(self.n_docs, dtype=np.float32)
@@ -800,7 +844,7 @@ class SegmentedBM25:
             start += len(rows)
         read_rows = np.concatenate(read)
         weights = np.concatenate(values)
-        rows, where = distinct_rows(read_rows, self._slots())
+        rows, where = distinct_rows(read_rows, *self._scratch.arrays())
         cut = frozenset(t for t in term_ids if self._cut(t))
         touched = Touched(self, segments, rows, where, [], cut)
         touched.scores = touched.accumulate(

@@ -10,7 +10,7 @@ from telegram.error import InvalidToken, TelegramError
 
 from qabot.config import Settings
 from qabot.messages import no_index_in
-from qabot.service import BotConfigError, QAService
+from qabot.service import BotConfigError, QAService, freeze_loaded_objects
 from qabot.telegram.app import build_application
 from qabot.telegram.config import token_of, webhook_configured, webhook_secret_of
 from qabot.telegram.handlers import ALLOWED_UPDATES
@@ -52,6 +52,7 @@ def run_bot(service: QAService, settings: Settings) -> int:
     application = build_application(service, settings)
     if settings.reload_seconds > 0:
         service.watch(settings.reload_seconds)
+    freeze_loaded_objects()
     try:
         if settings.telegram_webhook_url:
             run_webhook(application, settings)
