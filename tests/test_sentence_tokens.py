@@ -35,11 +35,15 @@ def test_features_from_stored_tokens_and_periods_equal_reading_the_text(reports_
     for segment in from_text.index.segments:
         segment.tokens = None
         segment.periods = None
-    # Every other passage read from its text, the rest from its tokens.
+    # Every other passage and report subject read from its text, the rest from tokens.
     mixed = Searcher(open_index(reports_index), embedder)
     for segment in mixed.index.segments:
         every_other = frozenset(range(0, len(segment.passages), 2))
-        segment.tokens = replace(segment.tokens, inexact_rows=every_other)
+        subjects = segment.tokens.subjects
+        some = dict(list(subjects.documents.items())[::2])
+        segment.tokens = replace(
+            segment.tokens, inexact_rows=every_other, subjects=replace(subjects, documents=some)
+        )
     for question in _questions():
         expected = from_text.candidates(question)
         for searcher in (stored, mixed):
@@ -70,6 +74,43 @@ def test_stored_tokens_spell_every_sentence(reports_index):
         assert hi - lo == len(index.sentence_spans_of(row))
     assert checked > 150  # every sentence of the sample reports
     assert not segment.tokens.inexact_rows
+
+
+def test_stored_subject_tokens_spell_every_report_subject(reports_index):
+    index = open_index(reports_index)
+    (segment,) = index.segments
+    terms = {i: t for t, i in segment.bm25.vocabulary.items()}
+    subjects = segment.tokens.subjects
+    assert sorted(subjects.documents) == sorted(d.doc_id for d in index.documents)
+    for document in index.documents:
+        exact = subjects.token_ids(document.doc_id, segment.tokens.folded_ids, folded=False)
+        folded = subjects.token_ids(document.doc_id, segment.tokens.folded_ids, folded=True)
+        assert len(exact) > 20  # a title, a lead and names
+        assert [terms[i] for i in exact.tolist()] == tokens(document.subject)
+        assert [terms[i] for i in folded.tolist()] == [
+            FOLDED_PREFIX + t for t in tokens(fold(document.subject))
+        ]
+
+
+def test_a_subject_with_a_syllable_outside_the_vocabulary_is_read_from_its_text(tmp_path):
+    vocabulary = {"đảng": 0, "viên": 1, "~dang": 2, "~vien": 3}
+    writer = SentenceTokenWriter(tmp_path)
+    writer.add("Đảng viên.", [(0, 10)], vocabulary)
+    writer.add_subject("a.txt", "Đảng viên", vocabulary)
+    writer.add_subject("b.txt", "Đảng ủy", vocabulary)  # "ủy" has no id
+    writer.add_subject("c.txt", "", vocabulary)
+    writer.close(4)
+    stored = SentenceTokens.load(tmp_path, sentences=1)
+    subjects = stored.subjects
+    assert set(subjects.documents) == {"a.txt", "c.txt"}
+    assert subjects.token_ids("a.txt", stored.folded_ids, folded=True).tolist() == [2, 3]
+    assert subjects.token_ids("b.txt", stored.folded_ids, folded=False) is None
+    assert subjects.token_ids("c.txt", stored.folded_ids, folded=False).tolist() == []
+    (tmp_path / "subject_token_offsets.npy").unlink()
+    assert SentenceTokens.load(tmp_path, sentences=1).subjects is None  # built before them
+    np.save(tmp_path / "subject_token_offsets.npy", np.array([0, 2], dtype=np.int64))
+    with pytest.raises(ValueError):
+        SentenceTokens.load(tmp_path, sentences=1)  # three documents listed, one offset pair
 
 
 def test_stored_periods_are_the_periods_of_the_text(reports_index):

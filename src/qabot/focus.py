@@ -18,7 +18,6 @@ import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from qabot.query import DATE, NUMBER, ORGANISATION, PERSON, PLACE, answer_type
 from qabot.text import fold, token_matches
@@ -82,14 +81,14 @@ class Focus:
     words: tuple[str, ...]  # lower-case (folded when the question is) focus syllables
 
 
-class _Token(NamedTuple):
-    # A tuple, not a frozen dataclass: sentences are tokenised by the thousand per question
-    # and a dataclass's construction cost three times as much.
-    text: str  # as written
-    form: str  # lower case, folded when comparing folded text
-    start: int
-    end: int
-    broken: bool  # punctuation between this token and the one before
+# A token: (as written, its form: lower case, folded when comparing folded text, start, end,
+# whether punctuation parts it from the token before). A plain tuple of strings, ints and a
+# bool: sentences are tokenised by the thousand per question (a frozen dataclass cost three
+# times as much to make), and _tokens keeps thousands of sentences' tokens, which the cyclic
+# garbage collector stops tracking only when they are exact tuples (a NamedTuple stays
+# tracked: 350,000 of them made each full collection of a serving process take 250 ms).
+_Token = tuple[str, str, int, int, bool]
+TEXT, FORM, START, END, BROKEN = range(5)  # the fields of a _Token
 
 
 # Sentences of the passages found come back with every question about them: tokenising them
@@ -103,7 +102,7 @@ def _tokens(text: str, folded: bool) -> tuple[_Token, ...]:
         form = fold(raw).lower() if folded else raw.lower()
         gap = text[previous_end : m.start()]
         broken = bool(found) and gap != " " and bool(_BREAK.search(gap))
-        found.append(_Token(raw, form, m.start(), m.end(), broken))
+        found.append((raw, form, m.start(), m.end(), broken))
         previous_end = m.end()
     return tuple(found)
 
@@ -122,7 +121,7 @@ def _cue_at(words: list[str], kind: str, folded: bool) -> tuple[int, int] | None
 
 def _content(token: _Token, folded: bool) -> bool:
     words = _FOLDED_FUNCTION_WORDS if folded else FUNCTION_WORDS
-    return token.form not in words and not token.form[0].isdigit()
+    return token[FORM] not in words and not token[FORM][0].isdigit()
 
 
 def question_focus(question: str, folded: bool = False, kind: str | None = None) -> Focus:
@@ -134,7 +133,7 @@ def question_focus(question: str, folded: bool = False, kind: str | None = None)
     if kind is None:
         return Focus(None, ())
     tokens = _tokens(question, folded)
-    span = _cue_at([t.form for t in tokens], kind, folded)
+    span = _cue_at([t[FORM] for t in tokens], kind, folded)
     if span is None:
         return Focus(kind, ())
     start, end = span
@@ -144,11 +143,11 @@ def question_focus(question: str, folded: bool = False, kind: str | None = None)
         previous: int | None = None
         for i in indices:
             # Punctuation between two words ends the phrase the question word is in.
-            if previous is not None and tokens[max(i, previous)].broken:
+            if previous is not None and tokens[max(i, previous)][BROKEN]:
                 break
             previous = i
             if _content(tokens[i], folded):
-                picked.append(tokens[i].form)
+                picked.append(tokens[i][FORM])
                 if len(picked) == FOCUS_WORDS:
                     break
             elif picked:
@@ -156,9 +155,9 @@ def question_focus(question: str, folded: bool = False, kind: str | None = None)
         return picked
 
     after = gather(range(end, len(tokens))) if end < len(tokens) else []
-    if after and not tokens[end].broken:
+    if after and not tokens[end][BROKEN]:
         return Focus(kind, tuple(after))
-    before = gather(range(start - 1, -1, -1)) if not tokens[start].broken else []
+    before = gather(range(start - 1, -1, -1)) if not tokens[start][BROKEN] else []
     return Focus(kind, tuple(reversed(before)))
 
 
@@ -171,17 +170,17 @@ def _names(tokens: Sequence[_Token]) -> Iterator[tuple[int, int]]:
         while (
             j < len(tokens)
             and j - i < 4
-            and _CAPITALISED.match(tokens[j].text)
-            and tokens[j].text[0].isupper()
-            and (j == i or not tokens[j].broken)
+            and _CAPITALISED.match(tokens[j][TEXT])
+            and tokens[j][TEXT][0].isupper()
+            and (j == i or not tokens[j][BROKEN])
         ):
             j += 1
         if j - i >= 2:
             honoured = i > 0 and (
-                tokens[i - 1].text.lower() in _HONORIFICS
-                or (i > 1 and f"{tokens[i - 2].text} {tokens[i - 1].text}".lower() in _HONORIFICS)
+                tokens[i - 1][TEXT].lower() in _HONORIFICS
+                or (i > 1 and f"{tokens[i - 2][TEXT]} {tokens[i - 1][TEXT]}".lower() in _HONORIFICS)
             )
-            if tokens[i].text in SURNAMES or honoured:
+            if tokens[i][TEXT] in SURNAMES or honoured:
                 yield i, j
             i = j
         else:
@@ -193,7 +192,9 @@ def _capitalised_runs(tokens: Sequence[_Token]) -> Iterator[tuple[int, int]]:
     i = 0
     while i < len(tokens):
         j = i
-        while j < len(tokens) and tokens[j].text[0].isupper() and (j == i or not tokens[j].broken):
+        while (
+            j < len(tokens) and tokens[j][TEXT][0].isupper() and (j == i or not tokens[j][BROKEN])
+        ):
             j += 1
         if j - i >= 2:
             yield i, j
@@ -205,7 +206,7 @@ def _capitalised_runs(tokens: Sequence[_Token]) -> Iterator[tuple[int, int]]:
 def asked_things(kind: str | None, text: str, tokens: Sequence[_Token]) -> list[tuple[int, int]]:
     """Token spans in ``text`` of things of the asked kind."""
     if kind in (NUMBER, DATE):
-        starts = [t.start for t in tokens]
+        starts = [t[START] for t in tokens]
         # Per date, the tokens that start inside it: a contiguous range of them.
         dates = [
             (bisect.bisect_left(starts, s), bisect.bisect_left(starts, e))
@@ -215,7 +216,7 @@ def asked_things(kind: str | None, text: str, tokens: Sequence[_Token]) -> list[
             return [(a, b) for a, b in dates if a < b]
         in_date = {i for a, b in dates for i in range(a, b)}
         return [
-            (i, i + 1) for i, t in enumerate(tokens) if t.text[0].isdigit() and i not in in_date
+            (i, i + 1) for i, t in enumerate(tokens) if t[TEXT][0].isdigit() and i not in in_date
         ]
     if kind == PERSON:
         return list(_names(tokens))
@@ -236,7 +237,7 @@ def _things(kind: str, text: str, folded: bool) -> tuple[tuple[int, int], ...]:
 
 @functools.lru_cache(maxsize=8192)
 def _forms(text: str, folded: bool) -> tuple[str, ...]:
-    return tuple(t.form for t in _tokens(text, folded))
+    return tuple(t[FORM] for t in _tokens(text, folded))
 
 
 def _runs(focus: tuple[str, ...], forms: Sequence[str]) -> list[tuple[int, int]]:

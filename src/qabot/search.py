@@ -520,6 +520,30 @@ class Searcher:
             bound[touched.may_hold(rows, pairs)] = 1.0
         return bound
 
+    def _subject_presence(
+        self, query: Query, doc_ids: list[str], words: list[str], names: list[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per document, which of the question's ``words`` (syllables) and ``names``
+        (bigrams) its subject holds, (documents, words) and (documents, names) bool: from
+        the subject tokens its segment stored, or from the subject's text where it has none."""
+        word_held = np.zeros((len(doc_ids), len(words)), dtype=bool)
+        name_held = np.zeros((len(doc_ids), len(names)), dtype=bool)
+        halves = [_halves(t) for t in names]
+        terms = tuple(dict.fromkeys([*words, *(h for pair in halves for h in pair)]))
+        column = {t: j for j, t in enumerate(terms)}
+        word_columns = [column[w] for w in words]
+        pairs = [(column[a], column[b]) for a, b in halves]
+        read = np.zeros(len(doc_ids), dtype=bool)
+        for group in self.index.subject_matches(doc_ids, terms, query.folded):
+            read[group.positions] = True
+            word_held[group.positions] = group.sentence_presence()[:, word_columns]
+            name_held[group.positions] = group.adjacent(pairs)
+        for i in np.flatnonzero(~read).tolist():
+            subject_words, subject_bigrams = self.index.subject_terms(doc_ids[i], query.folded)
+            word_held[i] = [t in subject_words for t in words]
+            name_held[i] = [t in subject_bigrams for t in names]
+        return word_held, name_held
+
     def _token_columns(
         self, query: Query, rows: np.ndarray, passages: Sequence[Passage]
     ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, list[list[int] | None]]:
@@ -556,19 +580,22 @@ class Searcher:
         single = (1.0 / len(focus_words)) ** 2 if focus_words else 0.0
         if not ranked:
             focus_bound[:] = 0.0  # focus_column is 0 for every candidate
+        doc_ids = list(dict.fromkeys(p.doc_id for p in passages))
+        of_document = {d: i for i, d in enumerate(doc_ids)}
+        subject_word_held, subject_name_held = self._subject_presence(
+            query, doc_ids, list(weight), list(name_weight)
+        )
         for group in self.index.sentence_matches(rows.tolist(), terms, query.folded):
             at = group.positions
             exact[at] = True
             presence = group.sentence_presence()
             header = np.zeros((len(at), len(weight)), dtype=bool)
-            subject_words = np.zeros((len(at), len(weight)), dtype=bool)
-            subject_names = np.zeros((len(at), len(name_weight)), dtype=bool)
             for k, i in enumerate(at.tolist()):
                 in_header = self.index.header_terms(int(rows[i]), query.folded, passages[i])
-                words, bigrams = self.index.subject_terms(passages[i].doc_id, query.folded)
                 header[k] = [t in in_header for t in weight]
-                subject_words[k] = [t in words for t in weight]
-                subject_names[k] = [t in bigrams for t in name_weight]
+            documents = [of_document[passages[i].doc_id] for i in at.tolist()]
+            subject_words = subject_word_held[documents]
+            subject_names = subject_name_held[documents]
             # Per sentence, the question's words it holds or its passage's header holds.
             counts = np.diff(group.passage_sentences)
             held = presence[:, word_columns] | np.repeat(header, counts, axis=0)
@@ -714,12 +741,10 @@ class Searcher:
         name_total = sum(name_weight.values()) or 1.0
         subject_match: dict[str, float] = {}
         if name_weight:
-            for passage in passages:
-                if passage.doc_id not in subject_match:
-                    _, subject_bigrams = self.index.subject_terms(passage.doc_id, query.folded)
-                    subject_match[passage.doc_id] = (
-                        sum(v for t, v in name_weight.items() if t in subject_bigrams) / name_total
-                    )
+            doc_ids = list(dict.fromkeys(p.doc_id for p in passages))
+            _, named = self._subject_presence(query, doc_ids, [], list(name_weight))
+            sums = _weighted_sums(list(name_weight.values()), named) / name_total
+            subject_match = dict(zip(doc_ids, sums.tolist(), strict=True))
         # Reports on the question's subject: those whose subject names it best. Recency
         # ranks only among them (a newer report on another organisation is not newer news).
         best_match = max(subject_match.values(), default=0.0)

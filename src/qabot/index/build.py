@@ -423,13 +423,16 @@ def _write_segment(
         bm25 = BM25Writer(folder)
         sentence_tokens = SentenceTokenWriter(folder)
         periods = PeriodWriter()
-        dates = {d.doc_id: d.date for d in store.documents()}
+        documents = store.documents()
+        dates = {d.doc_id: d.date for d in documents}
         try:
             for row, passage in enumerate(store):
                 bm25.add(passage.indexed_text)
                 spans = sentences[offsets[row] : offsets[row + 1], 1:].tolist()
                 sentence_tokens.add(passage.text, spans, bm25.vocabulary)
                 periods.add(passage.text, dates.get(passage.doc_id))
+            for document in documents:
+                sentence_tokens.add_subject(document.doc_id, document.subject, bm25.vocabulary)
             sentence_tokens.close(len(bm25.vocabulary))
         finally:
             sentence_tokens.abort()  # its file, when close() was not reached

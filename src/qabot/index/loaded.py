@@ -349,6 +349,36 @@ class LoadedIndex:
             out.append(TokenMatches.of(positions, token_ids, lengths, ids))
         return out
 
+    def subject_matches(
+        self, doc_ids: Sequence[str], terms: tuple[str, ...], folded: bool
+    ) -> list[TokenMatches]:
+        """The subjects of the documents ``doc_ids`` as tokens matched against ``terms``, one
+        TokenMatches per segment, each subject one passage of one sentence (term_sets pairs
+        every two adjacent syllables of a subject). A document whose segment has no subject
+        tokens, or whose tokens cannot say it exactly, is left out: subject_terms reads it."""
+        groups: dict[str, tuple[Segment, list[int], list[np.ndarray]]] = {}
+        for position, doc_id in enumerate(doc_ids):
+            segment = self._segment_of_document.get(doc_id)
+            tokens = segment.tokens if segment is not None else None
+            if segment is None or tokens is None or tokens.subjects is None:
+                continue
+            ids = tokens.subjects.token_ids(doc_id, tokens.folded_ids, folded)
+            if ids is None:
+                continue
+            group = groups.get(segment.id)
+            if group is None:
+                group = groups[segment.id] = (segment, [], [])
+            group[1].append(position)
+            group[2].append(ids)
+        out = []
+        for segment, positions, token_ids in groups.values():
+            term_ids = self.cache.term_ids.get(
+                (segment.id, terms), lambda s=segment: _term_ids(s, terms)
+            )
+            lengths = [np.array([len(ids)], dtype=np.int64) for ids in token_ids]
+            out.append(TokenMatches.of(positions, token_ids, lengths, term_ids))
+        return out
+
     def stored_periods(self, row: int) -> tuple[tuple[int, int], ...] | None:
         """The periods a passage names as its segment stored them; None when it did not."""
         segment = self.segment_of(row)
