@@ -35,6 +35,7 @@ from qabot.index.bm25 import BM25Writer, global_stats
 from qabot.index.cache import EmbeddingCache, text_hash
 from qabot.index.layout import (
     CACHE,
+    FILE_HASHES,
     FORMAT,
     SEGMENT_MANIFEST,
     SEGMENTS,
@@ -54,7 +55,14 @@ from qabot.index.loaded import SENTENCE_OFFSETS, sentence_offsets, version_docum
 from qabot.index.passage_periods import PeriodWriter
 from qabot.index.sentence_tokens import SentenceTokenWriter
 from qabot.index.vectors import build_vector_index, save_sentences, save_vector_index
-from qabot.ingest import IngestError, discover_ids, file_hash, load_document
+from qabot.ingest import (
+    IngestError,
+    discover_ids,
+    file_hash,
+    load_document,
+    load_file_hashes,
+    save_file_hashes,
+)
 from qabot.passages import PassageConfig, split_document
 from qabot.restore import RestoreStats, merge_stats
 from qabot.text import sentence_units
@@ -224,6 +232,7 @@ def _build_into(
     files = list(discover_ids(docs_dir)) if docs_dir.is_dir() else []
     if not docs_dir.is_dir():
         log.warning("docs folder %s does not exist; building an empty index", docs_dir)
+    load_file_hashes(index_dir / FILE_HASHES)
     planned: list[_Planned] = []
     seen: set[str] = set()
     for number, (path, doc_id) in enumerate(files, start=1):
@@ -240,6 +249,10 @@ def _build_into(
         kept = old is not None and old[1].content_hash == data_hash
         planned.append(_Planned(path, doc_id, kept, doc_id in known))
     summary.removed = len(known - seen)
+    try:
+        save_file_hashes(index_dir / FILE_HASHES, (path for path, _ in files))
+    except OSError as exc:  # only the next build's speed depends on it
+        log.warning("could not save the file hashes: %s", exc)
 
     # The live segments that keep documents, each with what it loses.
     kept_docs = {p.doc_id for p in planned if p.kept}

@@ -9,6 +9,8 @@ checksums.
       segments/<id>/           segment.json, meta.sqlite, vectors.faiss, bm25.npz, ...:
                                the passages of the documents one build added (immutable)
       embedding_cache.sqlite   vectors by (embedder id, text hash), shared by versions
+      file_hashes.json         the docs folder's files' content hashes by stat stamp, so
+                               a build reads only the files changed since the last one
       build.lock               held by the one writer
 
 A version is a list of segments, as in Lucene: a build writes the documents it added or
@@ -52,6 +54,7 @@ VERSIONS = "versions"
 SEGMENTS = "segments"
 SEGMENT_MANIFEST = "segment.json"
 CACHE = "embedding_cache.sqlite"
+FILE_HASHES = "file_hashes.json"
 LOCK = "build.lock"
 MANIFEST = "manifest.json"
 IN_USE = "in-use.lock"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,46 @@ def file_hash(path: Path) -> str:
                 _hashes.clear()
             _hashes[key] = (stamp, digest)
     return digest
+
+
+HASHES_FORMAT = 1
+
+
+def load_file_hashes(path: Path) -> int:
+    """Remember the hashes a previous process saved with save_file_hashes (a build keeps
+    them in the index folder), so that a build from the command line reads only the files
+    whose stamp changed since, as git's index does, instead of every report of the folder.
+    A missing, unreadable or foreign file is no error: the files are hashed. Returns how
+    many were remembered."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved.get("format") != HASHES_FORMAT:
+            return 0
+        loaded = {
+            str(key): ((int(a), int(b), int(c), int(d)), str(digest))
+            for key, ((a, b, c, d), digest) in saved["files"].items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return 0
+    with _hashes_lock:
+        for key, value in loaded.items():
+            if len(_hashes) >= HASHES_KEPT:
+                break
+            _hashes.setdefault(key, value)
+    return len(loaded)
+
+
+def save_file_hashes(path: Path, files: Iterable[Path]) -> None:
+    """Write the remembered hashes of ``files`` for load_file_hashes (replaced atomically:
+    a reader sees the old file or the new one). Raises OSError."""
+    with _hashes_lock:
+        entries = {key: _hashes[key] for key in map(os.fspath, files) if key in _hashes}
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(
+        json.dumps({"format": HASHES_FORMAT, "files": entries}, ensure_ascii=False),
+        encoding="utf-8",
+    )
+    os.replace(staging, path)
 
 
 def doc_id_for(path: Path, root: Path) -> str:
