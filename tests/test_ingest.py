@@ -311,13 +311,27 @@ def test_a_build_reads_only_the_files_changed_since_the_last_one(tmp_path, embed
     assert (summary.changed, summary.unchanged) == (1, 2)
     assert set(hashed) == {changed}  # a.txt and c.txt were not read
 
+    # A service started on this index checks an upload for duplicates the same way.
+    from qabot.service import QAService
+
+    monkeypatch.setattr(ingest, "_hashes", {})  # a new process
+    hashed.clear()
+    service = QAService(index, embedder, docs_dir=docs)
+    try:
+        uploaded = f"Báo cáo d.txt\n\n{body} Trao 5 giấy khen.".encode()
+        added, summary = service.add_documents([("d.txt", uploaded)])
+    finally:
+        service.close()
+    assert [a.doc_id for a in added] == ["d.txt"] and summary.added == 1
+    assert set(hashed) == {uploaded}  # the reports already there were not read
+
     # A damaged hashes file costs reading every file again, nothing else.
     (index / "file_hashes.json").write_text("{not json", encoding="utf-8")
     monkeypatch.setattr(ingest, "_hashes", {})
     hashed.clear()
     summary = build_index(docs, index, embedder)
-    assert (summary.changed, summary.unchanged) == (0, 3)
-    assert len(set(hashed)) == 3
+    assert (summary.changed, summary.unchanged) == (0, 4)
+    assert len(set(hashed)) == 4
 
 
 def test_a_folder_scan_names_files_as_doc_id_for_does_and_survives_symlinks(tmp_path, embedder):

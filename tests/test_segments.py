@@ -393,3 +393,25 @@ def test_weighed_postings_are_remembered_for_a_bounded_number_of_terms(
     again = grown.bm25.postings(ids[0])  # forgotten, weighed again alike
     assert again is not first
     assert np.array_equal(again[0], first[0]) and np.array_equal(again[1], first[1])
+
+
+@pytest.mark.parametrize("cache_size", [0, 4096])
+def test_passages_read_together_equal_passages_read_one_by_one(one_by_one, cache_size):
+    """PassageStore.many (one query for the rows not kept) and SegmentedPassages.many (per
+    segment) give what indexing row by row gives, in the order asked, duplicates included."""
+    index = open_index(one_by_one)
+    assert len(index.segments) == 5
+    for segment in index.segments:
+        segment.passages.cache_size = cache_size
+    rng = np.random.default_rng(cache_size)
+    rows = rng.integers(-len(index.passages), len(index.passages), 60).tolist()
+    rows += rows[:5]  # asked twice
+    expected = [index.passages[r] for r in rows]
+    assert index.passages.many(rows) == expected
+    assert index.passages.many(rows[::-1]) == expected[::-1]  # kept ones, now cached
+    single = index.segments[0].passages
+    local = [r % len(single) for r in rows]
+    assert single.many(local) == [single[r] for r in local]
+    assert index.passages.many([]) == []
+    with pytest.raises(IndexError):
+        index.passages.many([len(index.passages)])

@@ -382,7 +382,7 @@ class Searcher:
             return None
         query, query_vector, rows = retrieved.query, retrieved.query_vector, retrieved.rows
         touched, dense_rows, k = retrieved.touched, retrieved.dense_rows, retrieved.k
-        passages = [self.index.passages[int(r)] for r in rows]
+        passages = self.index.passages.many(rows.tolist())
 
         vectors = np.stack([self.index.vectors.reconstruct(int(r)) for r in rows])
         dense = vectors @ query_vector[0]

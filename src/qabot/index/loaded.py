@@ -84,23 +84,28 @@ class LruCache(Generic[K, V]):
 class DerivedCache:
     """Lookups derived from a loaded version, computed on first use."""
 
-    # Per (passage row, folded): its sentences' term sets. Ranking and answer extraction
-    # look at the same few passages often. Bounded: an entry is a few kilobytes.
+    # Per (passage row, folded): its sentences' term sets. Answer extraction (and ranking,
+    # for a segment without sentence tokens) looks at the same few passages often. Bounded
+    # by what the cyclic garbage collector walks, too: an entry is a dozen frozensets, and
+    # a full collection visits every string of each (20,000 entries of 12 sets of 20
+    # strings: 460 ms a collection on a busy machine; 4,096: 88 ms).
     sentence_terms: LruCache[tuple[int, bool], SentenceTerms] = field(
-        default_factory=lambda: LruCache(20_000)
+        default_factory=lambda: LruCache(2_048)
     )
 
-    # Per (passage row, folded): every syllable and bigram of the passage and its header.
+    # Per (passage row, folded): every syllable and bigram of the passage and its header
+    # (ranking reads it only for a segment without sentence tokens).
     passage_terms: LruCache[tuple[int, bool], tuple[frozenset[str], frozenset[str]]] = field(
-        default_factory=lambda: LruCache(20_000)
+        default_factory=lambda: LruCache(2_048)
     )
     # Per (document id, folded): the syllables of the context header (title, date).
     header_terms: LruCache[tuple[str, bool], frozenset[str]] = field(
         default_factory=lambda: LruCache(20_000)
     )
-    # Per (document id, folded): the syllables and bigrams of its subject (qabot.subject).
+    # Per (document id, folded): the syllables and bigrams of its subject (qabot.subject),
+    # for a segment without subject tokens (ranking reads those from the index).
     subject_terms: LruCache[tuple[str, bool], tuple[frozenset[str], frozenset[str]]] = field(
-        default_factory=lambda: LruCache(20_000)
+        default_factory=lambda: LruCache(4_096)
     )
     # Per (segment id, a question's terms): their ids in the segment's vocabulary.
     term_ids: LruCache[tuple[str, tuple[str, ...]], np.ndarray] = field(
@@ -161,6 +166,19 @@ class SegmentedPassages(Sequence[Passage]):
         row = meta.row_number(row, self._count)
         segment = self._segments[bisect.bisect_right(self._starts, row) - 1]
         return segment.passages[row - segment.start]
+
+    def many(self, rows: Sequence[int]) -> list[Passage]:
+        """The passages at ``rows``, read segment by segment (PassageStore.many)."""
+        rows = [meta.row_number(r, self._count) for r in rows]
+        by_segment: dict[int, list[int]] = {}
+        for row in rows:
+            by_segment.setdefault(bisect.bisect_right(self._starts, row) - 1, []).append(row)
+        found: dict[int, Passage] = {}
+        for at, wanted in by_segment.items():
+            segment = self._segments[at]
+            local = segment.passages.many([r - segment.start for r in wanted])
+            found.update(zip(wanted, local, strict=True))
+        return [found[r] for r in rows]
 
     def __iter__(self) -> Iterator[Passage]:
         for segment in self._segments:
@@ -231,7 +249,7 @@ class LoadedIndex:
     version: str
     manifest: dict
     segments: tuple[Segment, ...]
-    passages: Sequence[Passage]  # PassageStore or SegmentedPassages: read on demand
+    passages: meta.PassageStore | SegmentedPassages  # read on demand
     documents: list[meta.DocumentInfo]
     vectors: faiss.Index | SegmentedVectors
     bm25: BM25Index | SegmentedBM25
