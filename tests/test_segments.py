@@ -230,7 +230,9 @@ def test_a_merge_keeps_results_identical(one_by_one, reports_index, embedder, tm
         summary = build_index(docs, index_dir, embedder)
     finally:
         build_module.MAX_SEGMENTS = build_module_max
-    assert summary.merged and summary.segments == 1 and summary.documents == 6
+    # Six segments for at most five: the four smallest are merged with the new report, so
+    # two remain (MAX_SEGMENTS // 2), as build.merge_choice says.
+    assert summary.merged and summary.segments == 2 and summary.documents == 6
     fresh = fresh_index(tmp_path, reports_index, "fresh")
     build_index(docs, fresh, embedder)
     merged_service, fresh_service = QAService(index_dir, embedder), QAService(fresh, embedder)
@@ -247,6 +249,46 @@ def test_a_merge_keeps_results_identical(one_by_one, reports_index, embedder, tm
     # Only the merged segment and the segments of the kept older version remain.
     kept = {s for v in (index_dir / VERSIONS).iterdir() for s in segment_ids(index_dir, v.name)}
     assert {p.name for p in (index_dir / SEGMENTS).iterdir()} == kept
+
+
+def test_merge_choice_rewrites_the_small_segments_and_those_with_many_deletions(monkeypatch):
+    monkeypatch.setattr(build_module, "MAX_SEGMENTS", 8)
+    large = {"id": "large", "passages": 1_000_000, "live": 1_000_000}
+    small = [{"id": f"s{i}", "passages": 10 + i, "live": 10 + i} for i in range(8)]
+    choice = build_module.merge_choice
+    assert choice([large, *small[:7]], adding=False) == set()  # eight: not too many
+    # A ninth on the way: the five smallest go, so four remain with the new one.
+    assert choice([large, *small[:7]], adding=True) == {f"s{i}" for i in range(5)}
+    assert choice([*small[:8], large], adding=True) == {f"s{i}" for i in range(6)}
+    # A segment with more than MAX_DELETED_SHARE of its rows deleted is rewritten alone.
+    worn = {**large, "live": 700_000}
+    assert choice([worn, *small[:3]], adding=False) == {"large"}
+    assert choice([{**large, "live": 800_000}, *small[:3]], adding=True) == set()
+
+
+def test_adding_reports_never_rewrites_the_large_segment(docs_copy, index_copy, embedder):
+    """Past MAX_SEGMENTS the smallest segments merge (build.merge_choice): adding reports
+    one at a time never rewrites the segment that holds the corpus."""
+    (large,) = segment_ids(index_copy)
+    marks = file_marks(index_copy / SEGMENTS / large)
+    maximum = build_module.MAX_SEGMENTS
+    build_module.MAX_SEGMENTS = 4
+    merges = 0
+    try:
+        for i in range(6):
+            text = f"Báo cáo bổ sung số {i}\n\nChi bộ số {i} kết nạp {i + 3} đảng viên mới."
+            (docs_copy / f"bổ sung {i}.txt").write_text(text, encoding="utf-8")
+            summary = build_index(docs_copy, index_copy, embedder)
+            assert summary.published and summary.added == 1 and summary.segments <= 4
+            assert segment_ids(index_copy)[0] == large
+            merges += summary.merged
+    finally:
+        build_module.MAX_SEGMENTS = maximum
+    assert merges >= 1
+    assert file_marks(index_copy / SEGMENTS / large) == marks  # not rewritten, not touched
+    index = open_index(index_copy, embedder.id)
+    assert len(index.documents) == 5 + 6
+    assert sum(len(s.passages) for s in index.segments) == len(index.passages)
 
 
 def test_many_tombstones_merge(docs_copy, index_copy, embedder):

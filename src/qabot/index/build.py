@@ -2,10 +2,12 @@
 
 Only new or changed files are cleaned, split and embedded, into one new segment; unchanged
 documents stay in the live version's segments, untouched; removed or changed documents
-become tombstones of their old segment (qabot.index.layout). When a version would have more
-than MAX_SEGMENTS segments, or more than MAX_DELETED_SHARE of its rows deleted, the build
-merges: every document goes into the one new segment (rows copied from the old segments,
-vectors from the embedding cache), as a fresh build writes it.
+become tombstones of their old segment (qabot.index.layout). Segments merge as in Lucene's
+tiered policy (merge_choice): a segment with more than MAX_DELETED_SHARE of its rows
+deleted, and, when the version would have more than MAX_SEGMENTS segments, the smallest
+ones, are rewritten into the new segment (rows copied from the old segments, vectors from
+the embedding cache), so a large segment is rewritten only when its own deletions call for
+it: adding a report to a million passages never rewrites the million.
 
 A build always ends with a whole version when the documents allow one: a file that cannot
 be read is skipped and reported, a damaged live version is not copied from (everything is
@@ -21,7 +23,7 @@ import shutil
 import sqlite3
 import time
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -77,9 +79,9 @@ DOCUMENT_VERSION = "1"
 # Texts looked up in the embedding cache at a time: a build holds one block's vectors and
 # hashes, not the corpus's.
 CACHE_BLOCK = 20_000
-# A version of more segments than this, or with more of its rows deleted, is merged into
-# one segment: each segment costs a FAISS search and a term lookup per query term, and
-# deleted rows still count in BM25 statistics (and disk) until a merge.
+# A version of more segments than this has its smallest merged (merge_choice): each segment
+# costs a FAISS search and a term lookup per query term. A segment with more of its rows
+# deleted is rewritten: deleted rows still count in BM25 statistics (and disk) until then.
 MAX_SEGMENTS = 8
 MAX_DELETED_SHARE = 0.25
 
@@ -106,7 +108,7 @@ class BuildSummary:
     removed: int = 0
     unchanged: int = 0
     segments: int = 0  # the version's segments
-    merged: bool = False  # every document was written into one new segment
+    merged: bool = False  # live segments were rewritten into the new one (merge_choice)
     version: str | None = None
     published: bool = False
     skipped_files: list[SkippedFile] = field(default_factory=list)
@@ -257,7 +259,6 @@ def _build_into(
     # The live segments that keep documents, each with what it loses.
     kept_docs = {p.doc_id for p in planned if p.kept}
     old_segments = []
-    deleted_rows = total_rows = 0
     for entry in version_segments(live_manifest or {}) if reusable else []:
         documents = [i for s, i in live_docs.values() if s == entry["id"]]
         staying = [i for i in documents if i.doc_id in kept_docs]
@@ -266,27 +267,27 @@ def _build_into(
         gone = set(entry.get("deleted", [])) | {
             i.doc_id for i in documents if i.doc_id not in kept_docs
         }
-        old_segments.append({"id": entry["id"], "passages": entry["passages"], "deleted": gone})
-        total_rows += int(entry["passages"])
-        deleted_rows += int(entry["passages"]) - sum(i.passages for i in staying)
+        live_rows = sum(i.passages for i in staying)
+        old_segments.append(
+            {"id": entry["id"], "passages": entry["passages"], "deleted": gone, "live": live_rows}
+        )
     fresh = [p for p in planned if not p.kept]
-    merge = bool(old_segments) and (
-        len(old_segments) + bool(fresh) > MAX_SEGMENTS
-        or deleted_rows > MAX_DELETED_SHARE * max(total_rows, 1)
-    )
-    if reusable and not fresh and not summary.removed and not merge:
+    merging = merge_choice(old_segments, adding=bool(fresh))
+    if reusable and not fresh and not summary.removed and not merging:
         summary.documents = summary.unchanged = len(planned)
         summary.passages = summary.reused = sum(live_docs[d][1].passages for d in kept_docs)
         summary.skipped = len(summary.skipped_files)
         summary.segments = len(version_segments(live_manifest))
         summary.version = live
         return False
-    if merge:
-        old_segments, fresh = [], planned
-        summary.merged = True
-    else:
-        summary.documents = len(kept_docs)
-        summary.passages = sum(live_docs[d][1].passages for d in kept_docs)
+    # The documents of the merged segments are copied into the new one with the new files.
+    rewritten = {d for d in kept_docs if live_docs[d][0] in merging}
+    old_segments = [s for s in old_segments if s["id"] not in merging]
+    fresh = [p for p in planned if not p.kept or p.doc_id in rewritten]
+    summary.merged = bool(merging)
+    staying = kept_docs - rewritten
+    summary.documents = len(staying)
+    summary.passages = sum(live_docs[d][1].passages for d in staying)
     summary.unchanged = len(kept_docs)
 
     segment_rows = _write_documents(
@@ -329,6 +330,24 @@ def _build_into(
     publish_version(index_dir, staging, name)
     progress("writing", 1, 1)
     return True
+
+
+def merge_choice(segments: Sequence[dict], adding: bool) -> set[str]:
+    """The ids of the live segments a build rewrites into its new segment, as Lucene's tiered
+    merge policy chooses: each with more than MAX_DELETED_SHARE of its rows deleted, and,
+    when the version would hold more than MAX_SEGMENTS segments, the smallest (by live
+    rows) until MAX_SEGMENTS // 2 remain, the new one among them. A merge so costs what
+    the small segments hold; a segment of a million passages is rewritten only for its
+    own deletions, or once the others have grown as large. ``segments``: the live ones
+    that keep documents, each {"id", "passages", "live"}; ``adding``: whether the build
+    writes a new segment anyway."""
+    chosen = {
+        s["id"] for s in segments if s["passages"] - s["live"] > MAX_DELETED_SHARE * s["passages"]
+    }
+    rest = sorted((s for s in segments if s["id"] not in chosen), key=lambda s: s["live"])
+    if len(rest) + bool(adding or chosen) > MAX_SEGMENTS:
+        chosen |= {s["id"] for s in rest[: len(rest) + 1 - MAX_SEGMENTS // 2]}
+    return chosen
 
 
 def _write_documents(
