@@ -184,6 +184,16 @@ def _dense_pool() -> ThreadPoolExecutor:
 
 
 @dataclass(frozen=True)
+class _Subjects:
+    """A question's candidates' reports (``at``: doc id -> row) and which of the question's
+    words and names each report's subject holds."""
+
+    at: dict[str, int]
+    words: np.ndarray  # (reports, question words) bool
+    names: np.ndarray  # (reports, question names) bool
+
+
+@dataclass(frozen=True)
 class SearchResult:
     query: Query
     query_vector: np.ndarray
@@ -435,11 +445,14 @@ class Searcher:
             )
             columns["rrf_dense"][i] = RRF_K / (RRF_K + dense_rank.get(row, k))
             columns["rrf_bm25"][i] = RRF_K / (RRF_K + lexical_rank[row])
-        columns.update(self._document_columns(query, rows, passages))
+        subjects = self._subjects(query, passages)
+        columns.update(self._document_columns(query, rows, passages, subjects))
         signals = np.column_stack([dense, sentence_dense, uni_matched / uni_total])
         # Where the sentence tokens give the coverage features, they are exact (nothing left
         # to add by reading) and the focus has its own bound; elsewhere the postings bound all.
-        exact, values, focus_bound, focus_sentences = self._token_columns(query, rows, passages)
+        exact, values, focus_bound, focus_sentences = self._token_columns(
+            query, rows, passages, subjects
+        )
         bounds = {name: np.zeros(n_rows) for name in TEXT_FEATURES}
         for name, value in values.items():
             columns[name][exact] = value[exact]
@@ -520,12 +533,13 @@ class Searcher:
             bound[touched.may_hold(rows, pairs)] = 1.0
         return bound
 
-    def _subject_presence(
-        self, query: Query, doc_ids: list[str], words: list[str], names: list[str]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Per document, which of the question's ``words`` (syllables) and ``names``
-        (bigrams) its subject holds, (documents, words) and (documents, names) bool: from
-        the subject tokens its segment stored, or from the subject's text where it has none."""
+    def _subjects(self, query: Query, passages: Sequence[Passage]) -> _Subjects:
+        """The candidates' reports' subjects against the question's words (syllables) and
+        names (bigrams): from the subject tokens a segment stored, or from the subject's
+        text where it has none."""
+        doc_ids = list(dict.fromkeys(p.doc_id for p in passages))
+        words = list(dict.fromkeys(t for t in query.terms if "_" not in t))
+        names = list(self._name_weights(query))
         word_held = np.zeros((len(doc_ids), len(words)), dtype=bool)
         name_held = np.zeros((len(doc_ids), len(names)), dtype=bool)
         halves = [_halves(t) for t in names]
@@ -542,10 +556,14 @@ class Searcher:
             subject_words, subject_bigrams = self.index.subject_terms(doc_ids[i], query.folded)
             word_held[i] = [t in subject_words for t in words]
             name_held[i] = [t in subject_bigrams for t in names]
-        return word_held, name_held
+        return _Subjects({d: i for i, d in enumerate(doc_ids)}, word_held, name_held)
 
     def _token_columns(
-        self, query: Query, rows: np.ndarray, passages: Sequence[Passage]
+        self,
+        query: Query,
+        rows: np.ndarray,
+        passages: Sequence[Passage],
+        subjects: _Subjects | None = None,
     ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, list[list[int] | None]]:
         """From the candidates' sentence tokens (qabot.index.sentence_tokens), without
         reading their text: which candidates have them, their exact sentence, subject and
@@ -580,11 +598,7 @@ class Searcher:
         single = (1.0 / len(focus_words)) ** 2 if focus_words else 0.0
         if not ranked:
             focus_bound[:] = 0.0  # focus_column is 0 for every candidate
-        doc_ids = list(dict.fromkeys(p.doc_id for p in passages))
-        of_document = {d: i for i, d in enumerate(doc_ids)}
-        subject_word_held, subject_name_held = self._subject_presence(
-            query, doc_ids, list(weight), list(name_weight)
-        )
+        subjects = subjects or self._subjects(query, passages)
         for group in self.index.sentence_matches(rows.tolist(), terms, query.folded):
             at = group.positions
             exact[at] = True
@@ -593,9 +607,9 @@ class Searcher:
             for k, i in enumerate(at.tolist()):
                 in_header = self.index.header_terms(int(rows[i]), query.folded, passages[i])
                 header[k] = [t in in_header for t in weight]
-            documents = [of_document[passages[i].doc_id] for i in at.tolist()]
-            subject_words = subject_word_held[documents]
-            subject_names = subject_name_held[documents]
+            documents = [subjects.at[passages[i].doc_id] for i in at.tolist()]
+            subject_words = subjects.words[documents]
+            subject_names = subjects.names[documents]
             # Per sentence, the question's words it holds or its passage's header holds.
             counts = np.diff(group.passage_sentences)
             held = presence[:, word_columns] | np.repeat(header, counts, axis=0)
@@ -729,7 +743,11 @@ class Searcher:
         return columns
 
     def _document_columns(
-        self, query: Query, rows: np.ndarray, passages: Sequence[Passage]
+        self,
+        query: Query,
+        rows: np.ndarray,
+        passages: Sequence[Passage],
+        subjects: _Subjects | None = None,
     ) -> dict[str, np.ndarray]:
         """The STRUCTURE_FEATURES that the passage's kind, its report and the periods it
         names decide: caption and the TIME_FEATURES."""
@@ -741,10 +759,9 @@ class Searcher:
         name_total = sum(name_weight.values()) or 1.0
         subject_match: dict[str, float] = {}
         if name_weight:
-            doc_ids = list(dict.fromkeys(p.doc_id for p in passages))
-            _, named = self._subject_presence(query, doc_ids, [], list(name_weight))
-            sums = _weighted_sums(list(name_weight.values()), named) / name_total
-            subject_match = dict(zip(doc_ids, sums.tolist(), strict=True))
+            subjects = subjects or self._subjects(query, passages)
+            sums = _weighted_sums(list(name_weight.values()), subjects.names) / name_total
+            subject_match = dict(zip(subjects.at, sums.tolist(), strict=True))
         # Reports on the question's subject: those whose subject names it best. Recency
         # ranks only among them (a newer report on another organisation is not newer news).
         best_match = max(subject_match.values(), default=0.0)

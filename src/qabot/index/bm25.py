@@ -579,19 +579,17 @@ def ranks(
         else:
             out[i] = known
     if len(counted) <= COUNTED_RANKS:
-        for i in counted:
-            out[i] = np.count_nonzero(scored > score[i])
-            tied = scored == score[i]
-            out[i] += int(np.count_nonzero(scored_rows[tied] < wanted[i]))
-        return out
-    ascending = np.sort(scored)
-    left = np.searchsorted(ascending, score[counted], "left")
-    right = np.searchsorted(ascending, score[counted], "right")
-    out[counted] = len(scored) - right
-    for i, many in zip(counted, (right - left > 1).tolist(), strict=True):
-        if many:
-            tied = (scored == score[i]) & (scored_rows < wanted[i])
-            out[i] += int(np.count_nonzero(tied))
+        higher = [int(np.count_nonzero(scored > score[i])) for i in counted]
+        shared = [True] * len(counted)  # whether another passage may have the same score
+    else:
+        ascending = np.sort(scored)
+        left = np.searchsorted(ascending, score[counted], "left")
+        right = np.searchsorted(ascending, score[counted], "right")
+        higher, shared = (len(scored) - right).tolist(), (right - left > 1).tolist()
+    for i, above, tie in zip(counted, higher, shared, strict=True):
+        out[i] = above
+        if tie:
+            out[i] += int(np.count_nonzero((scored == score[i]) & (scored_rows < wanted[i])))
     return out
 
 
