@@ -324,7 +324,12 @@ def build_tiny_model(folder: Path, dim: int = DIM, reports: Path = REPORTS) -> P
     sentence-transformers model under ``folder``; its vocabulary is the sample reports'
     syllables. Returns the model's folder (its name is the embedder id's tail)."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+
+    try:  # sentence-transformers 6 moved the modules (the old path warns)
+        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    except ImportError:  # older versions
+        from sentence_transformers.models import Pooling, Transformer
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     target = folder / MODEL_NAME
@@ -355,8 +360,8 @@ def build_tiny_model(folder: Path, dim: int = DIM, reports: Path = REPORTS) -> P
     )
     BertModel(config).save_pretrained(raw)
     tokenizer.save_pretrained(raw)
-    transformer = models.Transformer(str(raw), max_seq_length=128)
-    pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+    transformer = Transformer(str(raw), max_seq_length=128)
+    pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
     SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(target))
     shutil.rmtree(raw, ignore_errors=True)
     return target

@@ -129,7 +129,12 @@ def report_service(tmp_path_factory, embedder):
 def tiny_model_dir(tmp_path_factory):
     """A 2-layer BERT with a small Vietnamese word-piece vocabulary, saved like a hub model."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+
+    try:  # sentence-transformers 6 moved the modules (the old path warns)
+        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    except ImportError:  # older versions
+        from sentence_transformers.models import Pooling, Transformer
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     folder = tmp_path_factory.mktemp("models")
@@ -150,8 +155,8 @@ def tiny_model_dir(tmp_path_factory):
     )
     BertModel(config).save_pretrained(raw)
     tokenizer.save_pretrained(raw)
-    transformer = models.Transformer(str(raw), max_seq_length=64)
-    pooling = models.Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+    transformer = Transformer(str(raw), max_seq_length=64)
+    pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
     target = folder / "tiny-e5-vi"  # "e5" in the name: the query/passage prefixes apply
     SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(target))
     return target

@@ -414,6 +414,35 @@ def test_documents_lists_the_reports(client: httpx.Client) -> None:
     assert hai_phong["paragraphs"] == HAI_PHONG_PARAGRAPHS
 
 
+def test_documents_are_paged_and_filtered_newest_first(
+    client: httpx.Client, service: QAService
+) -> None:
+    newest = [d.doc_id for d in service.documents()]
+    response = client.get("/documents", params={"limit": 2})
+    assert response.status_code == 200
+    assert [d["doc_id"] for d in response.json()] == newest[:2]
+    assert response.headers["X-Total-Count"] == "5"
+    rest = client.get("/documents", params={"offset": 2, "limit": 10})
+    assert [d["doc_id"] for d in rest.json()] == newest[2:]
+    assert doc_ids(client) == newest  # no limit: every report
+    dates = [d["date"] for d in client.get("/documents").json()]
+    assert dates == sorted(dates, reverse=True)
+
+    # Typed without diacritics, the filter finds the reports on Hải Phòng.
+    found = client.get("/documents", params={"q": "hai phong"})
+    titles = [d["title"] for d in found.json()]
+    assert titles and all("Hải Phòng" in t for t in titles)
+    assert found.headers["X-Total-Count"] == str(len(titles))
+    none = client.get("/documents", params={"q": "không có báo cáo nào như thế"})
+    assert none.json() == [] and none.headers["X-Total-Count"] == "0"
+
+    limit = assert_error(client.get("/documents", params={"limit": 0}), 422, "out_of_range")
+    assert limit["detail"] == "Số tài liệu một trang «limit» phải nằm trong khoảng 1 đến 500."
+    assert_error(client.get("/documents", params={"offset": -1}), 422, "out_of_range")
+    long = assert_error(client.get("/documents", params={"q": "x" * 201}), 422, "too_long")
+    assert long["detail"] == "Từ khóa lọc «q» chỉ được dài tối đa 200 ký tự."
+
+
 def test_paragraph_with_neighbours(client: httpx.Client) -> None:
     response = client.get(f"/documents/{HAI_PHONG}/paragraphs/2")
     assert response.status_code == 200

@@ -120,6 +120,7 @@ def test_every_route_and_status_matches_the_schema(
         ok("get", "/ask", client.get("/ask", params={"q": "  "}), 422)
         ok("get", "/health", client.get("/health"), 200)
         ok("get", "/documents", client.get("/documents"), 200)
+        ok("get", "/documents", client.get("/documents", params={"limit": 0}), 422)
         ok("get", PARAGRAPH, client.get(f"/documents/{HAI_PHONG}/paragraphs/2"), 200)
         ok("get", PARAGRAPH, client.get(f"/documents/{HAI_PHONG}/paragraphs/99"), 404)
         ok("get", PARAGRAPH, client.get(f"/documents/{HAI_PHONG}/paragraphs/x"), 422)

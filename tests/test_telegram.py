@@ -27,6 +27,7 @@ from telegram.error import RetryAfter
 from telegram.ext import Application
 
 from qabot.answer import Answer, CitedPassage
+from qabot.catalogue import Catalogue
 from qabot.config import Settings
 from qabot.embedding import BundledEmbedder
 from qabot.examples import choose_examples, title_question
@@ -410,9 +411,22 @@ def test_format_documents_lists_newest_first() -> None:
         DocumentInfo("b", "Mới", "2024-05-06", "b", "h", 1, 1),
         DocumentInfo("c", "Không ngày", None, "c", "h", 1, 1),
     ]
-    text = fmt.format_documents(docs)
+    text = fmt.format_documents(Catalogue(docs).page())
     assert "3 báo cáo" in text
     assert text.index("Mới (06/05/2024)") < text.index("Cũ (02/01/2018)") < text.index("Không")
+    assert "Báo cáo 1" not in text  # one page: no position, no tip
+
+
+def test_format_documents_of_a_large_library_says_where_the_page_is() -> None:
+    docs = [DocumentInfo(f"r{i}", f"Báo cáo {i}", None, f"r{i}", "h", 1, 1) for i in range(15_369)]
+    page = Catalogue(docs).page(offset=1_000, limit=15)
+    text = fmt.format_documents(page)
+    assert "Thư viện hiện có 15.369 báo cáo" in text
+    assert "Báo cáo 1.001–1.015 trong 15.369." in text
+    assert text.count("• ") == 15 and len(text) < fmt.MAX_MESSAGE_CHARS
+    welcome = fmt.format_welcome("Lan", Catalogue(docs).page(limit=5), "qabot", False)
+    assert "Hiện có 15.369 báo cáo" in welcome and "… và 15.364 báo cáo khác" in welcome
+    assert fmt.format_welcome("Lan", Catalogue([]).page(), None, False).count("chưa có báo cáo")
 
 
 # --- splitting ------------------------------------------------------------------------------
@@ -786,14 +800,85 @@ def test_question_in_another_language_is_asked_in_vietnamese(bot: Bot) -> None:
     assert "diễn đạt lại" not in reply.text
 
 
-def test_sources_and_baocao_list_the_reports(bot: Bot, service: QAService) -> None:
+def report_line(document: DocumentInfo) -> str:
+    return f"{html.escape(document.title, quote=False)} ({fmt.format_date(document.date)})"
+
+
+def test_sources_and_baocao_list_the_reports_newest_first(bot: Bot, service: QAService) -> None:
     bot.message("/baocao")
     bot.message("/sources")
-    replies = bot.replies(2)
-    for reply in replies:
-        for document in service.documents():
-            line = f"{html.escape(document.title, quote=False)} ({fmt.format_date(document.date)})"
-            assert line in reply.text
+    newest = service.documents()
+    assert [d.date for d in newest if d.date] == sorted(
+        (d.date for d in newest if d.date), reverse=True
+    )
+    for reply in bot.replies(2):
+        assert f"Thư viện hiện có {len(newest)} báo cáo" in reply.text
+        positions = [reply.text.index(report_line(d)) for d in newest]
+        assert positions == sorted(positions)  # in the service's order: newest first
+        assert not reply.buttons  # one page holds them all
+
+
+def test_baocao_pages_through_the_reports_in_place(
+    bot: Bot, api: FakeBotAPI, service: QAService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A library of tens of thousands of reports must not become hundreds of messages.
+    monkeypatch.setattr(fmt, "DOCUMENTS_PAGE", 2)
+    newest = service.documents()
+    bot.message("/baocao")
+    first = bot.replies()[0]
+    assert report_line(newest[0]) in first.text and report_line(newest[1]) in first.text
+    assert report_line(newest[2]) not in first.text
+    assert "Báo cáo 1–2 trong 5." in first.text and "/baocao &lt;từ khóa&gt;" in first.text
+    assert [b["text"] for b in first.buttons] == ["Sau ›"]
+
+    bot.press(first, button(first, "Sau ›"))
+    second = api.wait_for("editMessageText")[0]
+    assert second.message_id == first.message_id  # the list changes in place
+    assert report_line(newest[2]) in second.text and report_line(newest[3]) in second.text
+    assert report_line(newest[0]) not in second.text
+    assert "Báo cáo 3–4 trong 5." in second.text
+    assert [b["text"] for b in second.buttons] == ["‹ Trước", "Sau ›"]
+
+    bot.press(second, button(second, "Sau ›"))
+    last = api.wait_for("editMessageText", 2)[1]
+    assert report_line(newest[4]) in last.text and "Báo cáo 5 trong 5." in last.text
+    assert [b["text"] for b in last.buttons] == ["‹ Trước"]
+    bot.press(last, button(last, "‹ Trước"))
+    back = api.wait_for("editMessageText", 3)[2]
+    assert back.text == second.text
+    assert len(api.calls_of("sendMessage")) == 1
+
+
+def test_baocao_filters_by_words_typed_without_diacritics(
+    bot: Bot, api: FakeBotAPI, service: QAService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fmt, "DOCUMENTS_PAGE", 1)
+    place = "Hải Phòng"
+    matching = [d for d in service.documents() if place in d.title]
+    assert len(matching) >= 2, "the sample reports have several on one place"
+    bot.message("/baocao hai phong")
+    first = bot.replies()[0]
+    assert f"Có {len(matching)} báo cáo khớp «hai phong»" in first.text
+    assert report_line(matching[0]) in first.text
+    bot.press(first, button(first, "Sau ›"))
+    second = api.wait_for("editMessageText")[0]
+    assert report_line(matching[1]) in second.text  # the next page keeps the filter
+    assert "khớp «hai phong»" in second.text
+
+    bot.message("/baocao không có báo cáo nào như thế")
+    nothing = bot.replies(2)[1]
+    assert "Không có báo cáo nào khớp «không có báo cáo nào như thế»" in nothing.text
+    assert not nothing.buttons
+
+
+def test_document_page_buttons_carry_short_ids() -> None:
+    data = keyboards.documents_data("abcdefgh", 15)
+    assert keyboards.parse(data) == keyboards.Callback(
+        keyboards.DOCUMENTS, number=15, filter_id="abcdefgh"
+    )
+    assert re.fullmatch(keyboards.DOCUMENTS_PATTERN, data)
+    assert keyboards.parse("docs::3") is None and keyboards.parse("docs:all:x") is None
+    assert keyboards.documents_keyboard("all", None, None) is None
 
 
 def test_example_button_asks_the_question(bot: Bot, api: FakeBotAPI) -> None:

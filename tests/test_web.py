@@ -386,12 +386,95 @@ def test_web_json_helpers(site: Site) -> None:
     assert wrong.json() == {"enabled": True, "authorized": False}
     right = site.api.get("/admin/config", headers={"Authorization": f"Bearer {TOKEN}"})
     assert right.json() == {"enabled": True, "authorized": True}
-    documents = site.api.get("/admin/documents").json()
+    documents = site.api.get("/admin/documents").json()["documents"]
     listed = {d["doc_id"]: d for d in site.api.get("/documents").json()}
     assert {d["doc_id"] for d in documents} == set(listed)
     for document in documents:
         assert document["size"] == (REPORTS / document["doc_id"]).stat().st_size
         assert {k: v for k, v in document.items() if k != "size"} == listed[document["doc_id"]]
+
+
+def admin_documents(site: Site, **params: Any) -> dict:
+    response = site.api.get("/admin/documents", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_admin_documents_come_a_page_at_a_time(site: Site) -> None:
+    whole = admin_documents(site)
+    assert set(whole) == {"total", "offset", "next_offset", "query", "documents"}
+    assert (whole["total"], whole["offset"], whole["next_offset"], whole["query"]) == (
+        5,
+        0,
+        None,
+        "",
+    )
+    ids = [d["doc_id"] for d in whole["documents"]]
+    assert sorted(ids) == sorted(p.name for p in REPORTS.iterdir())
+    # Newest first, undated reports after the dated ones.
+    dates = [d["date"] for d in whole["documents"]]
+    dated = [d for d in dates if d]
+    assert dates[: len(dated)] == sorted(dated, reverse=True)
+    assert not any(dates[len(dated) :])
+
+    first = admin_documents(site, limit=2)
+    assert [d["doc_id"] for d in first["documents"]] == ids[:2]
+    assert (first["total"], first["offset"], first["next_offset"]) == (5, 0, 2)
+    assert first["documents"] == whole["documents"][:2]  # sizes included
+    middle = admin_documents(site, offset=2, limit=2)
+    assert [d["doc_id"] for d in middle["documents"]] == ids[2:4]
+    assert middle["next_offset"] == 4
+    last = admin_documents(site, offset=4, limit=2)
+    assert [d["doc_id"] for d in last["documents"]] == ids[4:]
+    assert (last["total"], last["offset"], last["next_offset"]) == (5, 4, None)
+    beyond = admin_documents(site, offset=9)
+    assert (beyond["documents"], beyond["total"], beyond["next_offset"]) == ([], 5, None)
+
+
+def test_admin_documents_filter_ignores_diacritics(site: Site) -> None:
+    listed = site.api.get("/documents").json()
+    expected = [d["doc_id"] for d in listed if "Hải Phòng" in d["title"]]
+    assert 0 < len(expected) < len(listed)
+    found = admin_documents(site, q="  hai   phong ")
+    assert [d["doc_id"] for d in found["documents"]] == expected
+    assert (found["total"], found["next_offset"], found["query"]) == (
+        len(expected),
+        None,
+        "hai phong",
+    )
+    accented = admin_documents(site, q="Hải Phòng")
+    assert [d["doc_id"] for d in accented["documents"]] == expected
+    paged = admin_documents(site, q="hai phong", limit=1)
+    assert [d["doc_id"] for d in paged["documents"]] == expected[:1]
+    assert paged["total"] == len(expected)
+    assert paged["next_offset"] == (1 if len(expected) > 1 else None)
+    year = listed[0]["date"][:4]  # a word of the date narrows too
+    in_year = [d["doc_id"] for d in listed if (d["date"] or "").startswith(year)]
+    assert [d["doc_id"] for d in admin_documents(site, q=year)["documents"]] == in_year
+    nothing = admin_documents(site, q="hai phong zzzz")
+    assert (nothing["documents"], nothing["total"], nothing["next_offset"]) == ([], 0, None)
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"limit": 0}, "out_of_range"),
+        ({"limit": 501}, "out_of_range"),
+        ({"offset": -1}, "out_of_range"),
+        ({"offset": "two"}, "invalid_type"),
+        ({"q": "x" * 201}, None),  # the code of a too long text is qabot.http's to name
+    ],
+    ids=["limit=0", "limit=501", "offset=-1", "offset=two", "q-too-long"],
+)
+def test_admin_documents_refuses_bad_parameters(site: Site, params: dict, code: str | None) -> None:
+    response = site.api.get("/admin/documents", params=params)
+    assert response.status_code == 422
+    body = response.json()
+    assert set(body) == {"detail", "code"}  # qabot's error JSON, not FastAPI's
+    assert isinstance(body["detail"], str) and body["detail"].strip()
+    assert body["code"] == code if code else body["code"]
+    field = next(iter(params))
+    assert f"«{field}»" in body["detail"]
 
 
 def test_ask_header_sets_the_logged_channel(site: Site, question_log: QuestionLog) -> None:
@@ -712,3 +795,141 @@ def test_reindex_from_the_admin_page(browser: Any, site: Site) -> None:
     result = one(browser, "#reindex-result")
     wait_for(browser, lambda d: result.text.startswith(("Đã cập nhật", "Chỉ mục")))
     assert result.text.startswith("Đã cập nhật. Chỉ mục hiện có 5 báo cáo"), result.text
+
+
+def open_admin(driver: Any, site: Site, address: str = "/admin") -> None:
+    driver.get(site.url + address)
+    wait_for(driver, lambda d: css(d, "#documents tbody tr[data-doc-id]"))
+
+
+def shown_doc_ids(driver: Any) -> list[str]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#documents tbody tr[data-doc-id]')]"
+        ".map((row) => row.dataset.docId);"
+    )
+
+
+def list_requests(driver: Any) -> list[dict[str, list[str]]]:
+    """The query parameters of the GET /admin/documents requests since the log was read."""
+    from urllib.parse import parse_qs, urlsplit
+
+    return [
+        parse_qs(urlsplit(r["url"]).query)
+        for r in request_log(driver)
+        if urlsplit(r["url"]).path == "/admin/documents"
+    ]
+
+
+def clear_box(box: Any) -> None:
+    """Empty a text box with keys, as a person would (so the page gets its input events)."""
+    from selenium.webdriver.common.keys import Keys
+
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(Keys.BACKSPACE)
+
+
+def test_admin_filter_narrows_the_list(browser: Any, site: Site) -> None:
+    everything = [d["doc_id"] for d in admin_documents(site)["documents"]]
+    listed = site.api.get("/documents").json()
+    hai_phong = [d["doc_id"] for d in listed if "Hải Phòng" in d["title"]]
+    assert 0 < len(hai_phong) < len(everything)
+
+    open_admin(browser, site)
+    wait_for(browser, lambda d: shown_doc_ids(d) == everything)
+    count = one(browser, "#doc-count")
+    assert count.text == "5 báo cáo"
+    box = one(browser, "#doc-filter")
+    assert box.get_attribute("type") == "search"
+    assert "không dấu" in box.get_attribute("placeholder")
+    assert one(browser, "label[for=doc-filter]").get_attribute("textContent").strip()
+    assert not one(browser, "#doc-more").is_displayed()
+
+    browser.get_log("performance")
+    box.send_keys("hai phong")
+    wait_for(browser, lambda d: shown_doc_ids(d) == hai_phong)
+    wait_for(browser, lambda d: count.text == f"{len(hai_phong)} báo cáo khớp «hai phong»")
+    sent = list_requests(browser)
+    assert len(sent) == 1, sent  # typed in one go: one request, after the pause
+    assert sent[0]["q"] == ["hai phong"] and sent[0]["offset"] == ["0"]
+
+    box.send_keys(" zzzz")
+    empty = "Không có báo cáo nào khớp «hai phong zzzz»."
+    wait_for(browser, lambda d: one(d, "#documents tbody").text == empty)
+    assert count.text == "0 báo cáo khớp «hai phong zzzz»"
+    assert not one(browser, "#doc-more").is_displayed()
+
+    clear_box(box)
+    wait_for(browser, lambda d: shown_doc_ids(d) == everything)
+    wait_for(browser, lambda d: count.text == "5 báo cáo")
+
+
+def test_admin_filter_shows_only_the_latest_answer(browser: Any, site: Site) -> None:
+    hai_phong = [d["doc_id"] for d in admin_documents(site, q="hai phong")["documents"]]
+    can_tho = [d["doc_id"] for d in admin_documents(site, q="can tho")["documents"]]
+    assert hai_phong and can_tho and set(hai_phong) != set(can_tho)
+    open_admin(browser, site)
+    # A slow network for the first filter only: its answer comes after the second one's.
+    browser.execute_script(
+        "const send = window.fetch;"
+        "window.fetch = (url, options) => {"
+        "  if (!String(url).includes('q=can')) return send(url, options);"
+        "  window.slowSent = true;"
+        "  return send(url, options).then((answer) => new Promise((go) => setTimeout(() => {"
+        "    window.slowAnswered = true; go(answer); }, 1500)));"
+        "};"
+    )
+    box = one(browser, "#doc-filter")
+    box.send_keys("can tho")
+    wait_for(browser, lambda d: d.execute_script("return window.slowSent === true"))
+    clear_box(box)
+    box.send_keys("hai phong")
+    count = one(browser, "#doc-count")
+    wait_for(browser, lambda d: count.text.endswith("«hai phong»"))
+    assert shown_doc_ids(browser) == hai_phong
+    assert not browser.execute_script("return window.slowAnswered === true")
+    wait_for(browser, lambda d: d.execute_script("return window.slowAnswered === true"))
+    browser.execute_script("return new Promise((done) => setTimeout(done, 300));")
+    assert shown_doc_ids(browser) == hai_phong  # the late "can tho" answer was dropped
+    assert count.text.endswith("«hai phong»")
+
+
+def test_admin_more_button_adds_the_next_page(browser: Any, site: Site) -> None:
+    everything = [d["doc_id"] for d in admin_documents(site)["documents"]]
+    assert len(everything) == 5
+    browser.get_log("performance")
+    open_admin(browser, site, "/admin?page_size=2")
+    wait_for(browser, lambda d: shown_doc_ids(d) == everything[:2])
+    count = one(browser, "#doc-count")
+    assert count.text == "Đang hiện 2/5 báo cáo"
+    more = one(browser, "#doc-more")
+    assert more.is_displayed() and more.text == "Xem thêm"
+    click(browser, more)
+    wait_for(browser, lambda d: shown_doc_ids(d) == everything[:4])
+    assert count.text == "Đang hiện 4/5 báo cáo"
+    assert more.is_displayed()
+    click(browser, more)
+    wait_for(browser, lambda d: shown_doc_ids(d) == everything)
+    assert count.text == "5 báo cáo"
+    assert not more.is_displayed()
+    sent = list_requests(browser)
+    assert [(r["offset"], r["limit"]) for r in sent] == [
+        (["0"], ["2"]),
+        (["2"], ["2"]),
+        (["4"], ["2"]),
+    ]
+
+    # A filter starts again from its first page.
+    hai_phong = [d["doc_id"] for d in admin_documents(site, q="hai phong")["documents"]]
+    one(browser, "#doc-filter").send_keys("hai phong")
+    wait_for(browser, lambda d: count.text.endswith("«hai phong»"))
+    assert shown_doc_ids(browser) == hai_phong[:2]
+    assert more.is_displayed() == (len(hai_phong) > 2)
+
+
+@pytest.mark.parametrize(("asked", "limit"), [("0", "1"), ("9999", "500"), ("abc", "50")])
+def test_admin_page_size_from_the_address_is_clamped(
+    browser: Any, site: Site, asked: str, limit: str
+) -> None:
+    browser.get_log("performance")
+    open_admin(browser, site, f"/admin?page_size={asked}")
+    assert [r["limit"] for r in list_requests(browser)] == [[limit]]

@@ -23,6 +23,13 @@ from pathlib import Path
 from qabot.activity import Activity
 from qabot.answer import Answer, CitedPassage, compose
 from qabot.calibration import Calibration, calibrate
+from qabot.catalogue import (
+    DOCUMENTS_PAGE,
+    MAX_DOCUMENTS_PAGE,
+    MAX_FILTER_CHARS,
+    Catalogue,
+    DocumentPage,
+)
 from qabot.conversation import STANDALONE, Step, resolve_conversation
 from qabot.embedding import Embedder, create_embedder
 from qabot.errors import (
@@ -81,7 +88,10 @@ from qabot.terms import FOLDED_PREFIX
 from qabot.text import fold, looks_vietnamese
 
 __all__ = [
+    "DOCUMENTS_PAGE",
     "MAX_COMMENT_CHARS",
+    "MAX_DOCUMENTS_PAGE",
+    "MAX_FILTER_CHARS",
     "MAX_HISTORY",
     "MAX_QUESTION_CHARS",
     "MAX_TOP_K",
@@ -94,6 +104,7 @@ __all__ = [
     "CitedPassage",
     "CommandError",
     "DocumentInfo",
+    "DocumentPage",
     "Embedder",
     "EmbedderError",
     "IndexBusyError",
@@ -330,6 +341,7 @@ class QAService:
         self._docs_watcher: threading.Thread | None = None
         self._examples: dict[tuple[str, int], list[str]] = {}  # (index version, n) -> questions
         self._examples_lock = threading.Lock()
+        self._catalogue: tuple[str, Catalogue] | None = None  # (index version, its reports)
         # The hashes the last build saved: an upload's duplicate check then reads only the
         # files changed since, not every report of the folder (0.9 GB at a million passages).
         load_file_hashes(self.index_dir / FILE_HASHES)
@@ -623,16 +635,37 @@ class QAService:
     # --- documents ---------------------------------------------------------------------
 
     def documents(self) -> list[DocumentInfo]:
-        return list(self._require().index.documents)
+        """Every indexed report, newest first."""
+        return list(self._catalogue_of(self._require()).documents)
 
-    def document_sizes(self) -> dict[str, int]:
-        """Bytes of each indexed document's file in the docs folder; a document whose file
-        is not there (an index built elsewhere) is left out."""
+    def find_documents(
+        self, query: str = "", offset: int = 0, limit: int | None = DOCUMENTS_PAGE
+    ) -> DocumentPage:
+        """A page of the indexed reports, newest first: those with a word of the title,
+        file name or date starting with each word of ``query`` (diacritics optional); at
+        most ``limit`` (up to MAX_DOCUMENTS_PAGE; None: all) from ``offset``."""
+        return self._catalogue_of(self._require()).page(query, offset, limit)
+
+    def document(self, doc_id: str) -> DocumentInfo | None:
+        return self._require().index.document(doc_id)
+
+    def _catalogue_of(self, searcher: Searcher) -> Catalogue:
+        # Sorted and folded once per index version: 15,000 reports take about 0.1 s.
+        version = searcher.index.version
+        cached = self._catalogue
+        if cached is None or cached[0] != version:
+            cached = (version, Catalogue(searcher.index.documents))
+            self._catalogue = cached
+        return cached[1]
+
+    def document_sizes(self, documents: Sequence[DocumentInfo]) -> dict[str, int]:
+        """Bytes of each document's file in the docs folder; a document whose file is not
+        there (an index built elsewhere) is left out."""
         docs = self.docs_dir
         sizes: dict[str, int] = {}
         if docs is None:
             return sizes
-        for document in self.documents():
+        for document in documents:
             try:
                 sizes[document.doc_id] = (docs / document.doc_id).stat().st_size
             except OSError:

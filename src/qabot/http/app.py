@@ -17,7 +17,7 @@ from qabot.http.errors import add_exception_handlers, error_responses
 from qabot.http.head import HeadMiddleware
 from qabot.http.insights import add_insight_routes
 from qabot.http.ratelimit import RateLimitMiddleware
-from qabot.http.routes import add_document_routes, add_question_routes
+from qabot.http.routes import TOTAL_HEADER, add_document_routes, add_question_routes
 from qabot.service import QAService
 
 MAX_JSON_BODY_BYTES = 64 * 1024  # every route except uploads: questions are short
@@ -91,5 +91,6 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
+            expose_headers=[TOTAL_HEADER],
         )
     app.add_middleware(AccessLogMiddleware)

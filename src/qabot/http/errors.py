@@ -23,6 +23,7 @@ from qabot.http.schemas import (
 )
 from qabot.messages import INDEX_BUSY, INTERNAL_ERROR, NO_INDEX
 from qabot.service import (
+    MAX_DOCUMENTS_PAGE,
     MAX_TOP_K,
     BusyError,
     IndexBusyError,
@@ -76,12 +77,18 @@ FIELD_LABELS: dict[str, str] = {
     "doc_id": "mã tài liệu «doc_id»",
     "wait": "thời gian chờ «wait»",
     "history": "lịch sử hội thoại «history»",
+    "offset": "vị trí bắt đầu «offset»",
+    "limit": "số tài liệu một trang «limit»",
 }
 FIELD_RANGES: dict[str, tuple[float, float]] = {
     "top_k": (1, MAX_TOP_K),
     "radius": (0, MAX_RADIUS),
     "wait": (0, MAX_REINDEX_WAIT_SECONDS),
+    "limit": (1, MAX_DOCUMENTS_PAGE),
 }
+# On the report lists, «q» filters reports: it is no question there.
+LIST_PATHS = ("/documents", "/admin/documents")
+LIST_LABELS: dict[str, str] = {**FIELD_LABELS, "q": "từ khóa lọc «q»"}
 RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
 OBJECT_ERRORS = frozenset({"model_attributes_type", "dict_type", "model_type"})
 
@@ -147,7 +154,9 @@ def _sentence(label: str) -> str:
     return label[:1].upper() + label[1:]
 
 
-def describe_validation_error(error: dict[str, Any]) -> tuple[str, str]:
+def describe_validation_error(
+    error: dict[str, Any], labels: dict[str, str] = FIELD_LABELS
+) -> tuple[str, str]:
     """(code, Vietnamese message) for one pydantic/FastAPI validation error."""
     kind = str(error.get("type", ""))
     locations = ("body", "query", "path", "header")
@@ -155,7 +164,7 @@ def describe_validation_error(error: dict[str, Any]) -> tuple[str, str]:
         (p for p in reversed(error.get("loc", ())) if isinstance(p, str) and p not in locations),
         None,
     )
-    label = FIELD_LABELS.get(field, f"trường «{field}»") if field else None
+    label = labels.get(field, f"trường «{field}»") if field else None
     if kind == "json_invalid":
         return "invalid_json", INVALID_JSON
     if kind in OBJECT_ERRORS or (kind == "missing" and label is None):
@@ -175,6 +184,9 @@ def describe_validation_error(error: dict[str, Any]) -> tuple[str, str]:
         return "invalid_type", f"{_sentence(label)} phải là số nguyên."
     if kind.startswith(("float_", "decimal_")):
         return "invalid_type", f"{_sentence(label)} phải là một số."
+    if kind == "string_too_long":
+        limit = (error.get("ctx") or {}).get("max_length")
+        return "too_long", f"{_sentence(label)} chỉ được dài tối đa {limit} ký tự."
     if kind.startswith("string_"):
         return "invalid_type", f"{_sentence(label)} phải là chuỗi ký tự."
     if kind == "list_type":
@@ -186,7 +198,8 @@ def describe_validation_error(error: dict[str, Any]) -> tuple[str, str]:
 
 
 async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
-    described = [describe_validation_error(e) for e in exc.errors()] or [
+    labels = LIST_LABELS if request.url.path in LIST_PATHS else FIELD_LABELS
+    described = [describe_validation_error(e, labels) for e in exc.errors()] or [
         ("invalid_request", "Dữ liệu gửi lên không hợp lệ.")
     ]
     messages = list(dict.fromkeys(message for _, message in described))[:3]

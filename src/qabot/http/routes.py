@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import FastAPI, Header, Path, Query
+from fastapi import FastAPI, Header, Path, Query, Response
 
 from qabot.http.errors import ApiError, error_responses
 from qabot.http.schemas import (
@@ -19,7 +19,14 @@ from qabot.http.schemas import (
     ParagraphContextOut,
 )
 from qabot.messages import NO_INDEX
-from qabot.service import MAX_QUESTION_CHARS, MAX_TOP_K, QAService, clean_question
+from qabot.service import (
+    MAX_DOCUMENTS_PAGE,
+    MAX_FILTER_CHARS,
+    MAX_QUESTION_CHARS,
+    MAX_TOP_K,
+    QAService,
+    clean_question,
+)
 
 # The chat page (qabot.web) says it is the one asking with this header, so its questions are
 # logged under the channel "web"; a header keeps the web package from importing this one.
@@ -33,6 +40,7 @@ CLIENT_NOTE = (
     f" Header `{CLIENT_HEADER}: {WEB_CLIENT}` (trang hỏi đáp gửi) ghi câu hỏi vào nhật ký "
     "với kênh «web»; không có header này thì kênh là «api»."
 )
+TOTAL_HEADER = "X-Total-Count"  # GET /documents: the reports matching, on every page
 ClientHeader = Annotated[
     str | None, Header(alias=CLIENT_HEADER, description=CLIENT_DESCRIPTION, examples=[WEB_CLIENT])
 ]
@@ -109,12 +117,34 @@ def add_document_routes(app: FastAPI, service: QAService) -> None:
         "/documents",
         tags=["Tài liệu"],
         summary="Danh sách tài liệu",
-        description="Các tài liệu đang có trong chỉ mục.",
+        description=(
+            "Các tài liệu đang có trong chỉ mục, mới nhất trước. «q» lọc theo từ trong tiêu "
+            "đề, tên tệp hoặc ngày (gõ có dấu hay không dấu đều được); «offset» và «limit» "
+            f"chia trang (tối đa {MAX_DOCUMENTS_PAGE} tài liệu một trang; không có «limit» "
+            f"thì trả tất cả). Header `{TOTAL_HEADER}` cho biết tổng số tài liệu khớp."
+        ),
         response_model=list[DocumentOut],
-        responses=error_responses(429, 503),
+        responses=error_responses(422, 429, 503),
     )
-    def list_documents() -> list[DocumentOut]:
-        return [DocumentOut.of(d) for d in service.documents()]
+    def list_documents(
+        response: Response,
+        q: Annotated[
+            str,
+            Query(
+                max_length=MAX_FILTER_CHARS,
+                description="Từ cần có trong tiêu đề, tên tệp hoặc ngày.",
+                examples=["hai phong 2024"],
+            ),
+        ] = "",
+        offset: Annotated[int, Query(ge=0, description="Bỏ qua bấy nhiêu tài liệu đầu.")] = 0,
+        limit: Annotated[
+            int | None,
+            Query(ge=1, le=MAX_DOCUMENTS_PAGE, description="Số tài liệu tối đa của trang."),
+        ] = None,
+    ) -> list[DocumentOut]:
+        page = service.find_documents(q, offset, limit)
+        response.headers[TOTAL_HEADER] = str(page.total)
+        return [DocumentOut.of(d) for d in page.documents]
 
     @app.get(
         "/documents/{doc_id:path}/paragraphs/{n}",

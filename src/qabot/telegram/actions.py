@@ -15,15 +15,15 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from telegram import InlineKeyboardMarkup, Message, Update
-from telegram.constants import ChatType
-from telegram.error import TelegramError
+from telegram.constants import ChatType, ParseMode
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from qabot.messages import INDEX_BUSY
 from qabot.service import (
     MAX_TOP_K,
     Answer,
-    DocumentInfo,
+    DocumentPage,
     IndexBusyError,
     LibraryError,
     MorePassages,
@@ -36,7 +36,16 @@ from qabot.telegram import formatting as fmt
 from qabot.telegram import keyboards
 from qabot.telegram.feedback import with_feedback_buttons
 from qabot.telegram.sending import edit_html, send_html, show_typing, with_flood_retry
-from qabot.telegram.state import AnswerState, BotDeps, Examples, deps, recall, remember
+from qabot.telegram.state import (
+    AnswerState,
+    BotDeps,
+    Examples,
+    deps,
+    recall,
+    recall_filter,
+    remember,
+    remember_filter,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -259,9 +268,14 @@ async def show_source(update: Update, context: Context, answer_id: str, number: 
 # --- welcome, examples, reports -------------------------------------------------------------
 
 
-async def _documents(d: BotDeps) -> list[DocumentInfo] | None:
+async def _document_page(
+    d: BotDeps, query: str = "", offset: int = 0, limit: int | None = None
+) -> DocumentPage | None:
+    """A page of the library (fmt.DOCUMENTS_PAGE reports unless told), newest first; None
+    while no index is ready."""
+    limit = fmt.DOCUMENTS_PAGE if limit is None else limit
     try:
-        return await asyncio.to_thread(d.service.documents)
+        return await asyncio.to_thread(d.service.find_documents, query, offset, limit)
     except NotReadyError:
         return None
 
@@ -279,7 +293,7 @@ async def current_examples(d: BotDeps) -> list[str]:
 
 async def welcome(update: Update, context: Context) -> None:
     d = deps(context.bot_data)
-    documents = await _documents(d)
+    documents = await _document_page(d, limit=fmt.WELCOME_DOCUMENTS)
     examples = await current_examples(d)
     user = update.effective_user
     text = fmt.format_welcome(
@@ -297,10 +311,50 @@ async def ask_example(update: Update, context: Context, index: int) -> None:
     await answer_question(update, context, questions[index], echo=True)
 
 
-async def list_documents(update: Update, context: Context) -> None:
-    documents = await _documents(deps(context.bot_data))
-    text = fmt.NOT_READY if documents is None else fmt.format_documents(documents)
-    await _reply(update, context, text)
+async def list_documents(update: Update, context: Context, query: str = "") -> None:
+    """/baocao [từ khóa]: the first page of the reports (those matching the words), with
+    buttons to the next pages."""
+    page = await _document_page(deps(context.bot_data), query)
+    if page is None:
+        await _reply(update, context, fmt.NOT_READY)
+        return
+    filter_id = keyboards.ALL_DOCUMENTS
+    if page.query and page.total:
+        filter_id = remember_filter(context.chat_data, page.query)
+    await _reply(update, context, fmt.format_documents(page), _pages_keyboard(filter_id, page))
+
+
+def _pages_keyboard(filter_id: str, page: DocumentPage) -> InlineKeyboardMarkup | None:
+    return keyboards.documents_keyboard(filter_id, page.previous_offset, page.next_offset)
+
+
+async def show_documents_page(
+    update: Update, context: Context, filter_id: str, offset: int
+) -> None:
+    """ "‹ Trước" / "Sau ›": the pressed list shows another page, in place."""
+    query = (
+        "" if filter_id == keyboards.ALL_DOCUMENTS else recall_filter(context.chat_data, filter_id)
+    )
+    if query is None:
+        await _reply(update, context, fmt.LIST_EXPIRED)
+        return
+    page = await _document_page(deps(context.bot_data), query, offset)
+    message = update.callback_query.message if update.callback_query is not None else None
+    if page is None or not isinstance(message, Message):
+        await _reply(update, context, fmt.NOT_READY if page is None else fmt.LIST_EXPIRED)
+        return
+    try:
+        await with_flood_retry(
+            lambda: message.edit_text(
+                fmt.format_documents(page),
+                parse_mode=ParseMode.HTML,
+                reply_markup=_pages_keyboard(filter_id, page),
+            )
+        )
+    except BadRequest as error:
+        # A second press on the same button: the page is already shown.
+        if "not modified" not in str(error).lower():
+            raise
 
 
 # --- admin: the library ---------------------------------------------------------------------
@@ -332,8 +386,10 @@ async def add_document(update: Update, context: Context) -> None:
         return
     added, summary = result
     log.info("admin %s added %s", update.effective_user.id, added[0].doc_id)
-    documents = await _documents(d) or []
-    info = next((doc for doc in documents if doc.doc_id == added[0].doc_id), None)
+    try:
+        info = d.service.document(added[0].doc_id)
+    except NotReadyError:
+        info = None
     reason = next((s.reason for s in summary.skipped_files if s.source == added[0].doc_id), None)
     await edit_html(context.bot, progress[0], fmt.format_added(info, name, reason))
 

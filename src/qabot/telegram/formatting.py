@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qabot.messages import INTERNAL_ERROR, NOT_FOUND, NOT_READY
-from qabot.service import Answer, CitedPassage, DocumentInfo, ParagraphContext
+from qabot.service import Answer, CitedPassage, DocumentInfo, DocumentPage, ParagraphContext
 
 MAX_MESSAGE_CHARS = 4096  # Telegram's limit for one text message
 WELCOME_DOCUMENTS = 5  # reports listed by /start before pointing to /baocao
+DOCUMENTS_PAGE = 15  # reports on one page of /baocao: a screen of a phone
 EXPAND_AFTER = 600  # characters of a cited passage shown in a folded (expandable) quote
 
 NOT_FOUND_HINT = (
@@ -33,6 +34,7 @@ ADMIN_ONLY_REINDEX = "Xin lỗi, chỉ quản trị viên mới có thể cập 
 ASK_USAGE = "Vui lòng nhập câu hỏi sau lệnh, ví dụ: /ask Đảng bộ có bao nhiêu đảng viên?"
 UNKNOWN_COMMAND = "Xin lỗi, tôi không hiểu lệnh này. Gõ /help để xem hướng dẫn."
 EXPIRED = "Câu hỏi này đã cũ, vui lòng gửi lại câu hỏi."
+LIST_EXPIRED = "Danh sách này đã cũ, vui lòng gõ lại lệnh /baocao."
 SOURCE_GONE = "Không còn tìm thấy đoạn này; có thể báo cáo đã được cập nhật. Vui lòng hỏi lại."
 ADDING = "Đang thêm tệp {name} và cập nhật chỉ mục, vui lòng chờ…"
 DOWNLOAD_FAILED = "Không tải được tệp từ Telegram. Vui lòng gửi lại sau ít phút."
@@ -185,29 +187,43 @@ def format_context(
     return "\n\n".join(lines)
 
 
-def _by_date(documents: Sequence[DocumentInfo]) -> list[DocumentInfo]:
-    """Newest first; undated reports last, then by title."""
-    dated = sorted((d for d in documents if d.date), key=lambda d: (d.date, d.title), reverse=True)
-    undated = sorted((d for d in documents if not d.date), key=lambda d: d.title)
-    return dated + undated
-
-
 def document_line(document: DocumentInfo) -> str:
     return f"• {escape(document.title)} ({escape(format_date(document.date))})"
 
 
-def format_documents(documents: Sequence[DocumentInfo]) -> str:
-    """The /baocao list: every indexed report with its date, newest first."""
-    if not documents:
+def _vi_number(n: int) -> str:
+    return f"{n:,}".replace(",", ".")
+
+
+def format_documents(page: DocumentPage) -> str:
+    """A page of /baocao (newest first), with where it is in the list and how to narrow it."""
+    query = escape(page.query)
+    if not page.total:
+        if page.query:
+            return (
+                f"Không có báo cáo nào khớp «{query}». Bạn có thể thử từ khóa khác "
+                "hoặc gõ /baocao để xem tất cả."
+            )
         return "Hiện chưa có báo cáo nào trong thư viện."
-    lines = [f"📚 <b>Thư viện hiện có {len(documents)} báo cáo</b> (mới nhất trước):", ""]
-    lines += [document_line(d) for d in _by_date(documents)]
+    total = _vi_number(page.total)
+    if page.query:
+        heading = f"🔎 <b>Có {total} báo cáo khớp «{query}»</b> (mới nhất trước):"
+    else:
+        heading = f"📚 <b>Thư viện hiện có {total} báo cáo</b> (mới nhất trước):"
+    lines = [heading, ""]
+    lines += [document_line(d) for d in page.documents]
+    if len(page.documents) < page.total:
+        first, last = page.offset + 1, page.offset + len(page.documents)
+        shown = _vi_number(first) if first == last else f"{_vi_number(first)}–{_vi_number(last)}"
+        lines += ["", f"<i>Báo cáo {shown} trong {total}.</i>"]
+        if not page.query:
+            lines.append("Gõ /baocao &lt;từ khóa&gt; để tìm theo tên hoặc năm, ví dụ: /baocao 2024")
     return "\n".join(lines)
 
 
 def format_welcome(
     first_name: str | None,
-    documents: Sequence[DocumentInfo] | None,
+    documents: DocumentPage | None,
     bot_username: str | None,
     has_examples: bool,
 ) -> str:
@@ -220,14 +236,15 @@ def format_welcome(
     ]
     if documents is None:
         parts.append(NOT_READY)
-    elif not documents:
+    elif not documents.total:
         parts.append("Hiện chưa có báo cáo nào trong thư viện.")
     else:
-        shown = _by_date(documents)[:WELCOME_DOCUMENTS]
-        lines = [f"📚 <b>Hiện có {len(documents)} báo cáo</b>, ví dụ:"]
+        shown = documents.documents[:WELCOME_DOCUMENTS]
+        lines = [f"📚 <b>Hiện có {_vi_number(documents.total)} báo cáo</b>, mới nhất:"]
         lines += [document_line(d) for d in shown]
-        if len(documents) > len(shown):
-            lines.append(f"… và {len(documents) - len(shown)} báo cáo khác (xem /baocao).")
+        if documents.total > len(shown):
+            others = _vi_number(documents.total - len(shown))
+            lines.append(f"… và {others} báo cáo khác (xem /baocao).")
         else:
             lines.append("Xem danh sách đầy đủ bằng lệnh /baocao.")
         parts.append("\n".join(lines))

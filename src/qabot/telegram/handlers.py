@@ -111,8 +111,10 @@ async def new_conversation_command(update: Update, context: Context) -> None:
 
 
 async def sources_command(update: Update, context: Context) -> None:
-    """/sources and /baocao."""
-    await actions.list_documents(update, context)
+    """/sources and /baocao, optionally with words to look for: /baocao hai phong 2024."""
+    message = update.effective_message
+    query = actions.command_argument(message.text or "", context.bot.username) if message else ""
+    await actions.list_documents(update, context, query)
 
 
 async def reindex_command(update: Update, context: Context) -> None:
@@ -206,6 +208,14 @@ async def source_button(update: Update, context: Context) -> None:
         await actions.show_source(update, context, callback.answer_id, callback.number)
 
 
+async def documents_page_button(update: Update, context: Context) -> None:
+    query = update.callback_query
+    await answer_callback(context.bot, query.id)
+    callback = keyboards.parse(query.data)
+    if callback is not None and callback.filter_id and callback.number is not None:
+        await actions.show_documents_page(update, context, callback.filter_id, callback.number)
+
+
 async def new_question_button(update: Update, context: Context) -> None:
     query = update.callback_query
     await answer_callback(context.bot, query.id)
@@ -266,6 +276,9 @@ def register_handlers(application: Application) -> None:
     application.add_handler(CallbackQueryHandler(source_button, pattern=keyboards.SOURCE_PATTERN))
     application.add_handler(
         CallbackQueryHandler(new_question_button, pattern=keyboards.NEW_PATTERN)
+    )
+    application.add_handler(
+        CallbackQueryHandler(documents_page_button, pattern=keyboards.DOCUMENTS_PATTERN)
     )
     application.add_handler(CallbackQueryHandler(stale_button))
     application.add_error_handler(on_error)

@@ -1,7 +1,8 @@
 """Inline keyboards and their callback data.
 
 Callback data is limited to 64 bytes, so buttons carry short ids only: the index of an
-example question, or the short id of an answer kept in ``chat_data`` plus a source number.
+example question, the short id of an answer kept in ``chat_data`` plus a source number, or
+the short id of a /baocao filter kept there plus a page's offset.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ EXAMPLE = "ex"
 MORE = "more"
 SOURCE = "src"
 NEW = "new"  # "Câu hỏi mới": forget the conversation
+DOCUMENTS = "docs"  # a page of /baocao: docs:<filter id or ALL_DOCUMENTS>:<offset>
+ALL_DOCUMENTS = "all"
 MAX_CALLBACK_BYTES = 64
 SOURCES_PER_ROW = 5
 
@@ -22,13 +25,15 @@ EXAMPLE_PATTERN = rf"^{EXAMPLE}:\d+$"
 MORE_PATTERN = rf"^{MORE}:[\w-]+$"
 SOURCE_PATTERN = rf"^{SOURCE}:[\w-]+:\d+$"
 NEW_PATTERN = rf"^{NEW}$"
+DOCUMENTS_PATTERN = rf"^{DOCUMENTS}:[\w-]+:\d+$"
 
 
 @dataclass(frozen=True)
 class Callback:
     kind: str
     answer_id: str | None = None
-    number: int | None = None
+    number: int | None = None  # an example's index, a source's number or a page's offset
+    filter_id: str | None = None  # the /baocao filter a page button belongs to
 
 
 def _data(*fields: object) -> str:
@@ -50,6 +55,10 @@ def source_data(answer_id: str, number: int) -> str:
     return _data(SOURCE, answer_id, number)
 
 
+def documents_data(filter_id: str, offset: int) -> str:
+    return _data(DOCUMENTS, filter_id, offset)
+
+
 def parse(data: str | None) -> Callback | None:
     """The callback behind a button's data, or None for data this bot never made."""
     fields = (data or "").split(":")
@@ -60,6 +69,8 @@ def parse(data: str | None) -> Callback | None:
             return Callback(MORE, answer_id=fields[1])
         if fields[0] == SOURCE and len(fields) == 3 and fields[1]:
             return Callback(SOURCE, answer_id=fields[1], number=int(fields[2]))
+        if fields[0] == DOCUMENTS and len(fields) == 3 and fields[1]:
+            return Callback(DOCUMENTS, filter_id=fields[1], number=int(fields[2]))
     except ValueError:
         return None
     return None
@@ -88,3 +99,21 @@ def answer_keyboard(
     if new_question:
         rows.append([InlineKeyboardButton("🆕 Câu hỏi mới", callback_data=NEW)])
     return InlineKeyboardMarkup(rows) if rows else None
+
+
+def documents_keyboard(
+    filter_id: str, previous_offset: int | None, next_offset: int | None
+) -> InlineKeyboardMarkup | None:
+    """ "‹ Trước" and "Sau ›" under a page of /baocao, where there is such a page."""
+    buttons = []
+    if previous_offset is not None:
+        buttons.append(
+            InlineKeyboardButton(
+                "‹ Trước", callback_data=documents_data(filter_id, previous_offset)
+            )
+        )
+    if next_offset is not None:
+        buttons.append(
+            InlineKeyboardButton("Sau ›", callback_data=documents_data(filter_id, next_offset))
+        )
+    return InlineKeyboardMarkup([buttons]) if buttons else None

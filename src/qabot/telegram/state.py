@@ -16,6 +16,8 @@ from qabot.telegram.ratelimit import RateLimiter
 DEPS_KEY = "qabot"
 ANSWERS_KEY = "qabot_answers"
 MAX_ANSWERS_PER_CHAT = 50
+FILTERS_KEY = "qabot_document_filters"
+MAX_FILTERS_PER_CHAT = 20
 
 
 @dataclass
@@ -68,3 +70,19 @@ def remember(chat_data: MutableMapping[Any, Any], state: AnswerState) -> str:
 def recall(chat_data: MutableMapping[Any, Any] | None, answer_id: str) -> AnswerState | None:
     answers = (chat_data or {}).get(ANSWERS_KEY) or {}
     return answers.get(answer_id)
+
+
+def remember_filter(chat_data: MutableMapping[Any, Any], query: str) -> str:
+    """Keep a /baocao filter under a short id for its page buttons (callback data holds 64
+    bytes, a Vietnamese filter may not fit); the oldest ones are forgotten."""
+    filters: OrderedDict[str, str] = chat_data.setdefault(FILTERS_KEY, OrderedDict())
+    filter_id = secrets.token_urlsafe(6)
+    filters[filter_id] = query
+    while len(filters) > MAX_FILTERS_PER_CHAT:
+        filters.popitem(last=False)
+    return filter_id
+
+
+def recall_filter(chat_data: MutableMapping[Any, Any] | None, filter_id: str) -> str | None:
+    filters = (chat_data or {}).get(FILTERS_KEY) or {}
+    return filters.get(filter_id)

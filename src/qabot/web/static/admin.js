@@ -15,9 +15,26 @@ import {
 const TOKEN_KEY = "qabot.adminToken";
 const $ = (id) => document.getElementById(id);
 
+// Reports asked for at a time. The server's default is 50; an address such as
+// /admin?page_size=2 asks for another size (1 to 500, the most the server gives at once),
+// which lets the "Xem thêm" button be tried without 50 reports.
+const PAGE_SIZE = pageSize(new URLSearchParams(location.search).get("page_size"));
+const FILTER_DELAY_MS = 250; // the list is fetched once the admin pauses typing
+const MAX_FILTER_CHARS = 200; // as the server accepts
+
 let token = sessionStorage.getItem(TOKEN_KEY) || "";
 let enabled = false;
-let documents = [];
+let documents = []; // the rows shown: the pages fetched so far for `listQuery`
+let total = 0; // reports matching `listQuery`, shown or not
+let nextOffset = null; // where the next page starts; null when every match is shown
+let listQuery = ""; // the filter the rows match, as the server echoed it
+let listRequest = 0; // numbers the list requests; only the latest one's answer is shown
+let filterTimer = 0;
+
+function pageSize(asked) {
+  const size = Number.parseInt(asked ?? "", 10);
+  return Number.isNaN(size) ? 50 : Math.min(Math.max(size, 1), 500);
+}
 
 const signedIn = () => enabled && Boolean(token);
 const authHeaders = () => (token ? { Authorization: `Bearer ${token}` } : {});
@@ -147,19 +164,60 @@ $("reindex").addEventListener("click", async () => {
 
 // --- documents ----------------------------------------------------------------------------
 
-async function loadDocuments() {
+const formatCount = (n) => new Intl.NumberFormat("vi-VN").format(n);
+// The filter box's words, spaces collapsed as the server echoes them.
+const typedFilter = () =>
+  $("doc-filter").value.trim().replace(/\s+/g, " ").slice(0, MAX_FILTER_CHARS);
+
+/** Fetches the first page of the reports matching the filter box, or with `more` the next
+ *  page of the list shown, added below it. A request sent later wins: an earlier answer
+ *  arriving after it (the admin kept typing) is dropped. */
+async function loadDocuments({ more = false } = {}) {
+  clearTimeout(filterTimer);
+  const serial = ++listRequest;
+  const params = new URLSearchParams({
+    offset: String(more ? nextOffset : 0),
+    limit: String(PAGE_SIZE),
+  });
+  const query = more ? listQuery : typedFilter();
+  if (query) params.set("q", query);
+  const button = $("doc-more");
+  button.disabled = more;
   try {
-    documents = await fetchJson("/admin/documents");
+    const page = await fetchJson(`/admin/documents?${params}`);
+    if (serial !== listRequest) return;
+    documents = more ? documents.concat(page.documents) : page.documents;
+    total = page.total;
+    nextOffset = page.next_offset;
+    listQuery = page.query;
     show($("documents-error"), "");
   } catch (error) {
-    documents = [];
+    if (serial !== listRequest) return;
+    if (!more) {
+      documents = [];
+      total = 0;
+      nextOffset = null;
+      listQuery = query;
+    }
     show($("documents-error"), error.message);
+  } finally {
+    if (serial === listRequest) button.disabled = false;
   }
   renderDocuments();
 }
 
+function countText() {
+  if (!total) return listQuery ? `0 báo cáo khớp «${listQuery}»` : "";
+  const matching = listQuery ? ` khớp «${listQuery}»` : "";
+  if (documents.length < total) {
+    return `Đang hiện ${formatCount(documents.length)}/${formatCount(total)} báo cáo${matching}`;
+  }
+  return `${formatCount(total)} báo cáo${matching}`;
+}
+
 function renderDocuments() {
-  $("doc-count").textContent = documents.length ? `${documents.length} báo cáo` : "";
+  $("doc-count").textContent = countText();
+  $("doc-more").hidden = nextOffset === null;
   const rows = documents.map((d) =>
     el(
       "tr",
@@ -178,10 +236,25 @@ function renderDocuments() {
     ),
   );
   if (!rows.length) {
-    rows.push(el("tr", {}, el("td", { colspan: "5", class: "muted" }, "Chưa có báo cáo nào.")));
+    const empty = listQuery ? `Không có báo cáo nào khớp «${listQuery}».` : "Chưa có báo cáo nào.";
+    rows.push(el("tr", {}, el("td", { colspan: "5", class: "muted" }, empty)));
   }
   $("documents").tBodies[0].replaceChildren(...rows);
 }
+
+$("doc-filter").addEventListener("input", () => {
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(() => loadDocuments(), FILTER_DELAY_MS);
+});
+
+$("doc-filter").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.isComposing) loadDocuments(); // no need to wait
+});
+
+$("doc-more").addEventListener("click", () => {
+  // A filter typed but not fetched yet: its first page, not more of the old list.
+  loadDocuments({ more: typedFilter() === listQuery });
+});
 
 function confirmDialog(text) {
   const dialog = $("confirm");
