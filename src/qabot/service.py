@@ -650,7 +650,8 @@ class QAService:
         return self._require().index.document(doc_id)
 
     def _catalogue_of(self, searcher: Searcher) -> Catalogue:
-        # Sorted and folded once per index version: 15,000 reports take about 0.1 s.
+        # Sorted and folded once per index version: 15,000 reports take about 0.2 s
+        # (bench/catalogue.py), then a page costs microseconds and a filter a few ms.
         version = searcher.index.version
         cached = self._catalogue
         if cached is None or cached[0] != version:
