@@ -35,7 +35,7 @@ from qabot.index import build_index
 from qabot.index.meta import DocumentInfo, ParagraphRecord
 from qabot.passages import PassageConfig
 from qabot.service import ParagraphContext, QAService
-from qabot.telegram import build_application, keyboards, run_bot
+from qabot.telegram import build_application, keyboards, run_bot, state
 from qabot.telegram import formatting as fmt
 from qabot.telegram.app import COMMANDS, file_base_url
 from qabot.telegram.handlers import ALLOWED_UPDATES
@@ -869,6 +869,18 @@ def test_baocao_filters_by_words_typed_without_diacritics(
     nothing = bot.replies(2)[1]
     assert "Không có báo cáo nào khớp «không có báo cáo nào như thế»" in nothing.text
     assert not nothing.buttons
+
+
+def test_chats_keep_their_latest_answers_and_filters_only() -> None:
+    chat_data: dict = {}
+    answers = [state.remember(chat_data, state.AnswerState(f"q{i}", [])) for i in range(51)]
+    filters = [state.remember_filter(chat_data, f"lọc {i}") for i in range(21)]
+    assert state.recall(chat_data, answers[0]) is None  # the oldest answer is forgotten
+    assert state.recall(chat_data, answers[-1]).question == "q50"
+    assert state.recall_filter(chat_data, filters[0]) is None
+    assert state.recall_filter(chat_data, filters[1]) == "lọc 1"
+    assert state.recall_filter(chat_data, answers[-1]) is None  # separate stores
+    assert state.recall(None, answers[-1]) is None
 
 
 def test_document_page_buttons_carry_short_ids() -> None:

@@ -57,32 +57,35 @@ class AnswerState:
     busy: bool = False  # a "Xem thêm" for it is being answered
 
 
+def _keep(chat_data: MutableMapping[Any, Any], key: str, value: Any, limit: int) -> str:
+    """Keep ``value`` in the chat's ``key`` store under a new short id; past ``limit`` the
+    oldest values are forgotten."""
+    kept: OrderedDict[str, Any] = chat_data.setdefault(key, OrderedDict())
+    short_id = secrets.token_urlsafe(6)
+    kept[short_id] = value
+    while len(kept) > limit:
+        kept.popitem(last=False)
+    return short_id
+
+
+def _kept(chat_data: MutableMapping[Any, Any] | None, key: str, short_id: str) -> Any:
+    return ((chat_data or {}).get(key) or {}).get(short_id)
+
+
 def remember(chat_data: MutableMapping[Any, Any], state: AnswerState) -> str:
     """Keep an answer under a new short id; the oldest ones are forgotten."""
-    answers: OrderedDict[str, AnswerState] = chat_data.setdefault(ANSWERS_KEY, OrderedDict())
-    answer_id = secrets.token_urlsafe(6)
-    answers[answer_id] = state
-    while len(answers) > MAX_ANSWERS_PER_CHAT:
-        answers.popitem(last=False)
-    return answer_id
+    return _keep(chat_data, ANSWERS_KEY, state, MAX_ANSWERS_PER_CHAT)
 
 
 def recall(chat_data: MutableMapping[Any, Any] | None, answer_id: str) -> AnswerState | None:
-    answers = (chat_data or {}).get(ANSWERS_KEY) or {}
-    return answers.get(answer_id)
+    return _kept(chat_data, ANSWERS_KEY, answer_id)
 
 
 def remember_filter(chat_data: MutableMapping[Any, Any], query: str) -> str:
     """Keep a /baocao filter under a short id for its page buttons (callback data holds 64
     bytes, a Vietnamese filter may not fit); the oldest ones are forgotten."""
-    filters: OrderedDict[str, str] = chat_data.setdefault(FILTERS_KEY, OrderedDict())
-    filter_id = secrets.token_urlsafe(6)
-    filters[filter_id] = query
-    while len(filters) > MAX_FILTERS_PER_CHAT:
-        filters.popitem(last=False)
-    return filter_id
+    return _keep(chat_data, FILTERS_KEY, query, MAX_FILTERS_PER_CHAT)
 
 
 def recall_filter(chat_data: MutableMapping[Any, Any] | None, filter_id: str) -> str | None:
-    filters = (chat_data or {}).get(FILTERS_KEY) or {}
-    return filters.get(filter_id)
+    return _kept(chat_data, FILTERS_KEY, filter_id)
