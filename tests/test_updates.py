@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from qabot.service import QAService
+from qabot.service import NotReadyError, QAService
 
 from .test_api import NEW_REPORT, NEW_REPORT_NAME, NEW_REPORT_QUESTION, make_settings, running
 
@@ -148,3 +148,28 @@ def test_remove_restores_files_when_the_index_cannot_be_updated(writable_service
         service.remove_documents([doc_id], wait_seconds=0.5)  # waits for the lock, gives up
     assert (service.docs_dir / doc_id).is_file()
     assert not any(p.name.startswith(".removing") for p in service.docs_dir.iterdir())
+
+
+def test_a_library_only_service_changes_the_index_without_opening_it(
+    docs_copy, index_copy, embedder
+) -> None:
+    # What `qabot index add` / `index remove` use: at a million passages opening the index
+    # before the change, and the new version after it, cost seconds nobody waits for.
+    library = QAService(index_copy, embedder, docs_dir=docs_copy, serve=False)
+    assert library.index is None
+    added, summary = library.add_documents([(NEW_REPORT_NAME, NEW_REPORT.encode())])
+    assert [a.doc_id for a in added] == [NEW_REPORT_NAME] and summary.published
+    assert library.index is None  # the new version was not opened either
+    with pytest.raises(NotReadyError):
+        library.ask(NEW_REPORT_QUESTION)
+
+    serving = QAService(index_copy, embedder, docs_dir=docs_copy)
+    assert serving.index.version == summary.version
+    assert NEW_REPORT_NAME in {d.doc_id for d in serving.documents()}
+    assert serving.ask(NEW_REPORT_QUESTION).found
+
+    removed = library.remove_documents([NEW_REPORT_NAME])
+    assert removed.published and library.index is None
+    assert not (docs_copy / NEW_REPORT_NAME).exists()
+    serving.reload()
+    assert NEW_REPORT_NAME not in {d.doc_id for d in serving.documents()}

@@ -113,7 +113,7 @@ def cmd_index_add(args: argparse.Namespace, settings: Settings) -> int:
         if not path.is_file():
             raise CommandError(f"không tìm thấy tệp {name}")
         files.append((path.name, path.read_bytes()))
-    service = service_from_settings(settings, args.index, args.embedder, args.docs)
+    service = service_from_settings(settings, args.index, args.embedder, args.docs, serve=False)
     added, summary = service.add_documents(files)
     if args.json:
         _print_json({"added": [a.doc_id for a in added], **_build_json(summary)})
@@ -125,7 +125,7 @@ def cmd_index_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_index_remove(args: argparse.Namespace, settings: Settings) -> int:
-    service = service_from_settings(settings, args.index, args.embedder, args.docs)
+    service = service_from_settings(settings, args.index, args.embedder, args.docs, serve=False)
     summary = service.remove_documents(args.doc_ids)
     if args.json:
         _print_json({"removed_ids": args.doc_ids, **_build_json(summary)})
@@ -310,16 +310,18 @@ def service_from_settings(
     embedder: str | None = None,
     docs: str | None = None,
     log: bool = False,
+    serve: bool = True,
 ) -> QAService:
     """The QAService of `serve`, `bot` and the library commands: configured embedder, index
     and docs folder, each overridable from the command line; with ``log``, the question log
-    of QABOT_LOG_DB."""
+    of QABOT_LOG_DB; without ``serve`` (the library commands) the index is not loaded."""
     return QAService(
         Path(index or settings.index_dir),
         create_embedder(embedder or settings.embedder, settings.embedding_model),
         docs_dir=Path(docs or settings.docs_dir),
         max_upload_bytes=settings.max_upload_bytes,
         question_log=_question_log(settings, index) if log else None,
+        serve=serve,
     )
 
 

@@ -316,7 +316,12 @@ class QAService:
         max_upload_bytes: int = DEFAULT_MAX_BYTES,
         question_log: QuestionLog | None = None,
         long_question_slots: int = LONG_QUESTION_SLOTS,
+        serve: bool = True,
     ) -> None:
+        """``serve``: load the live index to answer questions. Without it the service only
+        changes the library (the command line's `index add` / `index remove`): the index is
+        never opened, which at a million passages saves a few seconds before and after."""
+        self.serving = serve
         self.index_dir = Path(index_dir)
         self.docs_dir = Path(docs_dir) if docs_dir is not None else None
         self.embedder = embedder
@@ -345,7 +350,8 @@ class QAService:
         # The hashes the last build saved: an upload's duplicate check then reads only the
         # files changed since, not every report of the folder (0.9 GB at a million passages).
         load_file_hashes(self.index_dir / FILE_HASHES)
-        self.reload()
+        if serve:
+            self.reload()
         self._recover_at_start()
 
     # --- index lifecycle ---------------------------------------------------------------
@@ -736,7 +742,8 @@ class QAService:
                 wait_seconds=wait_seconds,
                 before_scan=lambda: self._recover_docs(docs),
             )
-            self.reload()
+            if self.serving:
+                self.reload()
         except BaseException:
             self.activity.rebuild_failed()
             raise
