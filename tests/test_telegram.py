@@ -30,7 +30,7 @@ from qabot.answer import Answer, CitedPassage
 from qabot.catalogue import Catalogue
 from qabot.config import Settings
 from qabot.embedding import BundledEmbedder
-from qabot.examples import choose_examples, title_question
+from qabot.examples import MAX_CHECKED, choose_examples, title_question
 from qabot.index import build_index
 from qabot.index.meta import DocumentInfo, ParagraphRecord
 from qabot.passages import PassageConfig
@@ -531,6 +531,21 @@ def test_examples_prefer_answerable_questions() -> None:
     ]
     assert chosen[2] == title_question("Hội nghị sơ kết năm 2018")
     assert len(choose_examples(lambda q: True)) == 3
+
+
+def test_examples_ask_a_bounded_number_of_questions() -> None:
+    # 15,000 reports whose title questions are all unanswerable: a dozen questions asked,
+    # not 15,000, and the list is made up from the first (newest) titles.
+    asked: list[str] = []
+
+    def never(question: str) -> bool:
+        asked.append(question)
+        return False
+
+    titles = (f"Báo cáo số {i}" for i in range(15_000))
+    chosen = choose_examples(never, titles, count=3)
+    assert len(asked) == MAX_CHECKED and len(set(asked)) == len(asked)
+    assert chosen == [title_question(f"Báo cáo số {i}") for i in range(3)]
 
 
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")

@@ -630,8 +630,8 @@ class QAService:
                 def answerable(question: str) -> bool:
                     return self.ask(question, 1, channel=None).found  # not a person's
 
-                titles = [doc.title for doc in searcher.index.documents]
-                cached = choose_examples(answerable, titles, count=n)
+                newest = self._catalogue_of(searcher).documents
+                cached = choose_examples(answerable, (d.title for d in newest), count=n)
                 self._examples = {
                     k: v for k, v in self._examples.items() if k[0] == key[0]
                 }  # older versions' examples are dropped
