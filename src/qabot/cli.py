@@ -37,8 +37,10 @@ def _print_json(data: object) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2))
 
 
-def _embedder(args: argparse.Namespace, settings: Settings) -> Embedder:
-    return create_embedder(args.embedder or settings.embedder, settings.embedding_model)
+def _embedder(args: argparse.Namespace, settings: Settings, lazy: bool = False) -> Embedder:
+    """The configured embedder; ``lazy`` for a command that may never embed (a build with
+    nothing new, a removal, the question report): its model is loaded only if needed."""
+    return create_embedder(args.embedder or settings.embedder, settings.embedding_model, lazy)
 
 
 def _progress_printer(enabled: bool):
@@ -95,7 +97,7 @@ def cmd_index_build(args: argparse.Namespace, settings: Settings) -> int:
     summary = build_library(
         docs,
         Path(args.index or settings.index_dir),
-        _embedder(args, settings),
+        _embedder(args, settings, lazy=True),
         progress=_progress_printer(not args.json and sys.stderr.isatty()),
         wait_seconds=args.wait,
     )
@@ -317,7 +319,8 @@ def service_from_settings(
     of QABOT_LOG_DB; without ``serve`` (the library commands) the index is not loaded."""
     return QAService(
         Path(index or settings.index_dir),
-        create_embedder(embedder or settings.embedder, settings.embedding_model),
+        # A library-only service may never embed (a removal): its model loads if needed.
+        create_embedder(embedder or settings.embedder, settings.embedding_model, not serve),
         docs_dir=Path(docs or settings.docs_dir),
         max_upload_bytes=settings.max_upload_bytes,
         question_log=_question_log(settings, index) if log else None,
@@ -340,7 +343,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(f"chưa có nhật ký câu hỏi tại {question_log.path}")
     service = QAService(
         Path(args.index or settings.index_dir),
-        _embedder(args, settings),
+        _embedder(args, settings, lazy=True),
         question_log=question_log,
     )
     try:

