@@ -27,7 +27,7 @@ COMMANDS = [
     BotCommand("start", "Bắt đầu và xem hướng dẫn"),
     BotCommand("help", "Hướng dẫn sử dụng"),
     BotCommand("ask", "Đặt câu hỏi, ví dụ: /ask Đảng bộ có bao nhiêu đảng viên?"),
-    BotCommand("baocao", "Danh sách báo cáo trong thư viện"),
+    BotCommand("baocao", "Danh sách báo cáo, ví dụ: /baocao hoặc /baocao hai phong 2024"),
     BotCommand("sources", "Danh sách báo cáo (giống /baocao)"),
     BotCommand("moi", "Bắt đầu cuộc trò chuyện mới (quên các câu hỏi trước)"),
 ]
