@@ -320,7 +320,7 @@ def service_from_settings(
     return QAService(
         Path(index or settings.index_dir),
         # A library-only service may never embed (a removal): its model loads if needed.
-        create_embedder(embedder or settings.embedder, settings.embedding_model, not serve),
+        create_embedder(embedder or settings.embedder, settings.embedding_model, lazy=not serve),
         docs_dir=Path(docs or settings.docs_dir),
         max_upload_bytes=settings.max_upload_bytes,
         question_log=_question_log(settings, index) if log else None,

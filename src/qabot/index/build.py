@@ -314,7 +314,7 @@ def _build_into(
     )
     # A version that only drops documents keeps the live dimension: asking the embedder
     # would load a model (seconds) that embeds nothing.
-    kept_dim = reusable and segment_rows is None and (live_manifest or {}).get("dim")
+    kept_dim = live_manifest.get("dim") if reusable and segment_rows is None else None
     manifest = {
         "format": FORMAT,
         "version": name,

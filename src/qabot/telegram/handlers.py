@@ -184,35 +184,36 @@ async def document_message(update: Update, context: Context) -> None:
 # --- buttons --------------------------------------------------------------------------------
 
 
-async def example_button(update: Update, context: Context) -> None:
+async def _pressed(update: Update, context: Context) -> keyboards.Callback | None:
+    """Acknowledge a button press (Telegram shows a spinner until then) and read its data:
+    None for data this bot never made (each handler's pattern already admits only its own,
+    and parse fills the fields of that kind)."""
     query = update.callback_query
     await answer_callback(context.bot, query.id)
-    callback = keyboards.parse(query.data)
-    if callback is not None and callback.number is not None:
+    return keyboards.parse(query.data)
+
+
+async def example_button(update: Update, context: Context) -> None:
+    callback = await _pressed(update, context)
+    if callback is not None:
         await actions.ask_example(update, context, callback.number)
 
 
 async def more_button(update: Update, context: Context) -> None:
-    query = update.callback_query
-    await answer_callback(context.bot, query.id)
-    callback = keyboards.parse(query.data)
-    if callback is not None and callback.answer_id is not None:
+    callback = await _pressed(update, context)
+    if callback is not None:
         await actions.show_more(update, context, callback.answer_id)
 
 
 async def source_button(update: Update, context: Context) -> None:
-    query = update.callback_query
-    await answer_callback(context.bot, query.id)
-    callback = keyboards.parse(query.data)
-    if callback is not None and callback.answer_id and callback.number is not None:
+    callback = await _pressed(update, context)
+    if callback is not None:
         await actions.show_source(update, context, callback.answer_id, callback.number)
 
 
 async def documents_page_button(update: Update, context: Context) -> None:
-    query = update.callback_query
-    await answer_callback(context.bot, query.id)
-    callback = keyboards.parse(query.data)
-    if callback is not None and callback.filter_id and callback.number is not None:
+    callback = await _pressed(update, context)
+    if callback is not None:
         await actions.show_documents_page(update, context, callback.filter_id, callback.number)
 
 

@@ -105,15 +105,10 @@ def documents_keyboard(
     filter_id: str, previous_offset: int | None, next_offset: int | None
 ) -> InlineKeyboardMarkup | None:
     """ "‹ Trước" and "Sau ›" under a page of /baocao, where there is such a page."""
-    buttons = []
-    if previous_offset is not None:
-        buttons.append(
-            InlineKeyboardButton(
-                "‹ Trước", callback_data=documents_data(filter_id, previous_offset)
-            )
-        )
-    if next_offset is not None:
-        buttons.append(
-            InlineKeyboardButton("Sau ›", callback_data=documents_data(filter_id, next_offset))
-        )
+    pages = (("‹ Trước", previous_offset), ("Sau ›", next_offset))
+    buttons = [
+        InlineKeyboardButton(label, callback_data=documents_data(filter_id, offset))
+        for label, offset in pages
+        if offset is not None
+    ]
     return InlineKeyboardMarkup([buttons]) if buttons else None
