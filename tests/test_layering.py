@@ -22,6 +22,7 @@ LOWER = (
     "qabot.ingest",
     "qabot.passages",
     "qabot.embedding",
+    "qabot.encoder",
     "qabot.index",
     "qabot.query",
     "qabot.search",

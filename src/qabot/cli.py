@@ -40,7 +40,12 @@ def _print_json(data: object) -> None:
 def _embedder(args: argparse.Namespace, settings: Settings, lazy: bool = False) -> Embedder:
     """The configured embedder; ``lazy`` for a command that may never embed (a build with
     nothing new, a removal, the question report): its model is loaded only if needed."""
-    return create_embedder(args.embedder or settings.embedder, settings.embedding_model, lazy)
+    return create_embedder(
+        args.embedder or settings.embedder,
+        settings.embedding_model,
+        lazy,
+        settings.embedding_engine,
+    )
 
 
 def _progress_printer(enabled: bool):
@@ -320,7 +325,12 @@ def service_from_settings(
     return QAService(
         Path(index or settings.index_dir),
         # A library-only service may never embed (a removal): its model loads if needed.
-        create_embedder(embedder or settings.embedder, settings.embedding_model, lazy=not serve),
+        create_embedder(
+            embedder or settings.embedder,
+            settings.embedding_model,
+            lazy=not serve,
+            engine=settings.embedding_engine,
+        ),
         docs_dir=Path(docs or settings.docs_dir),
         max_upload_bytes=settings.max_upload_bytes,
         question_log=_question_log(settings, index) if log else None,

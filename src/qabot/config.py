@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     index_dir: Path = Path("embeddings")
     embedder: str = "bundled"
     embedding_model: str | None = None  # for the sentence-transformers embedder
+    # How a sentence-transformers model is computed (qabot.embedding.ENGINES).
+    embedding_engine: Literal["auto", "numpy", "sentence-transformers"] = "auto"
     top_k: int = Field(5, ge=1, le=20)
 
     host: str = "127.0.0.1"

