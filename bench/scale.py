@@ -21,13 +21,14 @@ qabot as a user would, in subprocesses:
 - add_one_seconds: one more report copied into the folder and the incremental build run
   (it writes one new segment of that report's passages); add_one_build_seconds: the same
   build's own time, as its summary reports it (without starting Python and loading the
-  embedding model, a constant few seconds); add_one_upload_seconds: another report
+  embedding model, about a second); add_one_upload_seconds: another report
   uploaded to the running server (POST /documents), as an admin adds one, until the
   server answers from the new version.
 
 The embedder is a tiny sentence-transformers model (a 2-layer, 64-dim BERT with random
 weights and a word-piece vocabulary of the sample reports' syllables), built on the spot:
-nothing is downloaded and embedding is cheap, so qabot's own costs show. Prints one JSON line
+nothing is downloaded and embedding is cheap, so qabot's own costs show. qabot computes it
+with numpy (qabot.encoder), as it would any plain BERT model. Prints one JSON line
 per size. Servers are always stopped and temporary folders removed (unless --keep).
 
 ``--ann`` sweeps the FAISS index settings (HNSW M / efSearch, IVF nlist / nprobe) on
