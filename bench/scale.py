@@ -320,10 +320,19 @@ def write_corpus(folder: Path, passages: int, seed: int = 0) -> int:
 # --- the embedders ----------------------------------------------------------------------
 
 
-def build_tiny_model(folder: Path, dim: int = DIM, reports: Path = REPORTS) -> Path:
-    """A 2-layer BERT with ``dim`` hidden units and random weights, saved as a
-    sentence-transformers model under ``folder``; its vocabulary is the sample reports'
-    syllables. Returns the model's folder (its name is the embedder id's tail)."""
+def build_tiny_model(
+    folder: Path,
+    dim: int = DIM,
+    reports: Path = REPORTS,
+    layers: int = 2,
+    heads: int = 2,
+    name: str = MODEL_NAME,
+    max_seq_length: int = 128,
+) -> Path:
+    """A BERT (2 layers, 2 heads unless told) with ``dim`` hidden units and random weights,
+    saved as a sentence-transformers model ``name`` under ``folder``; its vocabulary is the
+    sample reports' syllables. Returns the model's folder (its name is the embedder id's
+    tail)."""
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -333,7 +342,7 @@ def build_tiny_model(folder: Path, dim: int = DIM, reports: Path = REPORTS) -> P
         from sentence_transformers.models import Pooling, Transformer
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    target = folder / MODEL_NAME
+    target = folder / name
     if (target / "modules.json").exists():
         return target
     words: set[str] = set()
@@ -354,14 +363,14 @@ def build_tiny_model(folder: Path, dim: int = DIM, reports: Path = REPORTS) -> P
     config = BertConfig(
         vocab_size=len(vocabulary),
         hidden_size=dim,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=2 * dim,
-        max_position_embeddings=256,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=(2 if layers <= 2 else 4) * dim,
+        max_position_embeddings=max(256, max_seq_length),
     )
     BertModel(config).save_pretrained(raw)
     tokenizer.save_pretrained(raw)
-    transformer = Transformer(str(raw), max_seq_length=128)
+    transformer = Transformer(str(raw), max_seq_length=max_seq_length)
     pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
     SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(target))
     shutil.rmtree(raw, ignore_errors=True)
