@@ -157,6 +157,20 @@ def test_the_embedder_uses_numpy_for_a_plain_model_and_gives_the_same_vectors(ti
         assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
 
 
+def test_threads_embedding_at_once_get_what_one_thread_gets(models):
+    # A server embeds questions in several request threads while an upload embeds passages.
+    from concurrent.futures import ThreadPoolExecutor
+
+    encoder = open_plain(models["xlm-roberta-mean"])
+    expected = [encoder.encode([text]) for text in TEXTS] + [encoder.encode(TEXTS)]
+    jobs = [[text] for text in TEXTS] * 10 + [TEXTS] * 10
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(encoder.encode, jobs))
+    for i, got in enumerate(results):
+        want = expected[i % len(TEXTS)] if i < 10 * len(TEXTS) else expected[-1]
+        assert np.array_equal(got, want)
+
+
 def test_a_command_embeds_a_plain_model_without_importing_torch(tiny_model_dir):
     # The point of the numpy engine: a short-lived command pays neither torch's import nor
     # sentence-transformers'.
