@@ -133,6 +133,38 @@ def test_long_texts_are_encoded_in_smaller_batches_to_the_same_vectors(models, m
     assert np.abs(got - expected).max() < 2e-5
 
 
+def test_folders_written_by_older_sentence_transformers_are_read_alike(models, tmp_path):
+    # sentence-transformers 2 wrote other config keys and module paths for the same model.
+    legacy = tmp_path / "legacy"
+    shutil.copytree(models["bert-mean"], legacy)
+    (legacy / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": 64, "do_lower_case": False})
+    )
+    (legacy / "1_Pooling" / "config.json").write_text(
+        json.dumps(
+            {
+                "word_embedding_dimension": 32,
+                "pooling_mode_cls_token": False,
+                "pooling_mode_mean_tokens": True,
+                "pooling_mode_max_tokens": False,
+                "pooling_mode_mean_sqrt_len_tokens": False,
+            }
+        )
+    )
+    modules = json.loads((legacy / "modules.json").read_text())
+    for module, kind in zip(modules, ("Transformer", "Pooling"), strict=True):
+        module["type"] = f"sentence_transformers.models.{kind}"
+    (legacy / "modules.json").write_text(json.dumps(modules))
+    expected = _reference(models["bert-mean"], TEXTS)
+    assert np.abs(open_plain(legacy).encode(TEXTS) - expected).max() < 2e-5
+    # ... and a pooling sentence-transformers has but this module does not compute:
+    pooling = json.loads((legacy / "1_Pooling" / "config.json").read_text())
+    pooling.update(pooling_mode_mean_tokens=False, pooling_mode_mean_sqrt_len_tokens=True)
+    (legacy / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    with pytest.raises(UnsupportedModel, match="mean_sqrt_len_tokens"):
+        open_plain(legacy)
+
+
 def test_the_tokenizer_and_truncation_are_those_of_sentence_transformers(models):
     from sentence_transformers import SentenceTransformer
 
