@@ -125,38 +125,74 @@ def report_service(tmp_path_factory, embedder):
         service.close()
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory):
-    """A 2-layer BERT with a small Vietnamese word-piece vocabulary, saved like a hub model."""
+def sentence_transformers_modules():
+    """sentence-transformers' module classes (Transformer, Pooling, Dense, Normalize)."""
+    try:  # sentence-transformers 6 moved the modules (the old path warns)
+        from sentence_transformers.sentence_transformer import modules
+    except ImportError:  # older versions
+        from sentence_transformers import models as modules
+    return modules
+
+
+def save_tiny_model(
+    target: Path,
+    model_type: str = "bert",
+    pooling: str = "mean",
+    heads: int = 2,
+    extra=(),
+    normalize: bool = False,
+) -> Path:
+    """A 2-layer, 32-dim encoder ("bert" or "xlm-roberta") with random weights and a small
+    Vietnamese word-piece vocabulary, saved by sentence-transformers like a hub model:
+    then ``pooling``, the modules ``extra`` makes from the ones before, and a Normalize."""
     import torch
     from sentence_transformers import SentenceTransformer
+    from transformers import (
+        BertConfig,
+        BertModel,
+        BertTokenizerFast,
+        XLMRobertaConfig,
+        XLMRobertaModel,
+    )
 
-    try:  # sentence-transformers 6 moved the modules (the old path warns)
-        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    except ImportError:  # older versions
-        from sentence_transformers.models import Pooling, Transformer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("models")
-    raw = folder / "raw-bert"
+    modules = sentence_transformers_modules()
+    raw = target.parent / f"raw-{target.name}"
     raw.mkdir()
     vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "query", "passage", ":", *WORDS]
     tokenizer = BertTokenizerFast(
         vocab={w: i for i, w in enumerate(vocabulary)}, do_lower_case=True, strip_accents=False
     )
     torch.manual_seed(0)
-    config = BertConfig(
+    shape = dict(
         vocab_size=len(vocabulary),
         hidden_size=32,
         num_hidden_layers=2,
-        num_attention_heads=2,
+        num_attention_heads=heads,
         intermediate_size=64,
-        max_position_embeddings=128,
     )
-    BertModel(config).save_pretrained(raw)
+    if model_type == "bert":
+        model = BertModel(BertConfig(max_position_embeddings=128, **shape))
+    else:  # positions count from the padding id + 1, as RoBERTa's do
+        config = XLMRobertaConfig(
+            max_position_embeddings=80, pad_token_id=0, type_vocab_size=1, **shape
+        )
+        model = XLMRobertaModel(config)
+    model.save_pretrained(raw)
     tokenizer.save_pretrained(raw)
-    transformer = Transformer(str(raw), max_seq_length=64)
-    pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
-    target = folder / "tiny-e5-vi"  # "e5" in the name: the query/passage prefixes apply
-    SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(target))
+    transformer = modules.Transformer(str(raw), max_seq_length=64)
+    parts = [
+        transformer,
+        modules.Pooling(transformer.get_embedding_dimension(), pooling_mode=pooling),
+    ]
+    parts += [module(parts) for module in extra]
+    if normalize:
+        parts.append(modules.Normalize())
+    SentenceTransformer(modules=parts, device="cpu").save(str(target))
     return target
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A 2-layer BERT with a small Vietnamese word-piece vocabulary, saved like a hub model;
+    "e5" in its name: the query/passage prefixes apply."""
+    return save_tiny_model(tmp_path_factory.mktemp("models") / "tiny-e5-vi")

@@ -15,7 +15,7 @@ import pytest
 from qabot.embedding import EmbedderError, SentenceTransformerEmbedder, create_embedder
 from qabot.encoder import UnsupportedModel, open_plain
 
-from .conftest import WORDS
+from .conftest import save_tiny_model, sentence_transformers_modules
 
 TEXTS = [
     "Đảng ủy Khu kinh tế Hải Phòng có bao nhiêu đảng viên?",
@@ -27,60 +27,9 @@ TEXTS = [
 ]
 
 
-def _modules():
-    try:  # sentence-transformers 6 moved the modules (the old path warns)
-        from sentence_transformers.sentence_transformer import modules
-    except ImportError:  # older versions
-        from sentence_transformers import models as modules
-    return modules
-
-
 def _save(folder: Path, model_type: str, pooling: str, extra=(), normalize=False) -> Path:
-    """A 2-layer encoder of the given type with random weights, saved by sentence-transformers."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from transformers import (
-        BertConfig,
-        BertModel,
-        BertTokenizerFast,
-        XLMRobertaConfig,
-        XLMRobertaModel,
-    )
-
-    modules = _modules()
-    raw = folder / f"raw-{model_type}"
-    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
-    tokenizer = BertTokenizerFast(
-        vocab={w: i for i, w in enumerate(vocabulary)}, do_lower_case=True, strip_accents=False
-    )
-    torch.manual_seed(1)
-    shape = dict(
-        vocab_size=len(vocabulary),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=48,
-    )
-    if model_type == "bert":
-        model = BertModel(BertConfig(max_position_embeddings=128, **shape))
-    else:  # positions count from the padding id + 1, as RoBERTa's do
-        config = XLMRobertaConfig(
-            max_position_embeddings=80, pad_token_id=0, type_vocab_size=1, **shape
-        )
-        model = XLMRobertaModel(config)
-    model.save_pretrained(raw)
-    tokenizer.save_pretrained(raw)
-    transformer = modules.Transformer(str(raw), max_seq_length=64)
-    parts = [
-        transformer,
-        modules.Pooling(transformer.get_embedding_dimension(), pooling_mode=pooling),
-    ]
-    parts += [module(parts) for module in extra]
-    if normalize:
-        parts.append(modules.Normalize())
-    target = folder / f"{model_type}-{pooling}{'-dense' if extra else ''}"
-    SentenceTransformer(modules=parts, device="cpu").save(str(target))
-    return target
+    name = f"{model_type}-{pooling}{'-dense' if extra else ''}"
+    return save_tiny_model(folder / name, model_type, pooling, 4, extra, normalize)
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +170,7 @@ def test_a_command_embeds_a_plain_model_without_importing_torch(tiny_model_dir):
 
 
 def test_other_models_fall_back_to_sentence_transformers(models, tmp_path):
-    modules = _modules()
+    modules = sentence_transformers_modules()
     dense = _save(
         tmp_path,
         "bert",
