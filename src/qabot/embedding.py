@@ -108,7 +108,7 @@ class SentenceTransformerEmbedder:
 
     ``engine`` (ENGINES): a local folder holding a plain BERT or RoBERTa encoder is computed
     with numpy by default (qabot.encoder), the same vectors without importing torch,
-    transformers and sentence-transformers, which take 4-5 s and ~300 MB; any other model
+    transformers and sentence-transformers, which take 4-5 s and 300-400 MB; any other model
     with sentence-transformers. With ``lazy`` the model is loaded when first needed (its
     dimension or a text to embed), not when the embedder is made: a command-line build with
     nothing new to embed, or a removal, needs neither.

@@ -1,6 +1,6 @@
 """A plain sentence-transformers model folder run with numpy alone.
 
-Why: importing torch, transformers and sentence-transformers takes 4-5 s and ~300 MB before
+Why: importing torch, transformers and sentence-transformers takes 4-5 s and 300-400 MB before
 the first text is embedded. A short-lived command (``qabot index add`` of one report, with a
 model that embeds it in milliseconds) spent most of its time there, and so did every server
 start. The models qabot is used with are mostly plain encoders: a BERT or (XLM-)RoBERTa
