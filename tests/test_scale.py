@@ -11,13 +11,22 @@ process, so that the machine's load falls on both alike.
 
 from __future__ import annotations
 
+import os
 import statistics
+import subprocess
+import sys
 import time
 
 import faiss
 import numpy as np
 import pytest
-from bench.scale import CorpusGenerator, HashingEmbedder, clustered_vectors, write_corpus
+from bench.scale import (
+    CorpusGenerator,
+    HashingEmbedder,
+    _wait_for_peak,
+    clustered_vectors,
+    write_corpus,
+)
 
 from qabot.index import bm25, build_index, open_index
 from qabot.index import vectors as vector_index
@@ -151,3 +160,21 @@ def test_an_index_past_the_exact_limit_keeps_recall_at_40(tmp_path):
     flat = vector_index.build_vector_index(vectors[:2_000], exact_limit=10_000)
     assert vector_index.recall(flat, vectors[:2_000], held_out) == 1.0
     assert vector_index.recall(flat, vectors, held_out) < 0.5
+
+
+def test_the_bench_reads_a_childs_own_peak_memory_not_its_parents():
+    # A child forked from a large process: its ru_maxrss would report the parent's size.
+    parent_ballast = np.ones(300 * 2**20 // 8)  # 300 MB touched in this process
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time; b = bytearray(80 * 2**20); b[::4096] = b'x' * len(b[::4096]); "
+            "time.sleep(0.5)",
+        ]
+    )
+    peak_kb, status = _wait_for_peak(child.pid)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    assert child.returncode == 0
+    assert 80 <= peak_kb / 1024 < 200  # its 80 MB and Python, not this process's 300 MB
+    assert parent_ballast[-1] == 1.0
