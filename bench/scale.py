@@ -506,12 +506,8 @@ def _wait_for_peak(pid: int) -> tuple[int, int]:
         done, status, usage = os.wait4(pid, os.WNOHANG)
         if done:
             return (peak_kb or usage.ru_maxrss), status
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak_kb = max(peak_kb, int(line.split()[1]))
-        except OSError:
-            pass  # exiting: wait4 reaps it next
+        with contextlib.suppress(OSError, KeyError):  # exiting: wait4 reaps it next
+            peak_kb = max(peak_kb, _status_kb(pid, "VmHWM"))
         time.sleep(0.05)
 
 
@@ -521,11 +517,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def rss_mb(pid: int) -> float:
+def _status_kb(pid: int, field: str) -> int:
+    """A memory field of /proc/<pid>/status ("VmRSS", "VmHWM"), in KB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        return _status_kb(pid, "VmRSS") / 1024
+    except KeyError:
+        return float("nan")
 
 
 @contextlib.contextmanager

@@ -148,6 +148,9 @@ class SentenceTransformerEmbedder:
         return self._used
 
     def _load(self) -> Callable[[list[str]], np.ndarray]:
+        encode = self._encode
+        if encode is not None:  # every question passes here: no lock once loaded
+            return encode
         with self._load_lock:
             if self._encode is None:
                 self._encode = self._open()
