@@ -1,5 +1,5 @@
-"""Scale: a 20k-passage version of bench/scale.py, in process, and the FAISS index chosen
-past the exact-search limit.
+"""Scale: a 20k-passage version of bench/scale.py, in process, the FAISS index chosen past
+the exact-search limit, and a small bench/haystack.py (answers among generated passages).
 
 The corpora are bench/scale.py's generated reports (the sample reports' sentences with
 numbers, places and names varied) embedded by its hashing embedder, which needs no model, so
@@ -20,6 +20,7 @@ import time
 import faiss
 import numpy as np
 import pytest
+from bench.haystack import asked_metrics, plant
 from bench.scale import (
     CorpusGenerator,
     HashingEmbedder,
@@ -30,8 +31,10 @@ from bench.scale import (
 
 from qabot.index import bm25, build_index, open_index
 from qabot.index import vectors as vector_index
-from qabot.search import FEATURES, TEXT_FEATURES, Searcher
+from qabot.search import FEATURES, SIGNALS, TEXT_FEATURES, Searcher
 from qabot.service import QAService
+
+from .conftest import DEV_SEEDS
 
 SMALL, LARGE = 2_000, 20_000
 QUESTIONS = 120
@@ -178,3 +181,55 @@ def test_the_bench_reads_a_childs_own_peak_memory_not_its_parents():
     assert child.returncode == 0
     assert 80 <= peak_kb / 1024 < 200  # its 80 MB and Python, not this process's 300 MB
     assert parent_ballast[-1] == 1.0
+
+
+def test_the_sample_reports_answer_among_thousands_of_passages_made_of_their_sentences(
+    tmp_path, hashing
+):
+    """bench/haystack.py in small: the dev questions, typed with and without diacritics, find
+    their passages when the sample reports are planted among 3,000 generated passages that
+    recombine the reports' own sentences (every word of a question is in hundreds of them);
+    without the reports, the same corpus answers few of them, so the hits are the
+    reports'."""
+    docs = tmp_path / "docs"
+    write_corpus(docs, 3_000, seed=7)
+    build_index(docs, tmp_path / "without", hashing)
+    assert plant(docs) == 5
+    build_index(docs, tmp_path / "with", hashing)
+    found = {}
+    for name in ("without", "with"):
+        service = QAService(tmp_path / name, hashing)
+        try:
+            found[name] = asked_metrics(service, DEV_SEEDS)
+        finally:
+            service.close()
+    for kind in ("accented", "folded"):
+        assert found["with"][kind]["hit@5"] >= 0.8, (kind, found["with"][kind])
+        assert found["with"][kind]["hit@1"] >= 0.7, (kind, found["with"][kind])
+        assert found["with"][kind]["not_found"] == 1.0  # the unanswerable stay so
+        assert found["without"][kind]["hit@5"] <= 0.5, (kind, found["without"][kind])
+
+
+def test_the_coverage_signal_does_not_fall_when_common_words_postings_are_cut(
+    services, hashing, monkeypatch
+):
+    """The confidence model reads how much of the question's word weight the best passage
+    holds. Past MAX_POSTINGS a passage may hold a common word its postings did not show;
+    the sentence tokens then say it exactly, so found does not fall with the corpus's size."""
+    _, large = services
+    searcher = Searcher(open_index(large.index_dir), hashing)
+    coverage = SIGNALS.index("coverage")
+    compared = 0
+    for question in CorpusGenerator(seed=5).questions(20):
+        whole = searcher._first_columns(question, ())
+        monkeypatch.setattr(bm25, "MAX_POSTINGS", 50)
+        cut = searcher._first_columns(question, ())
+        monkeypatch.undo()
+        assert cut.exact.all()  # the generated corpus has sentence tokens for every row
+        in_whole = {int(r): i for i, r in enumerate(whole.rows)}
+        for i, row in enumerate(cut.rows.tolist()):
+            if row in in_whole:
+                expected = whole.signals[in_whole[row], coverage]
+                assert cut.signals[i, coverage] == pytest.approx(expected, abs=1e-5)
+                compared += 1
+    assert compared > 100

@@ -450,9 +450,14 @@ class Searcher:
         signals = np.column_stack([dense, sentence_dense, uni_matched / uni_total])
         # Where the sentence tokens give the coverage features, they are exact (nothing left
         # to add by reading) and the focus has its own bound; elsewhere the postings bound all.
-        exact, values, focus_bound, focus_sentences = self._token_columns(
+        exact, values, focus_bound, focus_sentences, held_coverage = self._token_columns(
             query, rows, passages, subjects
         )
+        if touched.cut_weight(unigrams) > 0:
+            # A common word's postings were cut (MAX_POSTINGS): a candidate may hold it unseen,
+            # and the coverage signal (the confidence model's, fitted where no postings are
+            # cut) would fall with the corpus's size. The sentence tokens say it exactly.
+            signals[exact, SIGNALS.index("coverage")] = held_coverage[exact]
         bounds = {name: np.zeros(n_rows) for name in TEXT_FEATURES}
         for name, value in values.items():
             columns[name][exact] = value[exact]
@@ -564,14 +569,17 @@ class Searcher:
         rows: np.ndarray,
         passages: Sequence[Passage],
         subjects: _Subjects | None = None,
-    ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, list[list[int] | None]]:
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, list[list[int] | None], np.ndarray]:
         """From the candidates' sentence tokens (qabot.index.sentence_tokens), without
         reading their text: which candidates have them, their exact sentence, subject and
-        name coverage, an upper bound of their focus and the sentences that may hold it.
+        name coverage, an upper bound of their focus, the sentences that may hold it, and
+        the share of the question's word weight the passage holds (text or header: what
+        its postings say, when none was cut).
         Sums run in the order _text_columns and _coverage_columns add them: the same bits."""
         n = len(rows)
         exact = np.zeros(n, dtype=bool)
         columns = {name: np.zeros(n) for name in TEXT_FEATURES if name != "focus"}
+        held_coverage = np.zeros(n)
         focus_bound = np.ones(n)
         focus_sentences: list[list[int] | None] = [None] * n
         weight = {t: self._weight(t) for t in query.terms if "_" not in t}
@@ -615,7 +623,9 @@ class Searcher:
             held = presence[:, word_columns] | np.repeat(header, counts, axis=0)
             sums = _weighted_sums(weights, held)
             columns["sentence_coverage"][at] = group.per_passage_max(sums) / total
-            anywhere = group.per_passage_any(held) | header | subject_words
+            in_passage = group.per_passage_any(held) | header
+            held_coverage[at] = _weighted_sums(weights, in_passage) / total
+            anywhere = in_passage | subject_words
             columns["subject_coverage"][at] = _weighted_sums(weights, anywhere) / total
             if name_weight:
                 named = group.adjacent(name_pairs) | subject_names
@@ -632,7 +642,7 @@ class Searcher:
                     chosen = np.flatnonzero(holding[ends[k] : ends[k + 1]]).tolist()
                     focus_sentences[i] = chosen
                     focus_bound[i] = 0.0 if not chosen else 1.0 if paired[k] else single
-        return exact, columns, focus_bound, focus_sentences
+        return exact, columns, focus_bound, focus_sentences, held_coverage
 
     def _read(self, first: _Columns, which: np.ndarray) -> None:
         """Fill the TEXT_FEATURES of the candidates at ``which`` in first.columns: only the

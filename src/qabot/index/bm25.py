@@ -42,9 +42,13 @@ B = 0.75
 # Postings a query reads per term at most (impact order: a term's best passages first).
 # Reading postings is the one part of a query that grows with the corpus: with 15 terms,
 # 20,000 a term cost about 10 ms at 20k passages (every syllable of a generated corpus is
-# common), 5,000 about 4 ms, and a million passages cannot cost more. Exact on any corpus
-# below 5,000 passages (the sample reports, the UIT contexts).
-MAX_POSTINGS = 5_000
+# common), 5,000 about 4 ms, and a million passages cannot cost more. With the sample
+# reports planted among a million generated passages (bench/haystack.py, the questions
+# generated from the reports), 3,000 found the answering passage more often than 5,000
+# (hit@5 0.84 against 0.82: a common word's weakest postings add noise, not answers), as
+# often at 20,000 passages (0.80 against 0.81), and a question took 2-3 ms less at a
+# million. Exact on any corpus below 3,000 passages (the sample reports, the UIT contexts).
+MAX_POSTINGS = 3_000
 # Terms whose weighed postings a version of several segments remembers (SegmentedBM25).
 POSTINGS_KEPT = 1024
 # distinct_rows marks rows in a per-passage array when a query reads at least one posting
@@ -148,8 +152,8 @@ class BM25Index:
             postings=_postings_array(folder, arrays, "postings"),
             weights=_postings_array(folder, arrays, "weights"),
             n_docs=int(arrays["n_docs"][0]),
-            tfs=_load_mapped(folder / TFS) if raw else None,
-            lengths=_load_mapped(folder / LENGTHS) if raw else None,
+            tfs=_load_mapped(folder / TFS).view(np.ndarray) if raw else None,
+            lengths=_load_mapped(folder / LENGTHS).view(np.ndarray) if raw else None,
             total_length=int(arrays["total_length"][0]) if "total_length" in arrays.files else 0,
         )
 
@@ -161,10 +165,8 @@ HASH_IDS = "bm25_hash_ids.npy"  # the corpus-wide vocabulary of several segments
 TERMS = "bm25_terms.bin"  # the terms in byte order, UTF-8, back to back
 TERM_OFFSETS = "bm25_term_offsets.npy"  # term i is TERMS[offsets[i]:offsets[i + 1]]
 TERM_IDS = "bm25_term_ids.npy"  # term i's id (its row in idf, prior, indptr)
-OLD_VOCABULARY = "bm25_vocabulary.json"
-LOOKUPS_KEPT = (
-    1 << 16
-)  # term lookups a Vocabulary remembers  # versions before the term table: ids in order
+OLD_VOCABULARY = "bm25_vocabulary.json"  # versions before the term table: ids in order
+LOOKUPS_KEPT = 1 << 16  # term lookups a Vocabulary remembers
 
 
 class Vocabulary(Mapping[str, int]):
@@ -250,7 +252,9 @@ def read_vocabulary(folder: Path) -> Mapping[str, int]:
 def _postings_array(folder: Path, arrays, name: str) -> np.ndarray:
     if name in arrays.files:
         return arrays[name]
-    return _load_mapped(folder / f"bm25_{name}.npy")
+    # A plain ndarray view of the mapping: slicing a memmap subclass costs a Python call
+    # (__array_finalize__) per slice, a few per term and segment of every question.
+    return _load_mapped(folder / f"bm25_{name}.npy").view(np.ndarray)
 
 
 def _drop_pages(array: np.ndarray) -> None:
@@ -735,6 +739,7 @@ class SegmentedBM25:
         self.avg_length = average_length(stats.total_length, stats.n_docs)
         self._ids: dict[str, int] = {}
         self._locals: list[tuple[int | None, ...]] = []
+        self._sizes: list[tuple[int, ...]] = []  # per term, its postings in each segment
         self._idf: list[np.float32] = []
         self._weight: list[np.float32] = []
         self._lock = threading.Lock()
@@ -754,11 +759,11 @@ class SegmentedBM25:
         local = tuple(p.vocabulary.get(term) for p in self.parts)
         if all(t is None for t in local):
             raise KeyError(term)
-        df = sum(
-            int(p.indptr[t + 1] - p.indptr[t])
+        sizes = tuple(
+            int(p.indptr[t + 1] - p.indptr[t]) if t is not None else 0
             for p, t in zip(self.parts, local, strict=True)
-            if t is not None
         )
+        df = sum(sizes)
         prior = next(p.prior[t] for p, t in zip(self.parts, local, strict=True) if t is not None)
         idf = idf_of(np.array([df], dtype=np.int64), self.stats.n_docs)
         weight = (idf * np.array([prior], dtype=np.float32)).astype(np.float32)
@@ -767,6 +772,7 @@ class SegmentedBM25:
             if found is None:
                 found = len(self._locals)
                 self._locals.append(local)
+                self._sizes.append(sizes)
                 self._idf.append(idf[0])
                 self._weight.append(weight[0])
                 self._ids[term] = found
@@ -822,11 +828,7 @@ class SegmentedBM25:
 
     def _cut(self, term_id: int) -> bool:
         """Whether a query reads only part of the term's postings in some segment."""
-        return any(
-            int(part.indptr[local + 1] - part.indptr[local]) > MAX_POSTINGS
-            for part, local in zip(self.parts, self._locals[term_id], strict=True)
-            if local is not None
-        )
+        return any(size > MAX_POSTINGS for size in self._sizes[term_id])
 
     def touched(self, term_ids: list[int], term_weights: list[float] | None = None) -> Touched:
         if not term_ids:
