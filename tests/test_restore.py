@@ -149,3 +149,18 @@ def test_counts_streamed_in_blocks_are_the_counts_of_every_text(monkeypatch, blo
     }
     assert found == dict(pairs)
     assert list(stats.bigram_keys) == sorted(stats.bigram_keys)
+
+
+def test_a_corpus_that_repeats_itself_does_not_outweigh_a_plain_word():
+    """A large corpus says the same things many times: "năm" is always followed by a
+    number here. An unseen pair after it must still cost less than choosing a word the
+    corpus never uses ("nam") as Witten-Bell alone would let it, with its unseen share
+    shrinking as the counts grow (restore.UNIGRAM_SHARE)."""
+    texts = [
+        "Năm 2024 Đảng bộ có 1.062 đảng viên.",
+        "Đảng ủy giữ vững vai trò lãnh đạo.",
+    ] * 3_000 + ["Đồng chí được bầu giữ chức vụ Bí thư."]
+    restorer = Restorer.from_texts(texts)
+    assert restorer.restore("nam nay co bao nhieu dang vien").startswith("năm ")
+    assert restorer.restore("ai giu chuc vu bi thu") == "ai giữ chức vụ bí thư"
+    assert restorer.restore("nam 2024 co bao nhieu dang vien") == "năm 2024 có bao nhiêu đảng viên"
