@@ -164,3 +164,17 @@ def test_a_corpus_that_repeats_itself_does_not_outweigh_a_plain_word():
     assert restorer.restore("nam nay co bao nhieu dang vien").startswith("năm ")
     assert restorer.restore("ai giu chuc vu bi thu") == "ai giữ chức vụ bí thư"
     assert restorer.restore("nam 2024 co bao nhieu dang vien") == "năm 2024 có bao nhiêu đảng viên"
+
+
+def test_question_frames_keep_their_weight_in_a_large_corpus():
+    """Reports do not ask questions however many there are: "bao nhiêu" must not become
+    "bảo nhiều" when the corpus says "bảo" and "nhiều" a hundred thousand times
+    (restore.PHRASE_WORDS)."""
+    texts = ["Công ty bảo đảm nhiều việc làm, bảo vệ quyền lợi cho nhiều công nhân."] * 8_000
+    texts += ["Đảng bộ có 1.062 đảng viên."] * 50
+    restorer = Restorer.from_texts(texts)
+    assert restorer.stats.counts.sum() > 100_000
+    assert restorer.restore("co bao nhieu dang vien") == "có bao nhiêu đảng viên"
+    # The counts an index stores stay the corpus's own: the frames are weighed when read.
+    assert restore.with_question_frames(restorer.stats).counts.sum() > restorer.stats.counts.sum()
+    assert Restorer(restorer.stats).counted.counts.sum() == restorer.counted.counts.sum()

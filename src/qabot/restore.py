@@ -64,6 +64,12 @@ QUESTION_FRAMES = (
     "từ khi nào", "vào năm nào", "vào thời gian nào",
 )  # fmt: skip
 PHRASE_COUNT = 5
+# ... PHRASE_COUNT times for every PHRASE_WORDS words of the corpus (at least once): reports
+# do not ask more questions as they grow, and at a million passages five counts of "bao
+# nhiêu" against millions of "bảo" and "nhiều" made "bao nhieu" "bảo nhiều". The sample
+# reports hold 9k words and the UIT contexts 20k; the question frames' weight there is
+# what it was.
+PHRASE_WORDS = 10_000
 # Words counted (with their pairs) before the pairs' counts are merged: about 100 MB of
 # pending ids at most.
 COUNT_BLOCK = 5_000_000
@@ -184,6 +190,8 @@ class Restorer:
     """Restores the marks of a question from a corpus's statistics and the general list."""
 
     stats: RestoreStats
+    # The statistics the model reads: ``stats`` with the question frames in proportion.
+    counted: RestoreStats = field(init=False, repr=False)
     words: tuple[str, ...] = field(init=False, repr=False)  # corpus syllables, then general
     log_unigram: np.ndarray = field(init=False, repr=False)
     left_counts: np.ndarray = field(init=False, repr=False)  # per corpus id: as a left word
@@ -193,7 +201,7 @@ class Restorer:
     ids: dict = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        stats = self.stats
+        stats = with_question_frames(self.stats)
         general = _general()
         extra = [w for w in general if w not in set(stats.syllables)]
         words = (*stats.syllables, *extra)
@@ -212,6 +220,7 @@ class Restorer:
             k: np.array(sorted(v, key=lambda i: -unigram[i])[:MAX_CANDIDATES], dtype=np.int64)
             for k, v in grouped.items()
         }
+        object.__setattr__(self, "counted", stats)
         object.__setattr__(self, "words", words)
         object.__setattr__(self, "unigram", unigram)
         object.__setattr__(self, "log_unigram", np.log(unigram))
@@ -230,19 +239,20 @@ class Restorer:
         Witten-Bell smoothing: a word seen before many different words ("có") leaves more
         of its mass to unseen followers than one always followed by the same word; and
         UNIGRAM_SHARE of every transition is the unigram, however large the corpus."""
-        size = max(len(self.stats.syllables), 1)
-        in_corpus = previous < len(self.stats.syllables)
+        stats = self.counted
+        size = max(len(stats.syllables), 1)
+        in_corpus = previous < len(stats.syllables)
         counts = np.zeros((len(previous), len(current)), dtype=np.float64)
         left = np.zeros(len(previous), dtype=np.float64)
         types = np.zeros(len(previous), dtype=np.float64)
-        if in_corpus.any() and len(self.stats.bigram_keys):
+        if in_corpus.any() and len(stats.bigram_keys):
             p = previous[in_corpus]
             corpus_current = current < size
             keys = p[:, None] * size + np.where(corpus_current, current, 0)[None, :]
-            at = np.searchsorted(self.stats.bigram_keys, keys)
-            at = np.minimum(at, len(self.stats.bigram_keys) - 1)
-            hit = (self.stats.bigram_keys[at] == keys) & corpus_current[None, :]
-            counts[in_corpus] = np.where(hit, self.stats.bigram_counts[at], 0)
+            at = np.searchsorted(stats.bigram_keys, keys)
+            at = np.minimum(at, len(stats.bigram_keys) - 1)
+            hit = (stats.bigram_keys[at] == keys) & corpus_current[None, :]
+            counts[in_corpus] = np.where(hit, stats.bigram_counts[at], 0)
             left[in_corpus] = self.left_counts[p]
             types[in_corpus] = self.left_types[p]
         backoff = (types + BIGRAM_PRIOR)[:, None]
@@ -347,7 +357,21 @@ def merge_stats(parts: list[RestoreStats]) -> RestoreStats:
     if not parts:
         return phrases
     # The phrases' counts are taken away len(parts) - 1 times.
-    weighted = [(part, 1) for part in parts] + [(phrases, 1 - len(parts))]
+    return combine([(part, 1) for part in parts] + [(phrases, 1 - len(parts))])
+
+
+def with_question_frames(stats: RestoreStats) -> RestoreStats:
+    """``stats`` with the question frames counted PHRASE_COUNT times for every PHRASE_WORDS
+    words of the corpus (``stats`` holds them PHRASE_COUNT times once)."""
+    more = int(stats.counts.sum()) // PHRASE_WORDS - 1
+    if more <= 0:
+        return stats
+    return combine([(stats, 1), (RestoreStats.from_texts(()), more)])
+
+
+def combine(weighted: list[tuple[RestoreStats, int]]) -> RestoreStats:
+    """The sum of the statistics, each counted ``factor`` times (a negative factor takes
+    counts away); syllables whose count falls to 0 are dropped."""
     syllables = sorted({s for part, _ in weighted for s in part.syllables})
     ids = {s: i for i, s in enumerate(syllables)}
     size = max(len(syllables), 1)
