@@ -7,6 +7,7 @@ import json
 import shutil
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from qabot import restore
@@ -14,6 +15,7 @@ from qabot.index import open_index
 from qabot.index.layout import VERSIONS, current_version
 from qabot.query import analyse
 from qabot.restore import FILE, Restorer, RestoreStats
+from qabot.text import fold, token_matches
 
 from .conftest import REPORTS
 
@@ -178,3 +180,49 @@ def test_question_frames_keep_their_weight_in_a_large_corpus():
     # The counts an index stores stay the corpus's own: the frames are weighed when read.
     assert restore.with_question_frames(restorer.stats).counts.sum() > restorer.stats.counts.sum()
     assert Restorer(restorer.stats).counted.counts.sum() == restorer.counted.counts.sum()
+
+
+def _full_viterbi(restorer, lattice):
+    """Reference: Viterbi over every unbroken run of the lattice, a transition a token."""
+    chosen = [None] * len(lattice)
+    start = 0
+    while start < len(lattice):
+        if lattice[start] is None:
+            start += 1
+            continue
+        end = start
+        while end < len(lattice) and lattice[end] is not None:
+            end += 1
+        restorer._viterbi(lattice, start, end, chosen)
+        start = end
+    return chosen
+
+
+def test_decoding_only_the_stretches_with_a_choice_finds_the_full_viterbi_path(restorer):
+    # A token with one candidate separates the two sides of a bigram chain, so decoding the
+    # stretches between such tokens must choose exactly what a run-long Viterbi chooses.
+    # Lattices of the corpus's own sentences, some words typed plain: their bigrams are
+    # seen, so a fixed neighbour's transition decides between candidates.
+    rng = np.random.default_rng(5)
+    differs = 0
+    for _ in range(200):
+        sentence = CORPUS[int(rng.integers(len(CORPUS)))]
+        lattice = []
+        for match in token_matches(sentence):
+            form = restore._word_form(match.group())
+            choices = restorer.candidates.get(fold(form))
+            if choices is not None and len(choices) > 1 and rng.random() < 0.5:
+                bonus = np.zeros(len(choices))
+                lattice.append((choices, bonus))
+            elif form in restorer.ids:
+                lattice.append((np.array([restorer.ids[form]]), np.zeros(1)))
+            else:
+                lattice.append(None)
+        full = _full_viterbi(restorer, lattice)
+        assert restorer._decode(lattice) == full
+        alone = [
+            int(e[0][np.argmax(restorer.log_unigram[e[0]])]) if e is not None else None
+            for e in lattice
+        ]
+        differs += alone != full
+    assert differs > 10  # the neighbours' transitions did decide

@@ -301,31 +301,49 @@ class Restorer:
         return "".join(out)
 
     def _decode(self, lattice: list[tuple[np.ndarray, np.ndarray] | None]) -> list[int | None]:
-        """Viterbi over each unbroken run of the lattice."""
-        chosen: list[int | None] = [None] * len(lattice)
-        start = 0
-        while start < len(lattice):
-            if lattice[start] is None:
-                start += 1
+        """Viterbi over each stretch of tokens with a choice. A token with one candidate
+        separates what comes before it from what comes after it in a bigram model, so each
+        stretch is decoded with its fixed neighbours as its ends and nothing else: an
+        accented question with two plain words costs four transitions, not one a token."""
+        chosen: list[int | None] = [
+            None if entry is None or len(entry[0]) != 1 else int(entry[0][0]) for entry in lattice
+        ]
+        position = 0
+        while position < len(lattice):
+            if chosen[position] is not None or lattice[position] is None:
+                position += 1
                 continue
-            end = start
-            while end < len(lattice) and lattice[end] is not None:
+            start = position - 1 if position > 0 and lattice[position - 1] is not None else position
+            end = position
+            while end < len(lattice) and lattice[end] is not None and chosen[end] is None:
                 end += 1
-            ids, bonus = lattice[start]
-            score = self.log_unigram[ids] + bonus
-            back: list[np.ndarray] = []
-            for position in range(start + 1, end):
-                current, bonus = lattice[position]
-                total = score[:, None] + self._transition(lattice[position - 1][0], current)
-                back.append(total.argmax(axis=0))
-                score = total.max(axis=0) + bonus
-            best = int(score.argmax())
-            for position in range(end - 1, start - 1, -1):
-                chosen[position] = int(lattice[position][0][best])
-                if position > start:
-                    best = int(back[position - start - 1][best])
-            start = end
+            if end < len(lattice) and lattice[end] is not None:
+                end += 1  # the fixed right neighbour; it is also the next stretch's left one
+            self._viterbi(lattice, start, end, chosen)
+            position = end
         return chosen
+
+    def _viterbi(
+        self,
+        lattice: list[tuple[np.ndarray, np.ndarray] | None],
+        start: int,
+        end: int,
+        chosen: list[int | None],
+    ) -> None:
+        """The best path through lattice[start:end] (no None in it), written into chosen."""
+        ids, bonus = lattice[start]
+        score = self.log_unigram[ids] + bonus
+        back: list[np.ndarray] = []
+        for position in range(start + 1, end):
+            current, bonus = lattice[position]
+            total = score[:, None] + self._transition(lattice[position - 1][0], current)
+            back.append(total.argmax(axis=0))
+            score = total.max(axis=0) + bonus
+        best = int(score.argmax())
+        for position in range(end - 1, start - 1, -1):
+            chosen[position] = int(lattice[position][0][best])
+            if position > start:
+                best = int(back[position - start - 1][best])
 
 
 def _vietnamese(question: str) -> bool:
