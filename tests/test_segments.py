@@ -457,3 +457,19 @@ def test_passages_read_together_equal_passages_read_one_by_one(one_by_one, cache
     assert index.passages.many([]) == []
     with pytest.raises(IndexError):
         index.passages.many([len(index.passages)])
+
+
+def test_best_sentence_cosines_of_many_passages_are_each_passages_own(one_by_one, embedder):
+    index = open_index(one_by_one, embedder.id)
+    assert len(index.segments) == 5
+    query = embedder.embed_queries(["Đảng bộ có bao nhiêu đảng viên?"])[0]
+    rows = np.random.default_rng(4).permutation(len(index.passages))[:120].tolist()
+    got = index.best_sentence_cosines(rows, query)
+    segments_seen = {index.segment_of(r).start for r in rows}
+    assert len(segments_seen) >= 3
+    for row, value in zip(rows, got, strict=True):
+        _, vectors = index.sentences_of(row)
+        if len(vectors):
+            assert abs(float((vectors @ query).max()) - float(value)) < 1e-5
+        else:
+            assert np.isnan(value)

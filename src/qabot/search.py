@@ -416,13 +416,9 @@ class Searcher:
         bi_matched = touched.at(rows, touched.matched_weight(bigrams))
         best_lexical = float(lexical.max()) or 1.0
 
-        sentence_dense = np.array(
-            [
-                self._best_sentence_cosine(int(r), query_vector[0], dense[i])
-                for i, r in enumerate(rows)
-            ],
-            dtype=np.float32,
-        )
+        best_sentence = self.index.best_sentence_cosines(rows.tolist(), query_vector[0])
+        # A passage without sentences (a caption too short to split) is its own sentence.
+        sentence_dense = np.where(np.isnan(best_sentence), dense, best_sentence).astype(np.float32)
         n_rows = len(rows)
         columns = {name: np.zeros(n_rows) for name in TEXT_FEATURES}
         columns.update(
@@ -836,10 +832,6 @@ class Searcher:
                 default=0.0,
             )
         return column
-
-    def _best_sentence_cosine(self, row: int, query_vector: np.ndarray, fallback: float) -> float:
-        _, vectors = self.index.sentences_of(row)
-        return float((vectors @ query_vector).max()) if len(vectors) else fallback
 
     def search(self, question: str, top_k: int = 5, context: Sequence[str] = ()) -> SearchResult:
         """``context``: what a follow-up inherits from the conversation without naming it

@@ -421,6 +421,28 @@ class LoadedIndex:
             segment.sentence_vectors[lo:hi], dtype=np.float32
         )
 
+    def best_sentence_cosines(self, rows: Sequence[int], query_vector: np.ndarray) -> np.ndarray:
+        """Per passage row: its sentences' best cosine with ``query_vector`` (NaN for a
+        passage without sentences). One gather and one product per segment: a question's
+        candidates cost one call, not one each."""
+        best = np.full(len(rows), np.nan, dtype=np.float32)
+        parts: dict[int, tuple[Segment, list[int], list[int], list[int]]] = {}
+        for i, row in enumerate(rows):
+            segment, lo, hi = self._sentence_rows(row)
+            if hi > lo:
+                _, where, starts, ends = parts.setdefault(id(segment), (segment, [], [], []))
+                where.append(i)
+                starts.append(lo)
+                ends.append(hi)
+        for segment, where, starts, ends in parts.values():
+            lengths = np.subtract(ends, starts)
+            at = np.repeat(np.asarray(starts) - np.cumsum(lengths) + lengths, lengths)
+            sentence_rows = at + np.arange(int(lengths.sum()))
+            vectors = np.asarray(segment.sentence_vectors[sentence_rows], dtype=np.float32)
+            firsts = np.cumsum(lengths) - lengths
+            best[where] = np.maximum.reduceat(vectors @ query_vector, firsts)
+        return best
+
     @property
     def embedder_id(self) -> str:
         return self.manifest["embedder_id"]
