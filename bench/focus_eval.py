@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fit_ranker import DEFAULT_DATA, FILE_NAMES, fit_listwise, folds_of
+from fit_ranker import DEFAULT_DATA, FILE_NAMES, fit_standardised, folds_of
 from generate_questions import load_generated
 
 from qabot import answer, evaluation
@@ -103,7 +103,7 @@ def fit(questions: list[Question], columns: list[int], lam: float = LAMBDA) -> L
     groups = [
         (q.features[:, columns], q.labels) for q in questions if q.trainable and q.labels.any()
     ]
-    weights = fit_listwise(groups, lam)
+    weights = fit_standardised(groups, lam)
     full = np.zeros(len(answer.SENTENCE_FEATURES))
     full[columns] = weights
     return LinearModel(answer.SENTENCE_FEATURES, full.astype(np.float32), regularisation=lam)
