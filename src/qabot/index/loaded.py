@@ -436,10 +436,9 @@ class LoadedIndex:
                 ends.append(hi)
         for segment, where, starts, ends in parts.values():
             lengths = np.subtract(ends, starts)
-            at = np.repeat(np.asarray(starts) - np.cumsum(lengths) + lengths, lengths)
-            sentence_rows = at + np.arange(int(lengths.sum()))
-            vectors = np.asarray(segment.sentence_vectors[sentence_rows], dtype=np.float32)
-            firsts = np.cumsum(lengths) - lengths
+            firsts = np.cumsum(lengths) - lengths  # each passage's first place in the gather
+            gathered = np.arange(int(lengths.sum())) + np.repeat(starts - firsts, lengths)
+            vectors = np.asarray(segment.sentence_vectors[gathered], dtype=np.float32)
             best[where] = np.maximum.reduceat(vectors @ query_vector, firsts)
         return best
 
