@@ -473,3 +473,15 @@ def test_best_sentence_cosines_of_many_passages_are_each_passages_own(one_by_one
             assert abs(float((vectors @ query).max()) - float(value)) < 1e-5
         else:
             assert np.isnan(value)
+
+
+def test_the_vectors_of_many_rows_are_each_rows_own(one_by_one, embedder):
+    """The ranker reads its candidates' vectors in one call per segment, in any row order."""
+    index = open_index(one_by_one, embedder.id)
+    shuffled = np.random.default_rng(5).permutation(len(index.passages))
+    rows = np.concatenate([shuffled, shuffled[:7]])  # a row asked twice is given twice
+    got = index.vectors.reconstruct_batch(rows)
+    assert len({index.segment_of(int(r)).start for r in rows}) >= 3
+    assert got.shape == (len(rows), index.vectors.d)
+    for row, vector in zip(rows.tolist(), got, strict=True):
+        assert np.array_equal(vector, index.vectors.reconstruct(row))

@@ -394,16 +394,11 @@ class Searcher:
         touched, dense_rows, k = retrieved.touched, retrieved.dense_rows, retrieved.k
         passages = self.index.passages.many(rows.tolist())
 
-        vectors = np.stack([self.index.vectors.reconstruct(int(r)) for r in rows])
+        vectors = self.index.vectors.reconstruct_batch(rows)
         dense = vectors @ query_vector[0]
         dense_rank = {r: i for i, r in enumerate(dense_rows)}
-        lexical_rank = dict(
-            zip(
-                rows.tolist(),
-                ranks(touched.rows, touched.scores, rows, retrieved.lexical_rows).tolist(),
-                strict=True,
-            )
-        )
+        dense_ranks = np.array([dense_rank.get(r, k) for r in rows.tolist()], dtype=np.int64)
+        lexical_ranks = ranks(touched.rows, touched.scores, rows, retrieved.lexical_rows)
         lexical = touched.at(rows, touched.scores)
 
         unigrams = [t for t in query.terms if "_" not in t]
@@ -429,18 +424,11 @@ class Searcher:
                 ),
                 "bm25": lexical / best_lexical,
                 "bigram_coverage": bi_matched / bi_total if bigrams else np.zeros(n_rows),
-                "title_coverage": np.zeros(n_rows),
-                "rrf_dense": np.zeros(n_rows),
-                "rrf_bm25": np.zeros(n_rows),
+                "title_coverage": self._title_coverage(query, rows, passages, uni_weight),
+                "rrf_dense": RRF_K / (RRF_K + dense_ranks),
+                "rrf_bm25": RRF_K / (RRF_K + lexical_ranks.astype(np.int64)),
             }
         )
-        for i, row in enumerate(rows.tolist()):
-            in_header = self.index.header_terms(row, query.folded, passages[i])
-            columns["title_coverage"][i] = (
-                sum(v for t, v in uni_weight.items() if t in in_header) / uni_total
-            )
-            columns["rrf_dense"][i] = RRF_K / (RRF_K + dense_rank.get(row, k))
-            columns["rrf_bm25"][i] = RRF_K / (RRF_K + lexical_rank[row])
         subjects = self._subjects(query, passages)
         columns.update(self._document_columns(query, rows, passages, subjects))
         signals = np.column_stack([dense, sentence_dense, uni_matched / uni_total])
@@ -476,6 +464,27 @@ class Searcher:
             exact,
             focus_sentences,
         )
+
+    def _title_coverage(
+        self,
+        query: Query,
+        rows: np.ndarray,
+        passages: Sequence[Passage],
+        uni_weight: dict[str, float],
+    ) -> np.ndarray:
+        """Per candidate, the share of the question's syllable weight its header (its
+        report's title and date) holds: computed once per report."""
+        total = sum(uni_weight.values()) or 1.0
+        per_document: dict[str, float] = {}
+        column = np.zeros(len(rows))
+        for i, passage in enumerate(passages):
+            value = per_document.get(passage.doc_id)
+            if value is None:
+                in_header = self.index.header_terms(int(rows[i]), query.folded, passage)
+                value = sum(v for t, v in uni_weight.items() if t in in_header) / total
+                per_document[passage.doc_id] = value
+            column[i] = value
+        return column
 
     def _text_bounds(
         self,
@@ -603,14 +612,18 @@ class Searcher:
         if not ranked:
             focus_bound[:] = 0.0  # focus_column is 0 for every candidate
         subjects = subjects or self._subjects(query, passages)
+        in_headers: dict[str, list[bool]] = {}
         for group in self.index.sentence_matches(rows.tolist(), terms, query.folded):
             at = group.positions
             exact[at] = True
             presence = group.sentence_presence()
             header = np.zeros((len(at), len(weight)), dtype=bool)
             for k, i in enumerate(at.tolist()):
-                in_header = self.index.header_terms(int(rows[i]), query.folded, passages[i])
-                header[k] = [t in in_header for t in weight]
+                held_by = in_headers.get(passages[i].doc_id)
+                if held_by is None:  # one report's passages share its header
+                    in_header = self.index.header_terms(int(rows[i]), query.folded, passages[i])
+                    held_by = in_headers[passages[i].doc_id] = [t in in_header for t in weight]
+                header[k] = held_by
             documents = [subjects.at[passages[i].doc_id] for i in at.tolist()]
             subject_words = subjects.words[documents]
             subject_names = subjects.names[documents]

@@ -40,15 +40,15 @@ from qabot.terms import index_terms, term_prior
 K1 = 1.2
 B = 0.75
 # Postings a query reads per term at most (impact order: a term's best passages first).
-# Reading postings is the one part of a query that grows with the corpus: with 15 terms,
-# 20,000 a term cost about 10 ms at 20k passages (every syllable of a generated corpus is
-# common), 5,000 about 4 ms, and a million passages cannot cost more. With the sample
-# reports planted among a million generated passages (bench/haystack.py, the questions
-# generated from the reports), 3,000 found the answering passage more often than 5,000
-# (hit@5 0.84 against 0.82: a common word's weakest postings add noise, not answers), as
-# often at 20,000 passages (0.80 against 0.81), and a question took 2-3 ms less at a
-# million. Exact on any corpus below 3,000 passages (the sample reports, the UIT contexts).
-MAX_POSTINGS = 3_000
+# Reading postings is the one part of a query that grows with the corpus, and a common
+# word's weakest postings (long passages that use it once) add noise, not answers. With the
+# sample reports planted among a million generated passages (bench/haystack.py), hit@1 of
+# the 192 questions generated from them rose as the cut fell: 0.74 reading 3,000, 0.74 at
+# 2,000, 0.77 at 1,500, 0.81 at 1,000 (hit@5 0.85 to 0.90; the dev questions 0.79 to 0.83),
+# and a question reads 26k postings instead of 77k. Exact on any corpus below 1,000 passages
+# (the sample reports, the UIT contexts), so the evaluations and the fitted models see
+# every posting.
+MAX_POSTINGS = 1_000
 # Terms whose weighed postings a version of several segments remembers (SegmentedBM25).
 POSTINGS_KEPT = 1024
 # distinct_rows marks rows in a per-passage array when a query reads at least one posting
@@ -746,7 +746,7 @@ class SegmentedBM25:
         self._scratch = Scratch(self.n_docs)
         # Per term, the rows and weights postings() computed: questions repeat their common
         # terms, and weighing 5,000 postings a segment again was a tenth of a question's
-        # cost on a version of several segments. Bounded: a term is up to 40 KB a segment.
+        # cost on a version of several segments. Bounded: a term is up to 8 KB a segment.
         self._weighed: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self.vocabulary = _GlobalVocabulary(self)
         self.idf = _TermValues(self._idf, stats.terms, stats.max_idf)
