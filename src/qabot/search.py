@@ -426,7 +426,7 @@ class Searcher:
                 "bigram_coverage": bi_matched / bi_total if bigrams else np.zeros(n_rows),
                 "title_coverage": self._title_coverage(query, rows, passages, uni_weight),
                 "rrf_dense": RRF_K / (RRF_K + dense_ranks),
-                "rrf_bm25": RRF_K / (RRF_K + lexical_ranks.astype(np.int64)),
+                "rrf_bm25": RRF_K / (RRF_K + lexical_ranks),
             }
         )
         subjects = self._subjects(query, passages)
