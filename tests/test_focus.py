@@ -1,7 +1,11 @@
 """Answer focus: the asked kind of thing and the question words it should stand next to."""
 
+import re
+from pathlib import Path
+
 import pytest
 
+from qabot import focus as focus_module
 from qabot.focus import Focus, focus_match, question_focus, year_match, years
 from qabot.query import DATE, NUMBER, PERSON, PLACE
 from qabot.text import fold
@@ -130,3 +134,37 @@ def test_remembered_tokens_leave_the_garbage_collector_alone():
     gc.collect()
     assert len(remembered) >= 8
     assert not any(gc.is_tracked(token) for token in remembered)
+
+
+def _tokens_one_by_one(text: str, folded: bool) -> tuple:
+    """focus._tokens as first written: each token lowered (and folded) on its own."""
+    found = []
+    previous_end = 0
+    for m in re.finditer(r"\d+(?:[.,]\d+)*|[^\W_]+", text):
+        raw = m.group()
+        form = fold(raw).lower() if folded else raw.lower()
+        gap = text[previous_end : m.start()]
+        broken = bool(found) and gap != " " and bool(focus_module._BREAK.search(gap))
+        found.append((raw, form, m.start(), m.end(), broken))
+        previous_end = m.end()
+    return tuple(found)
+
+
+@pytest.mark.parametrize("folded", [False, True])
+def test_tokens_are_each_tokens_own_form(folded):
+    """Forms sliced from the whole text lowered or folded at once are each token's own,
+    also where lowering or folding changes the text's length."""
+    reports = Path(__file__).resolve().parents[1] / "data" / "reports"
+    lines = [
+        line
+        for report in sorted(reports.glob("*.txt"))
+        for line in report.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    tricky = [
+        "İstanbul và Đảng bộ - KCN: 1.062 đảng viên",
+        "Đa\u0301ng viên (Ha\u0300 Nội) – năm 2023; “Bí thư”",
+        "  hai  khoảng trắng -  và - gạch ",
+    ]
+    for text in [*lines, *tricky]:
+        assert focus_module._tokens.__wrapped__(text, folded) == _tokens_one_by_one(text, folded)

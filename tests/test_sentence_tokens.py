@@ -12,7 +12,12 @@ import pytest
 
 from qabot.index import open_index
 from qabot.index.passage_periods import PassagePeriods, PeriodWriter
-from qabot.index.sentence_tokens import SentenceTokens, SentenceTokenWriter, TokenMatches
+from qabot.index.sentence_tokens import (
+    SentenceTokens,
+    SentenceTokenWriter,
+    TokenMatches,
+    concatenated_ranges,
+)
 from qabot.period import passage_periods
 from qabot.search import Searcher
 from qabot.terms import FOLDED_PREFIX
@@ -186,3 +191,28 @@ def test_token_matches_keep_pairs_inside_a_sentence_and_passages_apart():
         [True, True, True],
     ]
     assert group.per_passage_max(np.array([1.0, 3.0, 2.0, 0.0, 5.0])).tolist() == [3.0, 0.0, 5.0]
+
+
+def test_concatenated_ranges_are_the_ranges_back_to_back():
+    first, last = np.array([3, 7, 7, 0, 10]), np.array([5, 7, 9, 2, 11])
+    assert concatenated_ranges(first, last).tolist() == [3, 4, 7, 8, 0, 1, 10]
+    assert concatenated_ranges(np.array([4]), np.array([4])).tolist() == []
+
+
+def test_sentence_matches_of_rows_in_any_order_are_each_rows_own(reports_index):
+    """All of a question's candidates matched at once (per segment) give each passage the
+    tokens of its own sentences, in whatever order and with repeats the rows come."""
+    index = open_index(reports_index)
+    rows = [5, 0, 17, 5, len(index.passages) - 1, 3]
+    terms = ("đảng", "viên", "~dang", "khu", "công", "nghiệp")
+    for folded in (False, True):
+        [group] = index.sentence_matches(rows, terms, folded)
+        one_by_one = [index.sentence_matches([row], terms, folded)[0] for row in rows]
+        assert group.positions.tolist() == list(range(len(rows)))
+        presence = group.sentence_presence()
+        ends = group.passage_sentences
+        for k, alone in enumerate(one_by_one):
+            assert np.array_equal(presence[ends[k] : ends[k + 1]], alone.sentence_presence())
+            assert np.array_equal(
+                group.adjacent([(0, 1), (3, 4)])[k], alone.adjacent([(0, 1), (3, 4)])[0]
+            )

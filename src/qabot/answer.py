@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Sequence
@@ -16,8 +15,8 @@ from qabot.index import LoadedIndex
 from qabot.ingest import CAPTION
 from qabot.query import DATE, NUMBER, ORGANISATION, PERSON, PLACE
 from qabot.search import Hit, SearchResult
-from qabot.terms import term_sets
-from qabot.text import fold, introduces, list_owners, tokens
+from qabot.terms import syllable_set, syllables
+from qabot.text import introduces, list_owners
 
 MAX_ANSWER_CHARS = 300  # one unit; a longer sentence is cut to its best clauses
 # The answer is "the sentence or two that answer": the unit next to the best one joins it
@@ -120,11 +119,6 @@ class SentenceCandidate:
     features: np.ndarray
 
 
-@functools.lru_cache(maxsize=8192)  # the same passages' sentences, question after question
-def _unit_tokens(text: str, folded: bool) -> tuple[str, ...]:
-    return tuple(tokens(fold(text) if folded else text))
-
-
 def phrase_match(
     question: tuple[str, ...], sentence: Sequence[str], header: frozenset[str]
 ) -> float:
@@ -216,7 +210,7 @@ def sentence_candidates(
                 likelihood[rank],
                 float(rank == 0),
                 min(len(unit), 2 * MAX_ANSWER_CHARS) / MAX_ANSWER_CHARS,
-                phrase_match(query.content_tokens, _unit_tokens(unit, query.folded), header),
+                phrase_match(query.content_tokens, syllables(unit, query.folded), header),
                 coverage(words, context, previous),
                 focus_match(focus, unit, query.folded),
                 year_match(asked_years, unit),
@@ -239,7 +233,7 @@ def _clause_window(
     clause_starts = [start] + [start + m.end() for m in re.finditer(r"[;,:]\s+", text[start:end])]
     best = max(
         clause_starts,
-        key=lambda b: len(term_sets(text[b : min(end, b + 120)], folded)[0] & query_terms),
+        key=lambda b: len(syllable_set(text[b : min(end, b + 120)], folded) & query_terms),
     )
     window_start, window_end = best, min(end, best + MAX_ANSWER_CHARS)
     if window_end - window_start < MAX_ANSWER_CHARS:  # close to the end: reach back instead

@@ -129,6 +129,34 @@ class Candidates:
     signals: np.ndarray  # (len(rows), len(SIGNALS))
 
 
+class _FocusSentences:
+    """Per candidate, the sentences that may hold the answer focus (None: any), from its
+    sentence tokens: kept as arrays, listed only for the candidates a search reads."""
+
+    def __init__(self, candidates: int) -> None:
+        self._holding: list[np.ndarray] = []  # per TokenMatches group: per sentence, bool
+        self._group = np.full(candidates, -1, dtype=np.int64)
+        self._first = np.zeros(candidates, dtype=np.int64)
+        self._last = np.zeros(candidates, dtype=np.int64)
+
+    def add(
+        self, positions: np.ndarray, holding: np.ndarray, passage_sentences: np.ndarray
+    ) -> None:
+        """The candidates at ``positions``, whose sentences are passage_sentences[k] up to
+        passage_sentences[k + 1] in ``holding``."""
+        self._group[positions] = len(self._holding)
+        self._first[positions] = passage_sentences[:-1]
+        self._last[positions] = passage_sentences[1:]
+        self._holding.append(holding)
+
+    def of(self, candidate: int) -> list[int] | None:
+        group = int(self._group[candidate])
+        if group < 0:
+            return None
+        holding = self._holding[group][self._first[candidate] : self._last[candidate]]
+        return np.flatnonzero(holding).tolist()
+
+
 @dataclass(frozen=True)
 class _Columns:
     """The candidates of a question and their feature columns by name (filled in as they
@@ -147,7 +175,7 @@ class _Columns:
     # Per candidate: True when its sentence tokens gave its coverage TEXT_FEATURES exactly
     # (only focus is left to read), and the sentences that may hold the focus (None: any).
     exact: np.ndarray
-    focus_sentences: list[list[int] | None]
+    focus_sentences: _FocusSentences
 
     def features(self) -> np.ndarray:
         return np.column_stack([self.columns[name] for name in FEATURES]).astype(np.float32)
@@ -186,11 +214,13 @@ def _dense_pool() -> ThreadPoolExecutor:
 @dataclass(frozen=True)
 class _Subjects:
     """A question's candidates' reports (``at``: doc id -> row) and which of the question's
-    words and names each report's subject holds."""
+    words and names each report's subject holds, and which words its context header (title
+    and date, the context of every passage of it) holds."""
 
     at: dict[str, int]
     words: np.ndarray  # (reports, question words) bool
     names: np.ndarray  # (reports, question names) bool
+    headers: np.ndarray  # (reports, question words) bool
 
 
 @dataclass(frozen=True)
@@ -424,12 +454,16 @@ class Searcher:
                 ),
                 "bm25": lexical / best_lexical,
                 "bigram_coverage": bi_matched / bi_total if bigrams else np.zeros(n_rows),
-                "title_coverage": self._title_coverage(query, rows, passages, uni_weight),
                 "rrf_dense": RRF_K / (RRF_K + dense_ranks),
                 "rrf_bm25": RRF_K / (RRF_K + lexical_ranks),
             }
         )
-        subjects = self._subjects(query, passages)
+        subjects = self._subjects(query, rows, passages)
+        # The share of the question's syllable weight a candidate's header holds (the same
+        # words, weights and order as uni_weight: the same bits as summing over it).
+        documents = np.array([subjects.at[p.doc_id] for p in passages], dtype=np.int64)
+        title = _weighted_sums(list(uni_weight.values()), subjects.headers) / uni_total
+        columns["title_coverage"] = title[documents]
         columns.update(self._document_columns(query, rows, passages, subjects))
         signals = np.column_stack([dense, sentence_dense, uni_matched / uni_total])
         # Where the sentence tokens give the coverage features, they are exact (nothing left
@@ -464,27 +498,6 @@ class Searcher:
             exact,
             focus_sentences,
         )
-
-    def _title_coverage(
-        self,
-        query: Query,
-        rows: np.ndarray,
-        passages: Sequence[Passage],
-        uni_weight: dict[str, float],
-    ) -> np.ndarray:
-        """Per candidate, the share of the question's syllable weight its header (its
-        report's title and date) holds: computed once per report."""
-        total = sum(uni_weight.values()) or 1.0
-        per_document: dict[str, float] = {}
-        column = np.zeros(len(rows))
-        for i, passage in enumerate(passages):
-            value = per_document.get(passage.doc_id)
-            if value is None:
-                in_header = self.index.header_terms(int(rows[i]), query.folded, passage)
-                value = sum(v for t, v in uni_weight.items() if t in in_header) / total
-                per_document[passage.doc_id] = value
-            column[i] = value
-        return column
 
     def _text_bounds(
         self,
@@ -543,7 +556,7 @@ class Searcher:
             bound[touched.may_hold(rows, pairs)] = 1.0
         return bound
 
-    def _subjects(self, query: Query, passages: Sequence[Passage]) -> _Subjects:
+    def _subjects(self, query: Query, rows: np.ndarray, passages: Sequence[Passage]) -> _Subjects:
         """The candidates' reports' subjects against the question's words (syllables) and
         names (bigrams): from the subject tokens a segment stored, or from the subject's
         text where it has none."""
@@ -558,6 +571,14 @@ class Searcher:
         word_columns = [column[w] for w in words]
         pairs = [(column[a], column[b]) for a, b in halves]
         read = np.zeros(len(doc_ids), dtype=bool)
+        headers = np.zeros((len(doc_ids), len(words)), dtype=bool)
+        first_passage: dict[str, int] = {}  # one report's passages share its header
+        for i, passage in enumerate(passages):
+            first_passage.setdefault(passage.doc_id, i)
+        for j, doc_id in enumerate(doc_ids):
+            i = first_passage[doc_id]
+            in_header = self.index.header_terms(int(rows[i]), query.folded, passages[i])
+            headers[j] = [t in in_header for t in words]
         for group in self.index.subject_matches(doc_ids, terms, query.folded):
             read[group.positions] = True
             word_held[group.positions] = group.sentence_presence()[:, word_columns]
@@ -566,7 +587,7 @@ class Searcher:
             subject_words, subject_bigrams = self.index.subject_terms(doc_ids[i], query.folded)
             word_held[i] = [t in subject_words for t in words]
             name_held[i] = [t in subject_bigrams for t in names]
-        return _Subjects({d: i for i, d in enumerate(doc_ids)}, word_held, name_held)
+        return _Subjects({d: i for i, d in enumerate(doc_ids)}, word_held, name_held, headers)
 
     def _token_columns(
         self,
@@ -574,7 +595,7 @@ class Searcher:
         rows: np.ndarray,
         passages: Sequence[Passage],
         subjects: _Subjects | None = None,
-    ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, list[list[int] | None], np.ndarray]:
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, _FocusSentences, np.ndarray]:
         """From the candidates' sentence tokens (qabot.index.sentence_tokens), without
         reading their text: which candidates have them, their exact sentence, subject and
         name coverage, an upper bound of their focus, the sentences that may hold it, and
@@ -586,7 +607,7 @@ class Searcher:
         columns = {name: np.zeros(n) for name in TEXT_FEATURES if name != "focus"}
         held_coverage = np.zeros(n)
         focus_bound = np.ones(n)
-        focus_sentences: list[list[int] | None] = [None] * n
+        focus_sentences = _FocusSentences(n)
         weight = {t: self._weight(t) for t in query.terms if "_" not in t}
         total = sum(weight.values()) or 1.0
         name_weight = self._name_weights(query)
@@ -611,20 +632,14 @@ class Searcher:
         single = (1.0 / len(focus_words)) ** 2 if focus_words else 0.0
         if not ranked:
             focus_bound[:] = 0.0  # focus_column is 0 for every candidate
-        subjects = subjects or self._subjects(query, passages)
-        in_headers: dict[str, list[bool]] = {}
-        for group in self.index.sentence_matches(rows.tolist(), terms, query.folded):
+        subjects = subjects or self._subjects(query, rows, passages)
+        of_document = np.array([subjects.at[p.doc_id] for p in passages], dtype=np.int64)
+        for group in self.index.sentence_matches(rows, terms, query.folded):
             at = group.positions
             exact[at] = True
             presence = group.sentence_presence()
-            header = np.zeros((len(at), len(weight)), dtype=bool)
-            for k, i in enumerate(at.tolist()):
-                held_by = in_headers.get(passages[i].doc_id)
-                if held_by is None:  # one report's passages share its header
-                    in_header = self.index.header_terms(int(rows[i]), query.folded, passages[i])
-                    held_by = in_headers[passages[i].doc_id] = [t in in_header for t in weight]
-                header[k] = held_by
-            documents = [subjects.at[passages[i].doc_id] for i in at.tolist()]
+            documents = of_document[at]
+            header = subjects.headers[documents]  # the words the question and header share
             subject_words = subjects.words[documents]
             subject_names = subjects.names[documents]
             # Per sentence, the question's words it holds or its passage's header holds.
@@ -646,11 +661,10 @@ class Searcher:
                 # and a run of one word at most without two adjacent ones.
                 holding = presence[:, focus_columns].any(axis=1)
                 paired = group.adjacent(focus_pairs).any(axis=1)
-                ends = group.passage_sentences
-                for k, i in enumerate(at.tolist()):
-                    chosen = np.flatnonzero(holding[ends[k] : ends[k + 1]]).tolist()
-                    focus_sentences[i] = chosen
-                    focus_bound[i] = 0.0 if not chosen else 1.0 if paired[k] else single
+                focus_bound[at] = np.where(
+                    group.per_passage_any(holding), np.where(paired, 1.0, single), 0.0
+                )
+                focus_sentences.add(at, holding, group.passage_sentences)
         return exact, columns, focus_bound, focus_sentences, held_coverage
 
     def _read(self, first: _Columns, which: np.ndarray) -> None:
@@ -663,7 +677,7 @@ class Searcher:
                 first.query,
                 first.rows[tokened],
                 [first.passages[i] for i in tokened.tolist()],
-                [first.focus_sentences[i] for i in tokened.tolist()],
+                [first.focus_sentences.of(i) for i in tokened.tolist()],
             )
         if len(other):
             values = self._text_columns(
@@ -778,7 +792,7 @@ class Searcher:
         name_total = sum(name_weight.values()) or 1.0
         subject_match: dict[str, float] = {}
         if name_weight:
-            subjects = subjects or self._subjects(query, passages)
+            subjects = subjects or self._subjects(query, rows, passages)
             sums = _weighted_sums(list(name_weight.values()), subjects.names) / name_total
             subject_match = dict(zip(subjects.at, sums.tolist(), strict=True))
         # Reports on the question's subject: those whose subject names it best. Recency
@@ -786,6 +800,11 @@ class Searcher:
         best_match = max(subject_match.values(), default=0.0)
         on_subject = [subject_match.get(p.doc_id, 0.0) >= best_match - 1e-9 for p in passages]
         asked = question_time(query.interpreted)
+        months = {
+            d: report_month(self._document_date(d))
+            for d in dict.fromkeys(p.doc_id for p in passages)
+        }
+        report_months = [months[p.doc_id] for p in passages]
         columns.update(
             time_columns(
                 asked,
@@ -793,11 +812,8 @@ class Searcher:
                 [self.passage_periods(int(r)) for r in rows]
                 if asked.period is not None
                 else [()] * n,
-                [
-                    report_month(self._document_date(p.doc_id)) if same else None
-                    for p, same in zip(passages, on_subject, strict=True)
-                ],
-                [report_month(self._document_date(p.doc_id)) for p in passages],
+                [m if same else None for m, same in zip(report_months, on_subject, strict=True)],
+                report_months,
             )
         )
         return columns

@@ -7,6 +7,7 @@ index, the question analysis and the answer features all see text through these 
 
 from __future__ import annotations
 
+import functools
 from itertools import pairwise
 
 from qabot import lexicon
@@ -33,15 +34,31 @@ def index_terms(text: str) -> list[str]:
     return exact_terms(text) + folded_terms(text)
 
 
+# The answer's sentences are tokenised for their term sets and again for their runs of the
+# question's words (qabot.answer): once is enough.
+@functools.lru_cache(maxsize=8192)
+def syllables(text: str, folded: bool) -> tuple[str, ...]:
+    """A text's syllables, lower case (accent-folded when ``folded``), without prefix."""
+    return tuple(tokens(fold(text) if folded else text))
+
+
 def term_sets(text: str, folded: bool) -> tuple[frozenset[str], frozenset[str]]:
     """A text's syllables and syllable bigrams as sets, in the form a query uses: exact, or
     accent-folded with FOLDED_PREFIX when the question was typed without diacritics."""
-    syllables = tokens(fold(text) if folded else text)
+    units = syllables(text, folded)
     prefix = FOLDED_PREFIX if folded else ""
     return (
-        frozenset(prefix + s for s in syllables),
-        frozenset(f"{prefix}{a}_{b}" for a, b in pairwise(syllables)),
+        frozenset(prefix + s for s in units),
+        frozenset(f"{prefix}{a}_{b}" for a, b in pairwise(units)),
     )
+
+
+def syllable_set(text: str, folded: bool) -> frozenset[str]:
+    """``term_sets(text, folded)[0]`` without making the bigrams: a context header's syllables
+    are read for every report a question's candidates come from."""
+    if folded:
+        return frozenset(FOLDED_PREFIX + s for s in tokens(fold(text)))
+    return frozenset(tokens(text))
 
 
 def term_prior(term: str) -> float:

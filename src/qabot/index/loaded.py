@@ -43,7 +43,7 @@ from qabot.index.vectors import load_sentences, load_vector_index
 from qabot.messages import no_index_in
 from qabot.passages import Passage
 from qabot.restore import Restorer, RestoreStats
-from qabot.terms import term_sets
+from qabot.terms import syllable_set, term_sets
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +338,7 @@ class LoadedIndex:
         ``passage``: the passage at ``row``, when the caller has read it already."""
         passage = passage if passage is not None else self.passages[row]
         return self.cache.header_terms.get(
-            (passage.doc_id, folded), lambda: term_sets(passage.header, folded)[0]
+            (passage.doc_id, folded), lambda: syllable_set(passage.header, folded)
         )
 
     def subject_terms(self, doc_id: str, folded: bool) -> tuple[frozenset[str], frozenset[str]]:
@@ -358,24 +358,28 @@ class LoadedIndex:
         (syllables in a question's form: "~dang" when folded), one TokenMatches per segment.
         A passage whose segment has no sentence tokens (qabot.index.sentence_tokens), or
         whose tokens cannot say it exactly, is left out: its text must be read."""
-        groups: dict[str, tuple[Segment, list[int], list[np.ndarray], list[np.ndarray]]] = {}
-        for position, row in enumerate(rows):
-            segment, lo, hi = self._sentence_rows(int(row))
-            tokens = segment.tokens
-            if tokens is None or int(row) - segment.start in tokens.inexact_rows:
-                continue
-            group = groups.get(segment.id)
-            if group is None:
-                group = groups[segment.id] = (segment, [], [], [])
-            group[1].append(position)
-            group[2].append(tokens.token_ids(lo, hi, folded))
-            group[3].append(np.diff(tokens.offsets[lo : hi + 1]))
+        rows_array = np.asarray(rows, dtype=np.int64)
+        of_segment = np.searchsorted(self._starts, rows_array, "right") - 1
         out = []
-        for segment, positions, token_ids, lengths in groups.values():
+        for index in np.unique(of_segment).tolist():
+            segment = self.segments[index]
+            tokens = segment.tokens
+            if tokens is None:
+                continue
+            positions = np.flatnonzero(of_segment == index)
+            local = rows_array[positions] - segment.start
+            if tokens.inexact_rows:
+                exact = np.array([r not in tokens.inexact_rows for r in local.tolist()], bool)
+                positions, local = positions[exact], local[exact]
+            if not len(positions):
+                continue
+            first = segment.sentence_offsets[local]
+            last = segment.sentence_offsets[local + 1]
+            token_ids, lengths = tokens.of_sentence_ranges(first, last, folded)
             ids = self.cache.term_ids.get(
                 (segment.id, terms), lambda s=segment: _term_ids(s, terms)
             )
-            out.append(TokenMatches.of(positions, token_ids, lengths, ids))
+            out.append(TokenMatches.of_arrays(positions, token_ids, lengths, last - first, ids))
         return out
 
     def subject_matches(

@@ -177,6 +177,28 @@ class SentenceTokens:
         ids = self.tokens[int(self.offsets[first]) : int(self.offsets[last])]
         return self.folded_ids[ids] if folded else ids
 
+    def of_sentence_ranges(
+        self, first: np.ndarray, last: np.ndarray, folded: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """token_ids of several ranges of sentences [first[i], last[i]) at once, back to back,
+        and every sentence's length in tokens: a few array operations for all of a
+        question's candidates instead of a few per candidate."""
+        sentences = concatenated_ranges(first, last)
+        lengths = self.offsets[sentences + 1] - self.offsets[sentences]
+        ids = self.tokens[concatenated_ranges(self.offsets[first], self.offsets[last])]
+        return (self.folded_ids[ids] if folded else ids), lengths
+
+
+def concatenated_ranges(first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """np.concatenate([np.arange(a, b) for a, b in zip(first, last)]), as int64."""
+    counts = np.asarray(last, dtype=np.int64) - np.asarray(first, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    # Each range's first index, minus where it starts in the output.
+    shift = np.asarray(first, dtype=np.int64) - (np.cumsum(counts) - counts)
+    return np.arange(total, dtype=np.int64) + np.repeat(shift, counts)
+
 
 @dataclass(frozen=True)
 class SubjectTokens:
@@ -229,18 +251,30 @@ class TokenMatches:
         term_ids: np.ndarray,
     ) -> TokenMatches:
         """From each passage's token ids and its sentences' lengths in tokens."""
-        ids = np.concatenate(token_ids) if token_ids else np.zeros(0, np.int32)
-        lengths = np.concatenate(sentence_lengths) if sentence_lengths else np.zeros(0, np.int64)
-        starts = np.zeros(len(lengths), dtype=np.int64)
-        np.cumsum(lengths[:-1], out=starts[1:])
-        passage_sentences = np.zeros(len(sentence_lengths) + 1, dtype=np.int64)
-        np.cumsum([len(x) for x in sentence_lengths], out=passage_sentences[1:])
-        return cls(
+        return cls.of_arrays(
             np.array(positions, dtype=np.int64),
-            ids[:, None] == term_ids[None, :],
-            starts,
-            passage_sentences,
+            np.concatenate(token_ids) if token_ids else np.zeros(0, np.int32),
+            np.concatenate(sentence_lengths) if sentence_lengths else np.zeros(0, np.int64),
+            np.array([len(x) for x in sentence_lengths], dtype=np.int64),
+            term_ids,
         )
+
+    @classmethod
+    def of_arrays(
+        cls,
+        positions: np.ndarray,
+        token_ids: np.ndarray,
+        sentence_lengths: np.ndarray,
+        passage_sentence_counts: np.ndarray,
+        term_ids: np.ndarray,
+    ) -> TokenMatches:
+        """From the passages' token ids back to back, every sentence's length in tokens and
+        each passage's number of sentences."""
+        starts = np.zeros(len(sentence_lengths), dtype=np.int64)
+        np.cumsum(sentence_lengths[:-1], out=starts[1:])
+        passage_sentences = np.zeros(len(passage_sentence_counts) + 1, dtype=np.int64)
+        np.cumsum(passage_sentence_counts, out=passage_sentences[1:])
+        return cls(positions, token_ids[:, None] == term_ids[None, :], starts, passage_sentences)
 
     def sentence_presence(self) -> np.ndarray:
         """Per sentence, which terms it holds: (sentences, terms) bool."""
