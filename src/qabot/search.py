@@ -218,6 +218,7 @@ class _Subjects:
     and date, the context of every passage of it) holds."""
 
     at: dict[str, int]
+    of_candidate: np.ndarray  # per candidate, its report's row
     words: np.ndarray  # (reports, question words) bool
     names: np.ndarray  # (reports, question names) bool
     headers: np.ndarray  # (reports, question words) bool
@@ -461,9 +462,8 @@ class Searcher:
         subjects = self._subjects(query, rows, passages)
         # The share of the question's syllable weight a candidate's header holds (the same
         # words, weights and order as uni_weight: the same bits as summing over it).
-        documents = np.array([subjects.at[p.doc_id] for p in passages], dtype=np.int64)
         title = _weighted_sums(list(uni_weight.values()), subjects.headers) / uni_total
-        columns["title_coverage"] = title[documents]
+        columns["title_coverage"] = title[subjects.of_candidate]
         columns.update(self._document_columns(query, rows, passages, subjects))
         signals = np.column_stack([dense, sentence_dense, uni_matched / uni_total])
         # Where the sentence tokens give the coverage features, they are exact (nothing left
@@ -560,7 +560,10 @@ class Searcher:
         """The candidates' reports' subjects against the question's words (syllables) and
         names (bigrams): from the subject tokens a segment stored, or from the subject's
         text where it has none."""
-        doc_ids = list(dict.fromkeys(p.doc_id for p in passages))
+        first_passage: dict[str, int] = {}  # one report's passages share its header
+        for i, passage in enumerate(passages):
+            first_passage.setdefault(passage.doc_id, i)
+        doc_ids = list(first_passage)
         words = list(dict.fromkeys(t for t in query.terms if "_" not in t))
         names = list(self._name_weights(query))
         word_held = np.zeros((len(doc_ids), len(words)), dtype=bool)
@@ -572,9 +575,6 @@ class Searcher:
         pairs = [(column[a], column[b]) for a, b in halves]
         read = np.zeros(len(doc_ids), dtype=bool)
         headers = np.zeros((len(doc_ids), len(words)), dtype=bool)
-        first_passage: dict[str, int] = {}  # one report's passages share its header
-        for i, passage in enumerate(passages):
-            first_passage.setdefault(passage.doc_id, i)
         for j, doc_id in enumerate(doc_ids):
             i = first_passage[doc_id]
             in_header = self.index.header_terms(int(rows[i]), query.folded, passages[i])
@@ -587,7 +587,9 @@ class Searcher:
             subject_words, subject_bigrams = self.index.subject_terms(doc_ids[i], query.folded)
             word_held[i] = [t in subject_words for t in words]
             name_held[i] = [t in subject_bigrams for t in names]
-        return _Subjects({d: i for i, d in enumerate(doc_ids)}, word_held, name_held, headers)
+        at = {d: i for i, d in enumerate(doc_ids)}
+        of_candidate = np.array([at[p.doc_id] for p in passages], dtype=np.int64)
+        return _Subjects(at, of_candidate, word_held, name_held, headers)
 
     def _token_columns(
         self,
@@ -633,12 +635,11 @@ class Searcher:
         if not ranked:
             focus_bound[:] = 0.0  # focus_column is 0 for every candidate
         subjects = subjects or self._subjects(query, rows, passages)
-        of_document = np.array([subjects.at[p.doc_id] for p in passages], dtype=np.int64)
         for group in self.index.sentence_matches(rows, terms, query.folded):
             at = group.positions
             exact[at] = True
             presence = group.sentence_presence()
-            documents = of_document[at]
+            documents = subjects.of_candidate[at]
             header = subjects.headers[documents]  # the words the question and header share
             subject_words = subjects.words[documents]
             subject_names = subjects.names[documents]

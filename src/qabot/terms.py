@@ -39,7 +39,11 @@ def index_terms(text: str) -> list[str]:
 @functools.lru_cache(maxsize=8192)
 def syllables(text: str, folded: bool) -> tuple[str, ...]:
     """A text's syllables, lower case (accent-folded when ``folded``), without prefix."""
-    return tuple(tokens(fold(text) if folded else text))
+    return tuple(_syllables(text, folded))
+
+
+def _syllables(text: str, folded: bool) -> list[str]:
+    return tokens(fold(text) if folded else text)
 
 
 def term_sets(text: str, folded: bool) -> tuple[frozenset[str], frozenset[str]]:
@@ -56,9 +60,10 @@ def term_sets(text: str, folded: bool) -> tuple[frozenset[str], frozenset[str]]:
 def syllable_set(text: str, folded: bool) -> frozenset[str]:
     """``term_sets(text, folded)[0]`` without making the bigrams: a context header's syllables
     are read for every report a question's candidates come from."""
+    # Not through syllables' cache: headers are cached per report, clause windows are many.
     if folded:
-        return frozenset(FOLDED_PREFIX + s for s in tokens(fold(text)))
-    return frozenset(tokens(text))
+        return frozenset(FOLDED_PREFIX + s for s in _syllables(text, folded))
+    return frozenset(_syllables(text, folded))
 
 
 def term_prior(term: str) -> float:
