@@ -1,5 +1,6 @@
 """Answer focus: the asked kind of thing and the question words it should stand next to."""
 
+import math
 import re
 from pathlib import Path
 
@@ -168,3 +169,69 @@ def test_tokens_are_each_tokens_own_form(folded):
     ]
     for text in [*lines, *tricky]:
         assert focus_module._tokens.__wrapped__(text, folded) == _tokens_one_by_one(text, folded)
+
+
+def _focus_match_by_tokens(focus: Focus, text: str, folded: bool) -> float:
+    """focus_match as defined on the whole tokenisation (focus._tokens): its things of the
+    asked kind and its tokens' forms."""
+    tokens = focus_module._tokens.__wrapped__(text, folded)
+    start = focus_module.START
+    dates = [m.span() for m in focus_module.DATE_PATTERN.finditer(text)]
+    inside = [[i for i, t in enumerate(tokens) if s <= t[start] < e] for s, e in dates]
+    if focus.kind == DATE:
+        things = [(ix[0], ix[-1] + 1) for ix in inside if ix]
+    elif focus.kind == NUMBER:
+        in_date = {i for ix in inside for i in ix}
+        things = [
+            (i, i + 1)
+            for i, t in enumerate(tokens)
+            if t[focus_module.TEXT][0].isdigit() and i not in in_date
+        ]
+    else:
+        things = list(focus_module._names(tokens))
+    runs = focus_module._runs(focus.words, [t[focus_module.FORM] for t in tokens])
+    best = 0.0
+    for s, e in things:
+        for a, b in runs:
+            if a < e and s < b:
+                continue
+            gap = s - b if b <= s else a - e
+            if gap < focus_module.FOCUS_WINDOW:
+                share = (b - a) / len(focus.words)
+                best = max(best, share * share * math.exp(-gap / focus_module.FOCUS_DECAY))
+    return best
+
+
+@pytest.mark.parametrize("folded", [False, True])
+def test_focus_match_reads_numbers_and_dates_as_the_whole_tokenisation_does(folded):
+    """Numbers and dates are found from where the tokens start and the runs of focus words
+    from their forms alone (focus._layout), without the whole tokenisation: the same
+    values on every sentence of the reports, for focus words the sentence holds (so that
+    most values are not 0) and where folding changes the text's length."""
+    reports = Path(__file__).resolve().parents[1] / "data" / "reports"
+    sentences = [
+        s
+        for report in sorted(reports.glob("*.txt"))
+        for s in re.split(r"(?<=[.;:])\s+", report.read_text(encoding="utf-8"))
+        if s.strip()
+    ]
+    sentences += ["İstanbul có 1.062 đảng viên, năm 2023", "Đa\u0301ng viên: 12/3/2024 có 57 người"]
+    nonzero = 0
+    for text in sentences:
+        sentence = fold(text) if folded else text
+        tokens = focus_module._tokens.__wrapped__(sentence, folded)
+        forms = [t[focus_module.FORM] for t in tokens]
+        words = [w for w in forms if w.isalpha()][:6]
+        starts, layout_forms = focus_module._layout.__wrapped__(sentence, folded)
+        assert (list(starts), list(layout_forms)) == (
+            [t[focus_module.START] for t in tokens],
+            forms,
+        )
+        for kind in (NUMBER, DATE, PERSON):
+            for focus in (Focus(kind, tuple(words[:2])), Focus(kind, tuple(words[2:5]))):
+                if not focus.words:
+                    continue
+                expected = _focus_match_by_tokens(focus, sentence, folded)
+                assert focus_match(focus, sentence, folded) == expected
+                nonzero += expected > 0
+    assert nonzero > 50

@@ -217,18 +217,7 @@ def _capitalised_runs(tokens: Sequence[_Token]) -> Iterator[tuple[int, int]]:
 def asked_things(kind: str | None, text: str, tokens: Sequence[_Token]) -> list[tuple[int, int]]:
     """Token spans in ``text`` of things of the asked kind."""
     if kind in (NUMBER, DATE):
-        starts = [t[START] for t in tokens]
-        # Per date, the tokens that start inside it: a contiguous range of them.
-        dates = [
-            (bisect.bisect_left(starts, s), bisect.bisect_left(starts, e))
-            for s, e in (m.span() for m in DATE_PATTERN.finditer(text))
-        ]
-        if kind == DATE:
-            return [(a, b) for a, b in dates if a < b]
-        in_date = {i for a, b in dates for i in range(a, b)}
-        return [
-            (i, i + 1) for i, t in enumerate(tokens) if t[TEXT][0].isdigit() and i not in in_date
-        ]
+        return _dated_things(kind, text, [t[START] for t in tokens])
     if kind == PERSON:
         return list(_names(tokens))
     if kind in (PLACE, ORGANISATION):
@@ -236,18 +225,54 @@ def asked_things(kind: str | None, text: str, tokens: Sequence[_Token]) -> list[
     return []
 
 
+def _dated_things(kind: str, text: str, starts: Sequence[int]) -> list[tuple[int, int]]:
+    """Token spans of dates (DATE) or of numbers outside dates (NUMBER), from where the
+    tokens start."""
+    # Per date, the tokens that start inside it: a contiguous range of them.
+    dates = [
+        (bisect.bisect_left(starts, s), bisect.bisect_left(starts, e))
+        for s, e in (m.span() for m in DATE_PATTERN.finditer(text))
+    ]
+    if kind == DATE:
+        return [(a, b) for a, b in dates if a < b]
+    in_date = {i for a, b in dates for i in range(a, b)}
+    return [(i, i + 1) for i, s in enumerate(starts) if text[s].isdigit() and i not in in_date]
+
+
 # A sentence's things of one kind do not depend on the question: the candidates' sentences
 # come back with every question about them, and finding dates and names in them was most of
 # the focus feature's cost.
 @functools.lru_cache(maxsize=8192)
 def _things(kind: str, text: str, folded: bool) -> tuple[tuple[int, int], ...]:
-    if kind in (NUMBER, DATE) and not _DIGIT.search(text):
-        return ()  # numbers and dates are written with digits: no need to tokenise
+    if kind in (NUMBER, DATE):
+        if not _DIGIT.search(text):
+            return ()  # numbers and dates are written with digits: no need to tokenise
+        return tuple(_dated_things(kind, text, _layout(text, folded)[0]))
     return tuple(asked_things(kind, text, _tokens(text, folded)))
 
 
 @functools.lru_cache(maxsize=8192)
-def _forms(text: str, folded: bool) -> tuple[str, ...]:
+def _layout(text: str, folded: bool) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """Where the text's tokens start, and their forms: all that numbers, dates and runs of
+    focus words need. Half of _tokens' cost (no token tuples, no punctuation between
+    tokens), and most sentences a question reads are read for those."""
+    forms = fold(text) if folded else text.lower()
+    if len(forms) != len(text):  # forms are not sliced from a text of another length
+        tokens = _tokens(text, folded)
+        return tuple(t[START] for t in tokens), tuple(t[FORM] for t in tokens)
+    spans = [m.span() for m in token_matches(text)]
+    return tuple(s for s, _ in spans), tuple(forms[s:e] for s, e in spans)
+
+
+def _forms(kind: str, text: str, folded: bool) -> tuple[str, ...]:
+    """The forms of the text's tokens, from whichever tokenisation finding ``kind`` made."""
+    if kind in (NUMBER, DATE):
+        return _layout(text, folded)[1]
+    return _token_forms(text, folded)
+
+
+@functools.lru_cache(maxsize=8192)
+def _token_forms(text: str, folded: bool) -> tuple[str, ...]:
     return tuple(t[FORM] for t in _tokens(text, folded))
 
 
@@ -283,7 +308,7 @@ def focus_match(focus: Focus, text: str, folded: bool = False) -> float:
     things = _things(focus.kind, text, folded)
     if not things:
         return 0.0
-    runs = _runs(focus.words, _forms(text, folded))
+    runs = _runs(focus.words, _forms(focus.kind, text, folded))
     best = 0.0
     for s, e in things:
         for a, b in runs:

@@ -207,12 +207,22 @@ def _variants(syllables: list[str], folded: bool) -> list[list[str]]:
     return variants
 
 
-def analyse(question: str, restorer: Restorer | None = None) -> Query:
+def interpret(question: str, restorer: Restorer | None = None) -> tuple[str, str]:
+    """The question as analysed (``bound_question``) and as understood: with a restorer, with
+    its diacritics restored. The dense side of a search needs only the latter, so it can
+    start before the rest of the analysis (qabot.search)."""
+    question = bound_question(question)
+    return question, restorer.restore(question) if restorer is not None else question
+
+
+def analyse(
+    question: str, restorer: Restorer | None = None, interpreted: tuple[str, str] | None = None
+) -> Query:
     """The question's terms and answer type; with a restorer, those of the question with its
     diacritics restored. A question beyond the bounds is analysed as ``bound_question``
-    makes it."""
-    question = bound_question(question)
-    interpreted = restorer.restore(question) if restorer is not None else question
+    makes it. ``interpreted``: what ``interpret`` gave for the question, when the caller
+    has it already."""
+    question, interpreted = interpreted or interpret(question, restorer)
     folded = not has_diacritics(interpreted)
     content = strip_question_words(interpreted, folded) or interpreted.lower()
     syllables = tokens(content)

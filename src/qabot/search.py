@@ -36,7 +36,7 @@ from qabot.period import (
     report_covers,
     report_month,
 )
-from qabot.query import DATE, NUMBER, PERSON, Query, analyse, with_context
+from qabot.query import DATE, NUMBER, PERSON, Query, analyse, interpret, with_context
 from qabot.terms import FOLDED_PREFIX
 from qabot.text import token_matches, tokens
 
@@ -48,10 +48,10 @@ VARIANT_WEIGHT = 0.5  # abbreviation variants count half as much as the words ty
 # Held-out conversations: hit@1 0.60 with the context at full weight, 0.80 at 0.3 to 0.5.
 CONTEXT_WEIGHT = 0.4
 RRF_K = 60
-# Threads that run questions' dense side beside their BM25 scoring (Searcher._retrieve).
+# Threads that score questions' postings beside their ANN search (Searcher._retrieve).
 # More than the questions answered at once would idle; fewer make a busy server's
 # questions wait for one (two cores answer about two at once).
-DENSE_WORKERS = 8
+LEXICAL_WORKERS = 8
 
 BASE_FEATURES = (
     "dense",  # exp((cosine - best cosine) / dense_scale): question vs passage, near the top
@@ -201,13 +201,13 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def _dense_pool() -> ThreadPoolExecutor:
-    """The workers of every Searcher's dense side: a reload makes a new Searcher, and its
+def _lexical_pool() -> ThreadPoolExecutor:
+    """The workers of every Searcher's lexical side: a reload makes a new Searcher, and its
     questions keep the same threads."""
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(DENSE_WORKERS, thread_name_prefix="qabot-dense")
+            _pool = ThreadPoolExecutor(LEXICAL_WORKERS, thread_name_prefix="qabot-lexical")
         return _pool
 
 
@@ -343,47 +343,72 @@ class Searcher:
     def _retrieve(self, question: str, context: Sequence[str]) -> _Retrieval | None:
         """The analysed question and the union of the BM25 and dense candidates (None for
         an empty index)."""
-        query = analyse(question, self.index.restorer)
-        context_query = analyse("; ".join(context), self.index.restorer) if context else None
-        if context_query is not None:
-            query = replace(
-                query, interpreted=with_context(query.interpreted, [context_query.interpreted])
-            )
         n = len(self.index.passages)
         if n == 0:
             return None
+        restorer = self.index.restorer
+        asked = interpret(question, restorer)
+        inherited = interpret("; ".join(context), restorer) if context else None
+        # The dense side reads the whole self-contained question: embedding the asked words
+        # alone (or the mean of both) lost dev hit@1 (0.84 to 0.86 against 0.89).
+        understood = with_context(asked[1], [inherited[1]]) if inherited else asked[1]
+        query_vector = self.embedder.embed_queries([understood])
+        k = min(n, CANDIDATES)
+        # A worker analyses the rest of the question and scores its postings while this
+        # thread runs the ANN search, which releases the GIL at once, so the worker starts
+        # without waiting for it and a question waits for the longer of the two. (The other
+        # way round, the worker waited about half a millisecond for this thread's GIL.)
+        lexical = _lexical_pool().submit(
+            self._lexical_rows, question, context, asked, inherited, understood, k
+        )
+        try:
+            dense_rows = self._nearest_rows(query_vector, k)
+        finally:
+            query, touched, lexical_rows = lexical.result()
+        rows = np.array(sorted(set(dense_rows) | set(lexical_rows.tolist())), dtype=np.int64)
+        return _Retrieval(query, query_vector, rows, touched, dense_rows, lexical_rows, k)
+
+    def _lexical_rows(
+        self,
+        question: str,
+        context: Sequence[str],
+        asked: tuple[str, str],
+        inherited: tuple[str, str] | None,
+        understood: str,
+        k: int,
+    ) -> tuple[Query, Touched, np.ndarray]:
+        """The analysed question (``asked``, ``inherited``: qabot.query.interpret of the
+        question and of its context), the passages its terms touch and the k best BM25
+        rows, best first."""
+        query = analyse(question, self.index.restorer, asked)
         bm25 = self.index.bm25
         term_ids = bm25.term_ids(list(query.terms))
         variant_ids = [t for t in bm25.term_ids(list(query.variant_terms)) if t not in term_ids]
         weights = [1.0] * len(term_ids) + [VARIANT_WEIGHT] * len(variant_ids)
         context_ids = []
-        if context_query is not None:
-            inherited = [*context_query.terms, *context_query.variant_terms]
+        if inherited is not None:
+            context_query = analyse("; ".join(context), self.index.restorer, inherited)
+            query = replace(query, interpreted=understood)
+            inherited_terms = [*context_query.terms, *context_query.variant_terms]
             context_ids = [
-                t for t in bm25.term_ids(inherited) if t not in term_ids and t not in variant_ids
+                t
+                for t in bm25.term_ids(inherited_terms)
+                if t not in term_ids and t not in variant_ids
             ]
             weights += [CONTEXT_WEIGHT] * len(context_ids)
-        k = min(n, CANDIDATES)
-        # The dense side (encoding, ANN search: both release the GIL) runs in a worker while
-        # this thread scores the postings, so a question waits for the longer of the two.
-        dense = _dense_pool().submit(self._dense_rows, query.interpreted, k)
-        try:
-            # Only the passages the query terms touch are scored (qabot.index.bm25).
-            touched = bm25.touched(term_ids + variant_ids + context_ids, weights)
-            lexical_rows = top_rows(touched.rows, touched.scores, k)
-        finally:
-            query_vector, dense_rows = dense.result()
-        rows = np.array(sorted(set(dense_rows) | set(lexical_rows.tolist())), dtype=np.int64)
-        return _Retrieval(query, query_vector, rows, touched, dense_rows, lexical_rows, k)
+        # Only the passages the query terms touch are scored (qabot.index.bm25).
+        touched = bm25.touched(term_ids + variant_ids + context_ids, weights)
+        lexical_rows = top_rows(touched.rows, touched.scores, min(k, len(self.index.passages)))
+        # Read while the ANN search finishes (SQLite releases the GIL too): the passages
+        # store keeps them for _first_columns, which then reads only the dense ones.
+        self.index.passages.many(lexical_rows.tolist())
+        return query, touched, lexical_rows
 
-    def _dense_rows(self, text: str, k: int) -> tuple[np.ndarray, list[int]]:
-        """The question's vector and its k nearest passages' rows, nearest first."""
-        # The dense side reads the whole self-contained question: embedding the asked words
-        # alone (or the mean of both) lost dev hit@1 (0.84 to 0.86 against 0.89).
-        query_vector = self.embedder.embed_queries([text])
+    def _nearest_rows(self, query_vector: np.ndarray, k: int) -> list[int]:
+        """The rows of the k passages nearest the question's vector, nearest first."""
         search_threads()  # per thread: a worker may not have searched before
         _, found_rows = self.index.vectors.search(query_vector, k)
-        return query_vector, [int(r) for r in found_rows[0] if r >= 0]
+        return [int(r) for r in found_rows[0] if r >= 0]
 
     def candidate_rows(
         self, question: str, context: Sequence[str] = ()
