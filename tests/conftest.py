@@ -22,9 +22,12 @@ DEV_SEEDS = SHARED / "eval" / "dev_seeds.jsonl"
 @pytest.fixture(autouse=True)
 def _unfreeze_objects():
     """The bot freezes what is alive for the garbage collector (service.freeze_loaded_objects);
-    in the test process that would keep every later test's leftovers from being collected."""
+    in the test process that would keep every later test's leftovers from being collected,
+    and collect them less often."""
+    threshold = gc.get_threshold()
     yield
     gc.unfreeze()
+    gc.set_threshold(*threshold)
 
 
 @pytest.fixture(scope="session")

@@ -129,6 +129,27 @@ def test_stored_periods_are_the_periods_of_the_text(reports_index):
     assert named > 10  # the reports name years and "6 tháng đầu năm"
 
 
+def test_period_matches_are_each_passages_own(reports_index):
+    """Whether a passage names a period and whether one overlaps an asked period, for a
+    question's rows at once (in any order, repeated), as its stored periods say one by one."""
+    from qabot.period import overlaps
+
+    index = open_index(reports_index)
+    rows = np.array([*range(len(index.passages) - 1, -1, -1), 0, 0], dtype=np.int64)
+    years = sorted({p for r in range(len(index.passages)) for p in index.stored_periods(r)})
+    assert len(years) > 3
+    checked = 0
+    for period in [years[0], years[len(years) // 2], years[-1], (0, 1)]:
+        stored, named, overlapping = index.period_matches(rows, period)
+        assert stored.all()
+        for i, row in enumerate(rows.tolist()):
+            periods = index.stored_periods(row)
+            assert named[i] == bool(periods)
+            assert overlapping[i] == any(overlaps(p, period) for p in periods)
+            checked += bool(overlapping[i])
+    assert checked > 5
+
+
 def test_a_passage_with_a_syllable_outside_the_vocabulary_is_read_from_its_text(tmp_path):
     writer = SentenceTokenWriter(tmp_path)
     writer.add(

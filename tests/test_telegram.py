@@ -34,7 +34,7 @@ from qabot.examples import MAX_CHECKED, choose_examples, title_question
 from qabot.index import build_index
 from qabot.index.meta import DocumentInfo, ParagraphRecord
 from qabot.passages import PassageConfig
-from qabot.service import ParagraphContext, QAService
+from qabot.service import YOUNG_GC_OBJECTS, ParagraphContext, QAService
 from qabot.telegram import build_application, keyboards, run_bot, state
 from qabot.telegram import formatting as fmt
 from qabot.telegram.app import COMMANDS, file_base_url
@@ -1369,6 +1369,7 @@ def test_run_bot_reports_a_rejected_token(
     assert "không chấp nhận QABOT_TELEGRAM_TOKEN" in capsys.readouterr().err
     assert index_watchers() == watchers  # the service was closed: its watcher stopped
     assert gc.get_freeze_count() > 0  # what was loaded before polling is left to live
+    assert gc.get_threshold()[0] == YOUNG_GC_OBJECTS  # and questions' objects collected less often
 
 
 @pytest.mark.parametrize(

@@ -264,24 +264,23 @@ def question_names(question: str) -> tuple[str, ...]:
 
 def time_columns(
     asked: QuestionTime,
-    passage_periods: Sequence[tuple[Months, ...]],
+    named: np.ndarray,
+    overlapping: np.ndarray,
     recency_months: Sequence[int | None],
     report_months: Sequence[int | None],
 ) -> dict[str, np.ndarray]:
-    """The time features of candidates, from the question's time, each passage's periods
-    and its report's month (None: undated). ``recency_months`` holds the months of the
-    reports on the question's subject and None for the others, which get no recency."""
+    """The time features of candidates, from the question's time, whether each passage
+    names a period and whether one of them overlaps the asked period (both read only when
+    the question names one), and its report's month (None: undated). ``recency_months``
+    holds the months of the reports on the question's subject and None for the others,
+    which get no recency."""
     n = len(report_months)
     columns = {name: np.zeros(n) for name in TIME_FEATURES}
     if asked.period is not None:
-        for i, (periods, month) in enumerate(zip(passage_periods, report_months, strict=True)):
-            text_match = any(overlaps(p, asked.period) for p in periods)
-            report_match = report_covers(asked.period, month)
-            columns["period_text"][i] = float(text_match)
-            columns["period_report"][i] = float(report_match)
-            columns["period_conflict"][i] = float(
-                bool(periods) and not text_match and not report_match
-            )
+        covered = np.array([report_covers(asked.period, m) for m in report_months], dtype=bool)
+        columns["period_text"] = overlapping.astype(float)
+        columns["period_report"] = covered.astype(float)
+        columns["period_conflict"] = (named & ~overlapping & ~covered).astype(float)
         return columns
     dated = [m for m in recency_months if m is not None]
     if dated and max(dated) > min(dated):
@@ -325,6 +324,7 @@ class Searcher:
         bm25 = index.bm25
         self._max_weight = float(bm25.term_weight.max()) if len(bm25.term_weight) else 1.0
         self._periods: LruCache[int, tuple[Months, ...]] = LruCache(50_000)
+        self._months: LruCache[str, int | None] = LruCache(50_000)  # per report
         # A term's weight is a binary search of the memory-mapped term table; the ranking
         # and structure features ask for the same terms, and questions repeat them.
         self._weights: LruCache[str, float] = LruCache(100_000)
@@ -363,6 +363,9 @@ class Searcher:
         )
         try:
             dense_rows = self._nearest_rows(query_vector, k)
+            # Read while the worker finishes: the passages store keeps them for
+            # _first_columns, as the worker does with the lexical candidates.
+            self.index.passages.many(dense_rows)
         finally:
             query, touched, lexical_rows = lexical.result()
         rows = np.array(sorted(set(dense_rows) | set(lexical_rows.tolist())), dtype=np.int64)
@@ -399,8 +402,8 @@ class Searcher:
         # Only the passages the query terms touch are scored (qabot.index.bm25).
         touched = bm25.touched(term_ids + variant_ids + context_ids, weights)
         lexical_rows = top_rows(touched.rows, touched.scores, min(k, len(self.index.passages)))
-        # Read while the ANN search finishes (SQLite releases the GIL too): the passages
-        # store keeps them for _first_columns, which then reads only the dense ones.
+        # Read here, beside the ANN search and its passages (SQLite releases the GIL too):
+        # the passages store keeps them for _first_columns.
         self.index.passages.many(lexical_rows.tolist())
         return query, touched, lexical_rows
 
@@ -826,23 +829,27 @@ class Searcher:
         best_match = max(subject_match.values(), default=0.0)
         on_subject = [subject_match.get(p.doc_id, 0.0) >= best_match - 1e-9 for p in passages]
         asked = question_time(query.interpreted)
-        months = {
-            d: report_month(self._document_date(d))
-            for d in dict.fromkeys(p.doc_id for p in passages)
-        }
-        report_months = [months[p.doc_id] for p in passages]
+        report_months = [self._report_month(p.doc_id) for p in passages]
+        named = overlapping = np.zeros(n, dtype=bool)
+        if asked.period is not None:  # only then are the passages' periods compared
+            stored, named, overlapping = self.index.period_matches(rows, asked.period)
+            for i in np.flatnonzero(~stored).tolist():
+                periods = self.passage_periods(int(rows[i]))
+                named[i] = bool(periods)
+                overlapping[i] = any(overlaps(p, asked.period) for p in periods)
         columns.update(
             time_columns(
                 asked,
-                # Only a question that names a period compares it with the passages'.
-                [self.passage_periods(int(r)) for r in rows]
-                if asked.period is not None
-                else [()] * n,
+                named,
+                overlapping,
                 [m if same else None for m, same in zip(report_months, on_subject, strict=True)],
                 report_months,
             )
         )
         return columns
+
+    def _report_month(self, doc_id: str) -> int | None:
+        return self._months.get(doc_id, lambda: report_month(self._document_date(doc_id)))
 
     def focus_column(
         self,

@@ -418,6 +418,21 @@ class LoadedIndex:
             out.append(TokenMatches.of(positions, token_ids, lengths, term_ids))
         return out
 
+    def period_matches(
+        self, rows: np.ndarray, period: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per row: whether its segment stored its periods, and then whether it names a
+        period and whether one of them overlaps ``period`` (PassagePeriods.match)."""
+        stored = np.zeros(len(rows), dtype=bool)
+        named = np.zeros(len(rows), dtype=bool)
+        overlapping = np.zeros(len(rows), dtype=bool)
+        for index, positions, local in rows_by_segment(self._starts, rows):
+            periods = self.segments[index].periods
+            if periods is not None:
+                stored[positions] = True
+                named[positions], overlapping[positions] = periods.match(local, period)
+        return stored, named, overlapping
+
     def stored_periods(self, row: int) -> tuple[tuple[int, int], ...] | None:
         """The periods a passage names as its segment stored them; None when it did not."""
         segment = self.segment_of(row)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qabot.index.sentence_tokens import concatenated_ranges
 from qabot.period import GRAMMAR_VERSION, Months, passage_periods
 
 FILE = "passage_periods.npz"
@@ -67,3 +68,14 @@ class PassagePeriods:
     def of(self, local_row: int) -> tuple[Months, ...]:
         found = self.months[int(self.offsets[local_row]) : int(self.offsets[local_row + 1])]
         return tuple((int(a), int(b)) for a, b in found.tolist())
+
+    def match(self, local_rows: np.ndarray, period: Months) -> tuple[np.ndarray, np.ndarray]:
+        """Per passage at ``local_rows``: whether it names a period, and whether one of its
+        periods overlaps ``period`` (qabot.period.overlaps), for all of them at once."""
+        first, last = self.offsets[local_rows], self.offsets[local_rows + 1]
+        months = self.months[concatenated_ranges(first, last)]
+        hit = (months[:, 0] <= period[1]) & (period[0] <= months[:, 1])
+        owner = np.repeat(np.arange(len(local_rows)), last - first)
+        overlapping = np.zeros(len(local_rows), dtype=bool)
+        overlapping[owner[hit]] = True
+        return last > first, overlapping
