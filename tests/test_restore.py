@@ -226,3 +226,22 @@ def test_decoding_only_the_stretches_with_a_choice_finds_the_full_viterbi_path(r
         ]
         differs += alone != full
     assert differs > 10  # the neighbours' transitions did decide
+
+
+def test_remembered_transitions_restore_as_computed_ones_and_stay_bounded(monkeypatch):
+    """Transitions are remembered per pair of candidate lists, at most TRANSITIONS_KEPT of
+    them: questions restored from remembered ones read exactly as from a fresh restorer."""
+    stats = RestoreStats.from_texts(p.read_text(encoding="utf-8") for p in REPORTS.glob("*.txt"))
+    questions = [
+        fold(line)
+        for p in sorted(REPORTS.glob("*.txt"))
+        for line in p.read_text(encoding="utf-8").splitlines()[:12]
+        if 3 < len(line.split()) < 30
+    ]
+    fresh = [Restorer(stats).restore(q) for q in questions]  # a new restorer per question
+    monkeypatch.setattr(restore, "TRANSITIONS_KEPT", 50)
+    remembering = Restorer(stats)
+    twice = [remembering.restore(q) for q in questions + questions]
+    assert twice == fresh + fresh
+    assert 0 < len(remembering.transitions) <= 50
+    assert sum(a != fold(a) for a in fresh) > 10  # most were restored

@@ -33,6 +33,8 @@ FILE = "restore.npz"
 LANGUAGE = "vi"
 NUMBER = "0"  # every number is one context word ("năm 2018", "năm 2019" alike)
 MAX_CANDIDATES = 12  # accented forms per folded syllable, most frequent first
+# Transitions a Restorer remembers (each at most 12 x 12 floats: about 1.2 KB).
+TRANSITIONS_KEPT = 20_000
 
 # Model constants, chosen on the UIT train questions (bench/restore.py prints the accuracy):
 # the corpus unigram weighs CORPUS_SHARE against the general list; a bigram's evidence is
@@ -199,6 +201,10 @@ class Restorer:
     unigram: np.ndarray = field(init=False, repr=False)
     candidates: dict = field(init=False, repr=False)  # folded syllable -> ids, best first
     ids: dict = field(init=False, repr=False)
+    # (previous ids, current ids) -> their _transition: questions repeat their phrases
+    # ("Ban Quản lý", "chi bộ"), and each transition is some twenty small array operations,
+    # half of restoring an accented question with a few plain syllables.
+    transitions: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         stats = with_question_frames(self.stats)
@@ -228,12 +234,26 @@ class Restorer:
         object.__setattr__(self, "left_types", types)
         object.__setattr__(self, "candidates", candidates)
         object.__setattr__(self, "ids", {w: i for i, w in enumerate(words)})
+        object.__setattr__(self, "transitions", {})
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> Restorer:
         return cls(RestoreStats.from_texts(texts))
 
     def _transition(self, previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+        """_transitions, remembered (read-only) for the TRANSITIONS_KEPT pairs of candidate
+        lists met last."""
+        key = (previous.tobytes(), current.tobytes())
+        found = self.transitions.get(key)
+        if found is None:
+            found = self._transitions(previous, current)
+            found.setflags(write=False)
+            if len(self.transitions) >= TRANSITIONS_KEPT:  # bounded; common pairs come back
+                self.transitions.clear()
+            self.transitions[key] = found
+        return found
+
+    def _transitions(self, previous: np.ndarray, current: np.ndarray) -> np.ndarray:
         """log P(current | previous) for every pair: (len(previous), len(current)).
 
         Witten-Bell smoothing: a word seen before many different words ("có") leaves more
