@@ -135,6 +135,9 @@ def _content(token: _Token, folded: bool) -> bool:
     return token[FORM] not in words and not token[FORM][0].isdigit()
 
 
+# Ranking reads a question's focus for each batch of candidates it reads, and the answer
+# once more: the same few questions at a time.
+@functools.lru_cache(maxsize=1024)
 def question_focus(question: str, folded: bool = False, kind: str | None = None) -> Focus:
     """The asked kind and the content words next to the question word: those after it
     ("bao nhiêu [đảng viên]", "ai là [phó bí thư]"), or, when none follow, those before it

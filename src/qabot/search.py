@@ -11,10 +11,11 @@ fitted on, and a mismatch is an error, not a silent misreading.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import pairwise
+from types import MappingProxyType
 
 import numpy as np
 
@@ -87,7 +88,11 @@ FEATURES = BASE_FEATURES + STRUCTURE_FEATURES
 # candidate: with period_conflict's negative weight in the first score, fewer candidates
 # reach the top than with the periods read late, and reading them costs less.)
 TEXT_FEATURES = ("sentence_coverage", "subject_coverage", "name_coverage", "focus")
-READ_BATCH = 8  # candidates whose sentences are read before the bound is checked again
+# Candidates whose sentences are read before the bound is checked again, after the first
+# top_k. Each check scores the candidates' matrix once more (tens of microseconds); each
+# candidate read unneeded costs more: at a million passages the bench's first questions
+# read 14.0 candidates with 2 against 16.3 with 8, and reading took 1.1 ms against 1.6-2.0.
+READ_BATCH = 2
 BOUND_MARGIN = 1e-4  # float32 scores: a bound this close to the top is not trusted
 TIME_FEATURES = tuple(f for f in STRUCTURE_FEATURES if f.startswith(("period_", "recency")))
 # The kinds "focus" ranks by. "đâu" and "nào" also ask for a reason or a source ("dựa vào
@@ -325,6 +330,9 @@ class Searcher:
         self._max_weight = float(bm25.term_weight.max()) if len(bm25.term_weight) else 1.0
         self._periods: LruCache[int, tuple[Months, ...]] = LruCache(50_000)
         self._months: LruCache[str, int | None] = LruCache(50_000)  # per report
+        self._names: LruCache[tuple[str, bool, tuple[str, ...]], Mapping[str, float]] = LruCache(
+            256
+        )
         # A term's weight is a binary search of the memory-mapped term table; the ranking
         # and structure features ask for the same terms, and questions repeat them.
         self._weights: LruCache[str, float] = LruCache(100_000)
@@ -382,7 +390,7 @@ class Searcher:
     ) -> tuple[Query, Touched, np.ndarray]:
         """The analysed question (``asked``, ``inherited``: qabot.query.interpret of the
         question and of its context), the passages its terms touch and the k best BM25
-        rows, best first."""
+        rows, best first (their passages read into the passages store)."""
         query = analyse(question, self.index.restorer, asked)
         bm25 = self.index.bm25
         term_ids = bm25.term_ids(list(query.terms))
@@ -401,7 +409,7 @@ class Searcher:
             weights += [CONTEXT_WEIGHT] * len(context_ids)
         # Only the passages the query terms touch are scored (qabot.index.bm25).
         touched = bm25.touched(term_ids + variant_ids + context_ids, weights)
-        lexical_rows = top_rows(touched.rows, touched.scores, min(k, len(self.index.passages)))
+        lexical_rows = top_rows(touched.rows, touched.scores, k)
         # Read here, beside the ANN search and its passages (SQLite releases the GIL too):
         # the passages store keeps them for _first_columns.
         self.index.passages.many(lexical_rows.tolist())
@@ -766,17 +774,25 @@ class Searcher:
         columns["focus"] = self.focus_column(query, rows, passages)
         return columns
 
-    def _name_weights(self, query: Query) -> dict[str, float]:
+    def _name_weights(self, query: Query) -> Mapping[str, float]:
         """The question's name bigrams and their weights. Names are matched as phrases
         ("chế_xuất", "hải_phòng"), since the syllables of organisation names ("ban", "khu",
-        "thành", "phố") are everywhere."""
+        "thành", "phố") are everywhere. Remembered for the last questions: each feature
+        that reads names asks for them."""
+        return self._names.get(
+            (query.interpreted, query.folded, query.terms), lambda: self._find_names(query)
+        )
+
+    def _find_names(self, query: Query) -> Mapping[str, float]:
         prefix = FOLDED_PREFIX if query.folded else ""
         names = {prefix + t for t in question_names(query.interpreted)}
-        return {
-            t: self._weight(t)
-            for t in query.terms
-            if "_" in t and any(part in names for part in _halves(t))
-        }
+        return MappingProxyType(
+            {
+                t: self._weight(t)
+                for t in query.terms
+                if "_" in t and any(part in names for part in _halves(t))
+            }
+        )
 
     def _coverage_columns(
         self, query: Query, rows: np.ndarray, passages: Sequence[Passage]
@@ -923,7 +939,7 @@ class Searcher:
         want = max(1, min(top_k, n))
         read: list[int] = []
         while len(read) < n:
-            batch = np.array(by_bound[len(read) : len(read) + max(want, READ_BATCH)])
+            batch = np.array(by_bound[len(read) : len(read) + (READ_BATCH if read else want)])
             self._read(first, batch)
             read += batch.tolist()
             # Scored as one matrix, as ``candidates`` scores them: the same bits per row.
