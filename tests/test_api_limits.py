@@ -351,6 +351,61 @@ def test_long_questions_take_turns_and_leave_room_for_the_others(reports_index, 
     assert service.ask(_long_question(7)).interpreted_question
 
 
+class ThreadRecordingEmbedder(GatedEmbedder):
+    """GatedEmbedder that also records the thread each question is embedded in (a search
+    embeds its question in the thread that answers it)."""
+
+    def __init__(self, inner) -> None:
+        super().__init__(inner)
+        self.threads: list[str] = []
+
+    def embed_queries(self, texts):
+        self.threads.append(threading.current_thread().name)
+        return super().embed_queries(texts)
+
+
+def test_an_idle_server_answers_on_its_event_loop_and_never_waits_there(reports_index, embedder):
+    """A question on an idle server is answered on the event loop (no threadpool hand-off);
+    a long one, which may wait for its turn, and any asked while another is being answered
+    go to the threadpool, so the server keeps answering while a long question waits."""
+    from qabot.service import LONG_QUESTION_QUEUE
+
+    recording = ThreadRecordingEmbedder(embedder)
+    service = QAService(reports_index, recording, long_question_slots=1)
+    pool = ThreadPoolExecutor(max_workers=LONG_QUESTION_QUEUE)
+    try:
+        with serving(create_app(service, make_settings())) as client:
+            assert client.post("/ask", json={"question": ON_TOPIC}).status_code == 200
+            assert client.get("/ask", params={"q": ON_TOPIC}).status_code == 200
+            assert not any(t.startswith("AnyIO worker") for t in recording.threads)
+            long_answers = [
+                pool.submit(client.post, "/ask", json={"question": _long_question(n)})
+                for n in range(2)  # one in its search, one waiting for its turn
+            ]
+            _wait_for(lambda: recording.inside == 1)
+            time.sleep(0.3)  # time for the second to wait for the slot
+            assert client.get("/health").status_code == 200
+            asked = len(recording.threads)
+            assert client.post("/ask", json={"question": ON_TOPIC}).status_code == 200
+            assert recording.threads[asked].startswith("AnyIO worker")
+            recording.gate.set()
+            assert [a.result(timeout=60).status_code for a in long_answers] == [200, 200]
+        # Two questions on the loop, then the long ones and the one asked meanwhile.
+        assert [t.startswith("AnyIO worker") for t in recording.threads] == [False] * 2 + [True] * 3
+    finally:
+        recording.gate.set()
+        pool.shutdown(wait=True)
+        service.close()
+
+
+def test_only_long_questions_wait_their_turn(service) -> None:
+    assert service.waits_its_turn(_long_question(0))
+    assert service.waits_its_turn(ON_TOPIC, [_long_question(1)])
+    assert not service.waits_its_turn(ON_TOPIC, [ON_TOPIC])
+    assert not service.waits_its_turn("   ")  # refused at once, never waits
+    assert not service.waits_its_turn(ON_TOPIC, ["x"] * 1000)  # history refused at once
+
+
 def test_index_writes_take_turns_time_out_and_recover_from_failures() -> None:
     from qabot.http.admin import IndexWrites
     from qabot.service import IndexBusyError

@@ -518,6 +518,17 @@ class QAService:
         self.activity.answered(channel, answer.found)
         return self._logged(answer, result, channel, user)
 
+    def waits_its_turn(self, question: str, history: Sequence[str] | None = None) -> bool:
+        """Whether ``ask`` may wait for its turn with this question: a long one (with a long
+        one in its history) waits while another long question is answered. An event loop
+        answers the others itself (qabot.http.routes) and never waits there. False for a
+        question ``ask`` refuses at once."""
+        try:
+            text, earlier = clean_question(question), clean_history(history)
+        except QuestionError:
+            return False
+        return is_long_question(text) or any(is_long_question(q) for q in earlier)
+
     @contextlib.contextmanager
     def _long_question_turn(self) -> Iterator[None]:
         if not self._long_admitted.acquire(blocking=False):
