@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import queue
@@ -785,3 +786,16 @@ def test_a_follow_up_is_searched_as_the_question_it_means(client: httpx.Client) 
     ).json()
     assert off_topic["found"] is False
     assert off_topic["interpreted_question"] == "Còn giá vàng hôm nay thì sao?"
+
+
+def test_an_answer_reads_over_http_as_its_plain_data(service):
+    """/ask's body is read from the Answer dataclasses' attributes (no copy into dicts): the
+    same values as the answer's own dict, highlights and unanswered questions included."""
+    from qabot.http.schemas import AnswerOut
+
+    answers = [service.ask(q, 5) for q in (ON_TOPIC, HAI_PHONG, "Thời tiết ở Sao Hỏa thế nào?")]
+    assert any(p.highlight for a in answers for p in a.passages)
+    assert not all(a.found for a in answers)
+    for answer in answers:
+        as_json = json.loads(json.dumps(answer.to_dict(), ensure_ascii=False))
+        assert json.loads(AnswerOut.of(answer).model_dump_json()) == as_json
