@@ -29,7 +29,9 @@ The embedder is a tiny sentence-transformers model (a 2-layer, 64-dim BERT with 
 weights and a word-piece vocabulary of the sample reports' syllables), built on the spot:
 nothing is downloaded and embedding is cheap, so qabot's own costs show. qabot computes it
 with numpy (qabot.encoder), as it would any plain BERT model. Prints one JSON line
-per size. Servers are always stopped and temporary folders removed (unless --keep).
+per size. Servers are always stopped and temporary folders removed (unless --keep). With
+--keep, a ``size-N`` folder already there is removed first and built anew, its embedding
+cache with it: copy a million-passage folder aside before running the same size again.
 
 ``--ann`` sweeps the FAISS index settings (HNSW M / efSearch, IVF nlist / nprobe) on
 clustered synthetic vectors and on tiny-model vectors of a generated corpus, printing
