@@ -80,20 +80,19 @@ def test_ranks_with_many_ties_and_unscored_rows():
     assert top_rows(rows, scores, 40).tolist() == order[:40].tolist()
 
 
-@pytest.mark.parametrize("share", [10**9, 1])  # marking every time, sorting every time
-@pytest.mark.parametrize("size", [0, 1, 40, 700, 5_000])
-def test_distinct_rows_mark_and_sort_alike(monkeypatch, share, size):
-    monkeypatch.setattr(bm25_module, "MARK_SHARE", share)
+@pytest.mark.parametrize("n_docs", [1_000, 3_000_000])  # rows below and past 2 ** 16
+@pytest.mark.parametrize("size", [0, 1, 40, 700, 5_000, 70_000])
+def test_distinct_rows_are_the_sorted_unique_rows(n_docs, size):
     rng = np.random.default_rng(size)
-    read = rng.integers(0, 1_000, size).astype(np.int32)
-    slots, marks = Scratch(1_000).arrays()
+    read = rng.integers(0, n_docs, size).astype(np.int32)
+    slots = Scratch(n_docs).slots()
     for _ in range(2):  # the second query starts from what the first left behind
-        rows, where = distinct_rows(read, slots, marks)
+        rows, where = distinct_rows(read, slots)
         expected, inverse = np.unique(read, return_inverse=True)
+        assert rows.dtype == read.dtype
         assert rows.tolist() == expected.tolist()
         assert where.tolist() == inverse.tolist()
-        assert not marks.any()
-        read = rng.integers(0, 1_000, size).astype(np.int32)
+        read = rng.integers(0, n_docs, size).astype(np.int32)
 
 
 @pytest.mark.parametrize("counted", [0, 1_000])  # sort the scores; count row by row

@@ -51,9 +51,6 @@ B = 0.75
 MAX_POSTINGS = 1_000
 # Terms whose weighed postings a version of several segments remembers (SegmentedBM25).
 POSTINGS_KEPT = 1024
-# distinct_rows marks rows in a per-passage array when a query reads at least one posting
-# per MARK_SHARE passages: scanning a byte per passage then costs less than sorting.
-MARK_SHARE = 32
 # ranks() counts up to this many rows one by one (two passes over the scores each) before
 # sorting the scores once costs less: at a million passages a question touches ~90k.
 COUNTED_RANKS = 24
@@ -125,7 +122,7 @@ class BM25Index:
                 self, {}, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32)
             )
         read = np.concatenate([self.postings[lo:hi] for lo, hi in spans])
-        rows, where = distinct_rows(read, *self._scratch.arrays())
+        rows, where = distinct_rows(read, self._scratch.slots())
         segments, start = [], 0
         for lo, hi in spans:
             segments.append((lo, hi, start))
@@ -427,48 +424,38 @@ def term_hash(term: str) -> int:
 
 
 class Scratch(threading.local):
-    """Per thread, two arrays of one entry per passage that distinct_rows reuses from query
-    to query (allocating them per query would cost what the corpus holds): a slot (int32)
-    and a mark (bool, all False between queries). Made on a thread's first query."""
+    """Per thread, a slot per passage (int32) that distinct_rows reuses from query to query
+    (allocating it per query would cost what the corpus holds). Made on a thread's first
+    query."""
 
     def __init__(self, n_docs: int) -> None:
         self.n_docs = n_docs
-        self.slots: np.ndarray | None = None
-        self.marks: np.ndarray | None = None
+        self._slots: np.ndarray | None = None
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        if self.slots is None or self.marks is None:
-            self.slots = np.empty(self.n_docs, dtype=np.int32)
-            self.marks = np.zeros(self.n_docs, dtype=bool)
-        return self.slots, self.marks
+    def slots(self) -> np.ndarray:
+        if self._slots is None:
+            self._slots = np.empty(self.n_docs, dtype=np.int32)
+        return self._slots
 
 
-def distinct_rows(
-    read: np.ndarray, slot: np.ndarray, marks: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def distinct_rows(read: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of the postings read (sorted), and per posting its index in them.
 
-    Many postings (a question's common terms, at least 1/MARK_SHARE of the passages): each
-    row read is marked in ``marks`` and the marked rows are collected in order, which
-    costs a byte per passage instead of sorting the distinct rows (at a million passages,
-    0.5 ms against 2-4 ms). Few postings: each row's slot takes the position of one of
-    its postings (whichever numpy writes last), so exactly one posting per row finds its
-    own position there, and those rows are sorted. Every slot read was written by this
-    query, so the slots need no clearing; the marks are cleared before returning."""
-    if len(read) * MARK_SHARE >= len(marks):
-        marks[read] = True
-        try:
-            rows = np.flatnonzero(marks).astype(read.dtype, copy=False)
-            marks[rows] = False
-        except BaseException:
-            marks[:] = False  # the next query needs them clear
-            raise
-    else:
-        positions = np.arange(len(read), dtype=np.int32)
-        slot[read] = positions
-        rows = np.sort(read[slot[read] == positions])
+    Each row's slot takes the position of one of its postings (whichever numpy writes last),
+    so exactly one posting per row finds its own position there: those are the distinct
+    rows. They are sorted by their low 16 bits, then stably by their high 16 bits: numpy
+    sorts 16-bit keys stably by counting, in linear time. At a million passages a question
+    reads about 27,000 postings: 0.49 ms against 0.78 ms with a comparison sort, and
+    against marking the rows in a byte per passage and scanning it (1.1 against 0.8 ms at
+    40,000 postings, 2.4 against 2.0 at 100,000). Every slot read was written by this
+    query, so the slots need no clearing."""
+    positions = np.arange(len(read), dtype=np.int32)
+    slot[read] = positions
+    rows = read[slot[read] == positions].astype(np.int32, copy=False)
+    rows = rows[np.argsort(rows.astype(np.uint16), kind="stable")]
+    rows = rows[np.argsort((rows >> 16).astype(np.uint16), kind="stable")]
     slot[rows] = np.arange(len(rows), dtype=np.int32)
-    return rows, slot[read]
+    return rows.astype(read.dtype, copy=False), slot[read]
 
 
 @dataclass
@@ -844,7 +831,7 @@ class SegmentedBM25:
             start += len(rows)
         read_rows = np.concatenate(read)
         weights = np.concatenate(values)
-        rows, where = distinct_rows(read_rows, *self._scratch.arrays())
+        rows, where = distinct_rows(read_rows, self._scratch.slots())
         cut = frozenset(t for t in term_ids if self._cut(t))
         touched = Touched(self, segments, rows, where, [], cut)
         touched.scores = touched.accumulate(
