@@ -33,7 +33,7 @@ FILE = "restore.npz"
 LANGUAGE = "vi"
 NUMBER = "0"  # every number is one context word ("năm 2018", "năm 2019" alike)
 MAX_CANDIDATES = 12  # accented forms per folded syllable, most frequent first
-# Transitions a Restorer remembers (each at most 12 x 12 floats: about 1.2 KB).
+# Transitions a Restorer remembers (each at most 12 x 12 float64: 1.2 KB; 24 MB in all).
 TRANSITIONS_KEPT = 20_000
 
 # Model constants, chosen on the UIT train questions (bench/restore.py prints the accuracy):
@@ -241,8 +241,8 @@ class Restorer:
         return cls(RestoreStats.from_texts(texts))
 
     def _transition(self, previous: np.ndarray, current: np.ndarray) -> np.ndarray:
-        """_transitions, remembered (read-only) for the TRANSITIONS_KEPT pairs of candidate
-        lists met last."""
+        """_transitions, remembered (read-only) per pair of candidate lists: at most
+        TRANSITIONS_KEPT pairs, all forgotten at once when there are that many."""
         key = (previous.tobytes(), current.tobytes())
         found = self.transitions.get(key)
         if found is None:
