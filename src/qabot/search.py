@@ -610,11 +610,15 @@ class Searcher:
         word_columns = [column[w] for w in words]
         pairs = [(column[a], column[b]) for a, b in halves]
         read = np.zeros(len(doc_ids), dtype=bool)
-        headers = np.zeros((len(doc_ids), len(words)), dtype=bool)
-        for j, doc_id in enumerate(doc_ids):
-            i = first_passage[doc_id]
-            in_header = self.index.header_terms(int(rows[i]), query.folded, passages[i])
-            headers[j] = [t in in_header for t in words]
+        row_of = rows.tolist()
+        in_headers = [
+            self.index.header_terms(row_of[i], query.folded, passages[i])
+            for i in first_passage.values()  # in doc_ids' order
+        ]
+        # One array made at once: a row assigned per report cost more than its set tests.
+        headers = np.array(
+            [[t in in_header for t in words] for in_header in in_headers], dtype=bool
+        ).reshape(len(doc_ids), len(words))
         for group in self.index.subject_matches(doc_ids, terms, query.folded):
             read[group.positions] = True
             word_held[group.positions] = group.sentence_presence()[:, word_columns]
