@@ -118,6 +118,21 @@ def test_a_subject_with_a_syllable_outside_the_vocabulary_is_read_from_its_text(
         SentenceTokens.load(tmp_path, sentences=1)  # three documents listed, one offset pair
 
 
+@pytest.mark.parametrize("folded", [False, True])
+def test_subjects_of_many_documents_are_each_documents_own(reports_index, folded):
+    index = open_index(reports_index)
+    segment = index.segments[0]
+    tokens = segment.tokens
+    doc_ids = [d.doc_id for d in segment.documents]
+    asked = [*doc_ids[::-1], "khong-co.txt", doc_ids[0]]  # any order, unknown, repeated
+    found, ids, lengths = tokens.subjects.of_documents(asked, tokens.folded_ids, folded)
+    assert found.tolist() == [i for i, d in enumerate(asked) if d in tokens.subjects.documents]
+    one_by_one = [tokens.subjects.token_ids(asked[i], tokens.folded_ids, folded) for i in found]
+    assert lengths.tolist() == [len(x) for x in one_by_one]
+    assert ids.tolist() == [t for x in one_by_one for t in x.tolist()]
+    assert sum(lengths) > 0
+
+
 def test_stored_periods_are_the_periods_of_the_text(reports_index):
     index = open_index(reports_index)
     named = 0

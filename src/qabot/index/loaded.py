@@ -395,27 +395,30 @@ class LoadedIndex:
         TokenMatches per segment, each subject one passage of one sentence (term_sets pairs
         every two adjacent syllables of a subject). A document whose segment has no subject
         tokens, or whose tokens cannot say it exactly, is left out: subject_terms reads it."""
-        groups: dict[str, tuple[Segment, list[int], list[np.ndarray]]] = {}
+        groups: dict[str, tuple[Segment, list[int]]] = {}
         for position, doc_id in enumerate(doc_ids):
             segment = self._segment_of_document.get(doc_id)
-            tokens = segment.tokens if segment is not None else None
-            if segment is None or tokens is None or tokens.subjects is None:
+            if segment is None or segment.tokens is None or segment.tokens.subjects is None:
                 continue
-            ids = tokens.subjects.token_ids(doc_id, tokens.folded_ids, folded)
-            if ids is None:
-                continue
-            group = groups.get(segment.id)
-            if group is None:
-                group = groups[segment.id] = (segment, [], [])
-            group[1].append(position)
-            group[2].append(ids)
+            groups.setdefault(segment.id, (segment, []))[1].append(position)
         out = []
-        for segment, positions, token_ids in groups.values():
+        for segment, positions in groups.values():
+            tokens = segment.tokens
+            found, token_ids, lengths = tokens.subjects.of_documents(
+                [doc_ids[p] for p in positions], tokens.folded_ids, folded
+            )
             term_ids = self.cache.term_ids.get(
                 (segment.id, terms), lambda s=segment: _term_ids(s, terms)
             )
-            lengths = [np.array([len(ids)], dtype=np.int64) for ids in token_ids]
-            out.append(TokenMatches.of(positions, token_ids, lengths, term_ids))
+            out.append(
+                TokenMatches.of_arrays(
+                    np.array(positions, dtype=np.int64)[found],
+                    token_ids,
+                    lengths,
+                    np.ones(len(found), dtype=np.int64),
+                    term_ids,
+                )
+            )
         return out
 
     def period_matches(

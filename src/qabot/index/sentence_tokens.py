@@ -232,6 +232,18 @@ class SubjectTokens:
         ids = self.tokens[int(self.offsets[at]) : int(self.offsets[at + 1])]
         return folded_ids[ids] if folded else ids
 
+    def of_documents(
+        self, doc_ids: Sequence[str], folded_ids: np.ndarray, folded: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """token_ids of several documents at once: which of ``doc_ids`` it describes exactly
+        (their positions), their subjects' ids back to back and each subject's length."""
+        at = [self.documents.get(d) for d in doc_ids]
+        positions = np.array([i for i, a in enumerate(at) if a is not None], dtype=np.int64)
+        places = np.array([a for a in at if a is not None], dtype=np.int64)
+        first, last = self.offsets[places], self.offsets[places + 1]
+        ids = self.tokens[concatenated_ranges(first, last)]
+        return positions, (folded_ids[ids] if folded else ids), last - first
+
 
 @dataclass(frozen=True)
 class TokenMatches:
