@@ -200,8 +200,12 @@ def _matches(sentences: list[list[list[int]]], terms: int) -> TokenMatches:
     """Passages of sentences, each sentence a list of term columns (-1: another word)."""
     ids = [np.array([t for s in p for t in s], dtype=np.int32) for p in sentences]
     lengths = [np.array([len(s) for s in p], dtype=np.int64) for p in sentences]
-    return TokenMatches.of(
-        list(range(len(sentences))), ids, lengths, np.arange(terms, dtype=np.int32)
+    return TokenMatches.of_arrays(
+        np.arange(len(sentences), dtype=np.int64),
+        np.concatenate(ids),
+        np.concatenate(lengths),
+        np.array([len(x) for x in lengths], dtype=np.int64),
+        np.arange(terms, dtype=np.int32),
     )
 
 

@@ -595,7 +595,7 @@ class Searcher:
     def _subjects(self, query: Query, rows: np.ndarray, passages: Sequence[Passage]) -> _Subjects:
         """The candidates' reports' subjects against the question's words (syllables) and
         names (bigrams): from the subject tokens a segment stored, or from the subject's
-        text where it has none."""
+        text where it has none; and the reports' headers against its words."""
         first_passage: dict[str, int] = {}  # one report's passages share its header
         for i, passage in enumerate(passages):
             first_passage.setdefault(passage.doc_id, i)

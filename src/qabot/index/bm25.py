@@ -446,8 +446,8 @@ def distinct_rows(read: np.ndarray, slot: np.ndarray) -> tuple[np.ndarray, np.nd
     rows. They are sorted by their low 16 bits, then stably by their high 16 bits: numpy
     sorts 16-bit keys stably by counting, in linear time. At a million passages a question
     reads about 27,000 postings: 0.49 ms against 0.78 ms with a comparison sort, and
-    against marking the rows in a byte per passage and scanning it (1.1 against 0.8 ms at
-    40,000 postings, 2.4 against 2.0 at 100,000). Every slot read was written by this
+    against marking the rows in a byte per passage and scanning it (0.8 against 1.1 ms at
+    40,000 postings, 2.0 against 2.4 at 100,000). Every slot read was written by this
     query, so the slots need no clearing."""
     positions = np.arange(len(read), dtype=np.int32)
     slot[read] = positions

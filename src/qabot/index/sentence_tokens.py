@@ -226,11 +226,8 @@ class SubjectTokens:
     def token_ids(self, doc_id: str, folded_ids: np.ndarray, folded: bool) -> np.ndarray | None:
         """The subject's syllable ids (their folded twins' for a question typed without
         diacritics); None for a document it cannot describe exactly."""
-        at = self.documents.get(doc_id)
-        if at is None:
-            return None
-        ids = self.tokens[int(self.offsets[at]) : int(self.offsets[at + 1])]
-        return folded_ids[ids] if folded else ids
+        found, ids, _ = self.of_documents([doc_id], folded_ids, folded)
+        return ids if len(found) else None
 
     def of_documents(
         self, doc_ids: Sequence[str], folded_ids: np.ndarray, folded: bool
@@ -253,23 +250,6 @@ class TokenMatches:
     matches: np.ndarray  # (tokens, terms) bool: token k is term j
     sentence_starts: np.ndarray  # (sentences,): each sentence's first token in matches
     passage_sentences: np.ndarray  # (passages + 1,): each passage's first sentence, and the end
-
-    @classmethod
-    def of(
-        cls,
-        positions: list[int],
-        token_ids: list[np.ndarray],
-        sentence_lengths: list[np.ndarray],
-        term_ids: np.ndarray,
-    ) -> TokenMatches:
-        """From each passage's token ids and its sentences' lengths in tokens."""
-        return cls.of_arrays(
-            np.array(positions, dtype=np.int64),
-            np.concatenate(token_ids) if token_ids else np.zeros(0, np.int32),
-            np.concatenate(sentence_lengths) if sentence_lengths else np.zeros(0, np.int64),
-            np.array([len(x) for x in sentence_lengths], dtype=np.int64),
-            term_ids,
-        )
 
     @classmethod
     def of_arrays(
